@@ -1,0 +1,258 @@
+"""Governance areas: the hierarchy (区 → 镇/街道 → 村/社区 → 网格), look-ups and partition checks.
+
+GeoJSON is built in PostGIS (`ST_AsGeoJSON` + `json_agg`) so a layer of hundreds of polygons is
+one round trip and no Python geometry objects. Areas in square metres use `geography`, which is
+metric for any jurisdiction (郾城区 or an imported Chicago), never degrees.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from . import crs as crs_mod
+from .errors import InvalidInput, NotFound
+from .models import LEVEL_BY_NAME, LEVELS
+
+GEOJSON_DIGITS = 7  # 1e-7° ≈ 1 cm: exact enough for boundaries, half the bytes of full precision
+
+# Tolerances of the partition check: a gap or overlap smaller than this is numerical noise.
+GAP_TOLERANCE_M2 = 1.0
+OVERLAP_TOLERANCE_M2 = 1e-6
+
+
+def parse_level(value) -> int | None:
+    """Accept a level as 1–5 or its name (district, township, village, grid, microgrid)."""
+    if value is None or value == "":
+        return None
+    text_value = str(value).strip().lower()
+    if text_value in LEVEL_BY_NAME:
+        return LEVEL_BY_NAME[text_value]
+    if text_value.isdigit() and int(text_value) in LEVELS:
+        return int(text_value)
+    names = ", ".join(f"{n} ({k})" for k, n in LEVELS.items())
+    raise InvalidInput("level", f"level must be one of {names}; got {value!r}")
+
+
+def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    """Parse 'minx,miny,maxx,maxy' in degrees."""
+    if value is None or value == "":
+        return None
+    expected = "bbox must be minx,miny,maxx,maxy in degrees"
+    parts = str(value).split(",")
+    try:
+        minx, miny, maxx, maxy = (float(p) for p in parts)
+    except ValueError:
+        raise InvalidInput("bbox", f"{expected}; got {value!r}") from None
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
+        raise InvalidInput("bbox", f"{expected}; got {value!r}")
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise InvalidInput("bbox", f"{expected} with min ≤ max within ±180/±90; got {value!r}")
+    return minx, miny, maxx, maxy
+
+
+def parse_point(lon, lat, crs: str | None = "wgs84") -> tuple[float, float, str]:
+    """Parse a lon/lat pair in a named coordinate system; return WGS84 lon, lat and the system."""
+    values = []
+    for name, raw, limit in (("lon", lon, 180), ("lat", lat, 90)):
+        if raw is None or str(raw).strip() == "":
+            raise InvalidInput(name, f"{name} is required (decimal degrees)")
+        try:
+            v = float(raw)
+        except ValueError:
+            raise InvalidInput(name, f"{name} must be decimal degrees; got {raw!r}") from None
+        if not math.isfinite(v) or abs(v) > limit:
+            raise InvalidInput(name, f"{name} must be between -{limit} and {limit}; got {raw!r}")
+        values.append(v)
+    try:
+        system = crs_mod.normalise_crs(crs or "wgs84")
+    except ValueError as exc:
+        raise InvalidInput("crs", str(exc)) from None
+    wlon, wlat = crs_mod.to_wgs84(values[0], values[1], system)
+    return wlon, wlat, system
+
+
+def area_row(session: Session, code: str):
+    """Fetch one area's id, code, level and path, or raise NotFound."""
+    row = session.execute(text("SELECT id, code, name, level, path::text AS path FROM areas "
+                               "WHERE code = :c"), {"c": code}).mappings().first()
+    if row is None:
+        raise NotFound(f"no area with code {code!r}", field="code")
+    return row
+
+
+_FEATURE_SQL = """
+    json_build_object(
+        'type', 'Feature',
+        'id', a.code,
+        'geometry', ST_AsGeoJSON(a.geom, :digits)::json,
+        'properties', json_build_object(
+            'code', a.code, 'name', a.name, 'level', a.level,
+            'kind', a.kind, 'parent_code', p.code, 'parent_name', p.name,
+            'group', g.name, 'households', a.households, 'population', a.population,
+            'urban', a.urban, 'version', a.version,
+            'staff', (SELECT count(*) FROM area_staff s WHERE s.area_id = a.id)))
+"""
+
+
+def features(session: Session, *, level: int | None = None, parent: str | None = None,
+             bbox: tuple[float, float, float, float] | None = None) -> str:
+    """Return a GeoJSON FeatureCollection (as text) of areas filtered by level, subtree and bbox."""
+    where, params = ["true"], {"digits": GEOJSON_DIGITS}
+    if level is not None:
+        where.append("a.level = :level")
+        params["level"] = level
+    if parent:
+        root = area_row(session, parent)
+        # `path <@ root` is answered by the GiST index on areas.path; the root itself is excluded.
+        where.append("a.path <@ CAST(:root_path AS ltree) AND a.id <> :root_id")
+        params.update(root_path=root["path"], root_id=root["id"])
+    if bbox:
+        # `&&` against an envelope in the column's SRID lets the GiST index on geom prune.
+        where.append("a.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
+        params.update(minx=bbox[0], miny=bbox[1], maxx=bbox[2], maxy=bbox[3])
+    sql = f"""
+        SELECT json_build_object('type', 'FeatureCollection',
+                                 'features', COALESCE(json_agg(f ORDER BY code), '[]'::json))::text
+          FROM (SELECT {_FEATURE_SQL} AS f, a.code
+                  FROM areas a
+                  LEFT JOIN areas p ON p.id = a.parent_id
+                  LEFT JOIN area_groups g ON g.id = a.group_id
+                 WHERE {' AND '.join(where)}) s
+    """
+    return session.execute(text(sql), params).scalar_one()
+
+
+def detail(session: Session, code: str) -> dict:
+    """Return one area as a GeoJSON Feature with its ancestors, children count and staff."""
+    row = area_row(session, code)
+    feature = session.execute(
+        text(f"SELECT {_FEATURE_SQL} FROM areas a LEFT JOIN areas p ON p.id = a.parent_id "
+             "LEFT JOIN area_groups g ON g.id = a.group_id WHERE a.id = :id"),
+        {"id": row["id"], "digits": GEOJSON_DIGITS}).scalar_one()
+    props = feature["properties"]
+    props["path"] = ancestors(session, row["path"])
+    props["children"] = session.execute(text("SELECT count(*) FROM areas WHERE parent_id = :id"),
+                                        {"id": row["id"]}).scalar_one()
+    props["staff"] = [dict(r) for r in session.execute(
+        text("SELECT s.role, p.name, p.phone FROM area_staff s JOIN people p ON p.id = s.person_id "
+             "WHERE s.area_id = :id ORDER BY array_position(ARRAY['leader','worker','supervisor'], "
+             "s.role), p.name"), {"id": row["id"]}).mappings()]
+    return feature
+
+
+def ancestors(session: Session, path: str) -> list[dict]:
+    """The areas from the root down to (and including) the area at `path`."""
+    rows = session.execute(text("SELECT code, name, level FROM areas "
+                                "WHERE path @> CAST(:p AS ltree) ORDER BY nlevel(path)"),
+                           {"p": path}).mappings()
+    return [{"code": r["code"], "name": r["name"], "level": r["level"],
+             "level_name": LEVELS.get(r["level"])} for r in rows]
+
+
+def finest_at(session: Session, lon: float, lat: float):
+    """The finest area containing a WGS84 point; on a shared edge the lowest id wins (deterministic)."""
+    return session.execute(
+        text("SELECT id, code, path::text AS path FROM areas "
+             "WHERE ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
+             "ORDER BY level DESC, id LIMIT 1"), {"lon": lon, "lat": lat}).mappings().first()
+
+
+@dataclass
+class Lookup:
+    """Where a point falls: its area path (district → grid), or why it falls nowhere."""
+
+    lon: float
+    lat: float
+    crs: str
+    wgs84: tuple[float, float]
+    path: list[dict]
+    hint: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"input": {"lon": self.lon, "lat": self.lat, "crs": self.crs},
+                "wgs84": {"lon": self.wgs84[0], "lat": self.wgs84[1]},
+                "inside": bool(self.path), "path": self.path,
+                "area": self.path[-1] if self.path else None,
+                **({"message": self.hint} if self.hint else {})}
+
+
+def lookup(session: Session, lon, lat, crs: str | None = "wgs84") -> Lookup:
+    """Return the area path containing a point given in WGS84, CGCS2000, GCJ-02 or BD-09."""
+    wlon, wlat, system = parse_point(lon, lat, crs)
+    hit = finest_at(session, wlon, wlat)
+    if hit:
+        return Lookup(float(lon), float(lat), system, (wlon, wlat), ancestors(session, hit["path"]))
+    hint = "outside every jurisdiction"
+    if abs(wlon) <= 90 and finest_at(session, wlat, wlon):
+        hint += "; with lon and lat swapped it would fall inside — check the order (lon, lat)"
+    return Lookup(float(lon), float(lat), system, (wlon, wlat), [], hint)
+
+
+def validate_partition(session: Session, root: str | None = None) -> list[dict]:
+    """Report invalid geometry, children outside their parent, gaps and sibling overlaps.
+
+    Each problem is a dict with kind, codes, area_m2 and a GeoJSON geometry of the offending piece.
+    """
+    params: dict = {"gap": GAP_TOLERANCE_M2, "overlap": OVERLAP_TOLERANCE_M2,
+                    "digits": GEOJSON_DIGITS}
+    scope = "true"
+    if root:
+        row = area_row(session, root)
+        scope = "a.path <@ CAST(:root_path AS ltree)"
+        params["root_path"] = row["path"]
+    problems: list[dict] = []
+
+    invalid = session.execute(text(f"""
+        SELECT a.code, ST_IsValidReason(a.geom) AS reason FROM areas a
+         WHERE {scope} AND NOT ST_IsValid(a.geom) ORDER BY a.code"""), params).mappings()
+    for r in invalid:
+        problems.append({"kind": "invalid_geometry", "codes": [r["code"]], "message": r["reason"],
+                         "area_m2": None, "geometry": None})
+
+    # Per parent: the children's union against the parent, both ways.
+    coverage = session.execute(text(f"""
+        WITH kids AS (
+            SELECT p.id, p.code, p.geom AS pgeom, ST_Union(a.geom) AS ugeom
+              FROM areas a JOIN areas p ON p.id = a.parent_id
+             WHERE {scope.replace('a.path', 'p.path')} AND ST_IsValid(a.geom)
+             GROUP BY p.id, p.code, p.geom)
+        SELECT code, kind, ST_Area(piece::geography) AS m2, ST_AsGeoJSON(piece, :digits) AS gj
+          FROM (SELECT code, 'gap' AS kind, ST_Difference(pgeom, ugeom) AS piece FROM kids
+                UNION ALL
+                SELECT code, 'outside_parent', ST_Difference(ugeom, pgeom) FROM kids) d
+         WHERE NOT ST_IsEmpty(piece) AND ST_Area(piece::geography) > :gap
+         ORDER BY code, kind"""), params).mappings()
+    for r in coverage:
+        problems.append({"kind": r["kind"], "codes": [r["code"]], "area_m2": r["m2"],
+                         "message": f"{r['kind'].replace('_', ' ')} of {r['m2']:.1f} m² in {r['code']}",
+                         "geometry": json.loads(r["gj"])})
+
+    overlaps = session.execute(text(f"""
+        SELECT a.code AS a, b.code AS b, ST_Area(x::geography) AS m2, ST_AsGeoJSON(x, :digits) AS gj
+          FROM areas a
+          JOIN areas b ON b.parent_id = a.parent_id AND b.id > a.id AND b.geom && a.geom
+          CROSS JOIN LATERAL (SELECT ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS x) i
+         WHERE {scope} AND ST_IsValid(a.geom) AND ST_IsValid(b.geom)
+           AND ST_Intersects(a.geom, b.geom) AND NOT ST_IsEmpty(x)
+           AND ST_Area(x::geography) > :overlap
+         ORDER BY a.code, b.code"""), params).mappings()
+    for r in overlaps:
+        problems.append({"kind": "overlap", "codes": [r["a"], r["b"]], "area_m2": r["m2"],
+                         "message": f"{r['a']} and {r['b']} overlap by {r['m2']:.6f} m²",
+                         "geometry": json.loads(r["gj"])})
+    return problems
+
+
+def counts_by_level(session: Session, root: str | None = None) -> dict[int, int]:
+    """How many areas each level has (under `root` if given, the root included)."""
+    params, scope = {}, "true"
+    if root:
+        params["p"] = area_row(session, root)["path"]
+        scope = "path <@ CAST(:p AS ltree)"
+    rows = session.execute(text(f"SELECT level, count(*) FROM areas WHERE {scope} GROUP BY level "
+                                "ORDER BY level"), params).all()
+    return {int(level): int(n) for level, n in rows}

@@ -1,0 +1,81 @@
+"""Database access: the engine for the embedded cluster or DATABASE_URL, sessions, migrations."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import settings
+from .cluster import Cluster
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def engine_url(dbname: str | None = None) -> str:
+    """DATABASE_URL if set, else the embedded cluster's socket URL."""
+    return settings.database_url() or Cluster.default().url(dbname)
+
+
+def make_engine(url: str | None = None, **kw) -> Engine:
+    """An engine with a modest pool; connections are checked before use (servers restart)."""
+    kw.setdefault("pool_pre_ping", True)
+    kw.setdefault("pool_size", 5)
+    kw.setdefault("max_overflow", 10)
+    return create_engine(url or engine_url(), **kw)
+
+
+def ensure_server() -> str:
+    """Start the embedded cluster and create its database if needed; return the URL to use."""
+    url = settings.database_url()
+    if url:
+        return url
+    cluster = Cluster.default()
+    cluster.start()
+    cluster.ensure_database()
+    return cluster.url()
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` inside one transaction."""
+    from alembic import command
+
+    cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The schema's current Alembic revision, or None before the first migration."""
+    with engine.connect() as conn:
+        exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
+        if not exists:
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on any error."""
+    session = sessionmaker(bind=engine, expire_on_commit=False)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,1 @@
+"""Map layers and analytics built on geo/. No Flask here."""

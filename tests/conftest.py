@@ -1,0 +1,174 @@
+"""Test fixtures: a real PostGIS (the embedded cluster's `anwang_test` database, or DATABASE_URL),
+the schema created once per session, the 郾城区 demo loaded once when a test asks for it, and a
+rolled-back transaction around every test (code that commits only releases a savepoint).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+TEST_DB = "anwang_test"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+# Everything the process starts (the CLI under test included) uses the test database.
+os.environ.setdefault("ANWANG_DB_NAME", TEST_DB)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    from geo import settings
+    from geo.cluster import Cluster
+
+    url = settings.database_url()
+    if url:
+        return url
+    cluster = Cluster.default()
+    cluster.start()
+    cluster.drop_database(TEST_DB)
+    cluster.ensure_database(TEST_DB)
+    return cluster.url(TEST_DB)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    from geo import db
+
+    eng = db.make_engine(database_url)
+    db.migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo(engine):
+    """The 郾城区 demo, generated and committed once for the whole session; returns the Demo."""
+    from data import load, yancheng
+    from geo import db
+
+    generated = yancheng.generate()
+    with db.session_scope(engine) as s:
+        if not load.is_loaded(s):
+            load.load(s, generated)
+    return generated
+
+
+@pytest.fixture()
+def connection(engine):
+    conn = engine.connect()
+    trans = conn.begin()
+    yield conn
+    trans.rollback()
+    conn.close()
+
+
+@pytest.fixture()
+def session(connection) -> Session:
+    """A session inside the test's transaction; its commits become savepoints."""
+    s = Session(bind=connection, join_transaction_mode="create_savepoint")
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def app(connection, database_url):
+    from web import create_app
+
+    application = create_app({"TESTING": True, "SECRET_KEY": "test-secret",
+                              "DATABASE_URL": database_url, "BASEMAP": "none"})
+    ext = application.extensions["anwang"]
+    ext["engine"] = connection.engine
+    ext["sessionmaker"] = sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
+                                       expire_on_commit=False)
+    return application
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def make_user(session):
+    """Create a user in the test transaction: make_user(role, scope=None) -> (username, password)."""
+    from geo import audit, users
+
+    counter = iter(range(1000))
+
+    def make(role: str, scope: str | None = None, password: str = "correct horse 1") -> tuple[str, str]:
+        name = f"t_{role}_{next(counter)}"
+        if scope is None and role != "admin":
+            scope = session.execute(text("SELECT code FROM areas ORDER BY level, code LIMIT 1")).scalar()
+        users.add_user(session, audit.Actor("test"), name, role, password=password,
+                       scopes=[scope] if scope else None)
+        session.flush()
+        return name, password
+
+    return make
+
+
+@pytest.fixture()
+def login(client, make_user, session):
+    """Log the test client in with a new user of `role`; return the username."""
+    def do(role: str = "admin", scope: str | None = None) -> str:
+        name, _ = make_user(role, scope)
+        uid = session.execute(text("SELECT id FROM users WHERE username = :u"), {"u": name}).scalar()
+        with client.session_transaction() as sess:
+            sess["uid"] = uid
+        return name
+
+    return do
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """The shared real-data folder; skipped with a reason outside CI when absent, an error in CI."""
+    from geo import settings
+
+    path = settings.realdata_dir()
+    if not path.is_dir():
+        if in_ci():
+            pytest.fail(f"real data folder {path} is missing (set ANWANG_REALDATA)")
+        pytest.skip(f"real data folder {path} is absent (set ANWANG_REALDATA to run these)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture()
+def tiny(session):
+    """A hand-made 4-level region of boxes near (10°E, 10°N): codes TZ, TZ1…, exact partition.
+
+    TZ (district) → TZ1, TZ2 (west/east halves) → TZ1A, TZ1B (south/north) → TZ1A1, TZ1A2 (west/east).
+    """
+    def add(code, level, parent, x0, y0, x1, y1, households=None):
+        return session.execute(text(
+            "INSERT INTO areas (code, name, level, parent_id, geom, households, population) VALUES "
+            "(:c, :n, :l, (SELECT id FROM areas WHERE code = :p), "
+            "ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)), :h, :pop) RETURNING id"),
+            {"c": code, "n": f"测试{code}", "l": level, "p": parent, "x0": x0, "y0": y0,
+             "x1": x1, "y1": y1, "h": households, "pop": households and households * 3}).scalar_one()
+
+    add("TZ", 1, None, 10.0, 10.0, 10.04, 10.04)
+    for ti, (tx0, tx1) in enumerate(((10.0, 10.02), (10.02, 10.04)), start=1):
+        t = f"TZ{ti}"
+        add(t, 2, "TZ", tx0, 10.0, tx1, 10.04)
+        for vi, (vy0, vy1) in zip("AB", ((10.0, 10.02), (10.02, 10.04))):
+            v = f"{t}{vi}"
+            add(v, 3, t, tx0, vy0, tx1, vy1)
+            mid = (tx0 + tx1) / 2
+            add(f"{v}1", 4, v, tx0, vy0, mid, vy1, 300)
+            add(f"{v}2", 4, v, mid, vy0, tx1, vy1, 420)
+    session.flush()
+    return "TZ"

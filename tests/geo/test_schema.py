@@ -1,0 +1,92 @@
+"""The schema as migrated: indexes, partitions, the area path trigger, constraints."""
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+
+def test_every_geometry_column_has_a_gist_index(session):
+    columns = session.execute(text(
+        "SELECT f_table_name, f_geometry_column FROM geometry_columns "
+        "WHERE f_table_schema = 'public' AND f_table_name NOT LIKE 'positions\\_%'")).all()
+    assert {t for t, _ in columns} >= {"areas", "area_versions", "entities", "places", "roads",
+                                       "incidents", "positions", "tracks"}
+    for table, column in columns:
+        indexed = session.execute(text("""
+            SELECT count(*) FROM pg_index i
+              JOIN pg_class c ON c.oid = i.indexrelid
+              JOIN pg_am am ON am.oid = c.relam
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+             WHERE i.indrelid = CAST(:t AS regclass) AND a.attname = :c AND am.amname = 'gist'"""),
+            {"t": table, "c": column}).scalar()
+        assert indexed, f"{table}.{column} has no GiST index"
+
+
+def test_schema_has_the_whole_model(session):
+    tables = set(session.execute(text(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+    expected = {"areas", "area_versions", "boundary_changes", "area_groups", "people", "area_staff",
+                "entities", "departments", "places", "roads", "incidents", "incident_events",
+                "incident_links", "units", "shifts", "tracks", "risk_levels", "users", "roles",
+                "user_scopes", "api_tokens", "audit_log"}
+    assert expected <= tables
+    kind = session.execute(text("SELECT relkind FROM pg_class WHERE relname = 'positions'")).scalar()
+    assert kind == "p"  # partitioned
+
+
+def _area(session, code, level, parent_id=None, box=(0, 0, 1, 1)):
+    return session.execute(text(
+        "INSERT INTO areas (code, name, level, parent_id, geom) VALUES "
+        "(:c, :n, :l, :p, ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))) RETURNING id"),
+        {"c": code, "n": code, "l": level, "p": parent_id, "x0": box[0], "y0": box[1], "x1": box[2],
+         "y1": box[3]}).scalar_one()
+
+
+def test_path_trigger_keeps_subtrees_when_a_branch_moves(session):
+    root = _area(session, "T1", 1)
+    a = _area(session, "T1A", 2, root)
+    b = _area(session, "T1B", 2, root)
+    v = _area(session, "T1A1", 3, a)
+    g = _area(session, "T1A1G", 4, v)
+    subtree = lambda code: set(session.execute(text(
+        "SELECT c.code FROM areas c, areas r WHERE r.code = :r AND c.path <@ r.path AND c.id <> r.id"),
+        {"r": code}).scalars())
+    assert subtree("T1A") == {"T1A1", "T1A1G"}
+    session.execute(text("UPDATE areas SET parent_id = :b WHERE id = :v"), {"b": b, "v": v})
+    assert subtree("T1A") == set()
+    assert subtree("T1B") == {"T1A1", "T1A1G"}
+    path = session.execute(text("SELECT path::text FROM areas WHERE id = :g"), {"g": g}).scalar()
+    assert path == f"{root}.{b}.{v}.{g}"
+
+
+def test_an_area_cannot_move_under_its_own_descendant(session):
+    root = _area(session, "T2", 1)
+    child = _area(session, "T2A", 2, root)
+    with pytest.raises(Exception, match="own descendant"):
+        session.execute(text("UPDATE areas SET parent_id = :c WHERE id = :r"), {"c": child, "r": root})
+
+
+def test_positions_are_unique_per_unit_and_time_and_partitioned_by_day(session):
+    unit = session.execute(text("INSERT INTO units (callsign, kind) VALUES ('T-01', 'car') "
+                                "RETURNING id")).scalar_one()
+    day = dt.date(2026, 1, 2)
+    name = session.execute(text("SELECT ensure_position_partition(:d)"), {"d": day}).scalar()
+    assert name == "positions_20260102"
+    assert session.execute(text("SELECT ensure_position_partition(:d)"), {"d": day}).scalar() == name
+    insert = text("INSERT INTO positions (unit_id, ts, geom) VALUES (:u, :ts, "
+                  "ST_SetSRID(ST_MakePoint(114, 33.6), 4326)) ON CONFLICT DO NOTHING")
+    ts = dt.datetime(2026, 1, 2, 12, tzinfo=dt.timezone.utc)
+    session.execute(insert, {"u": unit, "ts": ts})
+    session.execute(insert, {"u": unit, "ts": ts})
+    assert session.execute(text("SELECT count(*) FROM positions_20260102")).scalar() == 1
+    with pytest.raises(IntegrityError):
+        with session.begin_nested():
+            session.execute(text("INSERT INTO positions (unit_id, ts, geom) VALUES (:u, :ts, "
+                                 "ST_SetSRID(ST_MakePoint(114, 33.6), 4326))"), {"u": unit, "ts": ts})
+
+
+def test_incident_category_is_checked(session):
+    with pytest.raises(IntegrityError):
+        with session.begin_nested():
+            session.execute(text("INSERT INTO incidents (category, occurred_at) VALUES ('gossip', now())"))

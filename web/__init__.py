@@ -1,0 +1,22 @@
+"""Anwang's web application: `create_app(config=None)` builds it; nothing happens at import time."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: defaults, then the environment, then `config` (tests pass a mapping)."""
+    from . import api, auth, database, errors, i18n, pages, vendor
+    from .config import load
+
+    app = Flask(__name__)
+    app.config.from_mapping(load(config))
+    database.init_app(app)
+    errors.register(app)
+    i18n.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(vendor.bp)
+    auth.check_declared(app)
+    return app

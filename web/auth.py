@@ -1,0 +1,174 @@
+"""Authentication (session login or bearer token), role checks, area scope, CSRF.
+
+Every view declares who may call it with `@roles(...)` or `@public`; `check_declared` refuses to
+start an app with an undeclared route, so a forgotten decorator is a start-up error, not a hole.
+"""
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, Flask, current_app, flash, g, redirect, render_template, request,
+                   session, url_for)
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import text
+
+from geo import users as users_core
+from geo.errors import Forbidden
+from geo.users import Principal
+
+from . import database
+from .errors import error_response
+
+csrf = CSRFProtect()
+bp = Blueprint("auth", __name__)
+ANY_USER = ("admin", "dispatcher", "planner", "analyst", "grid_worker")
+
+
+def roles(*allowed: str):
+    """Allow the view to users with one of these roles (admin always passes)."""
+    unknown = set(allowed) - set(ANY_USER)
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            user = current_user()
+            if user is None:
+                if _is_api():
+                    return error_response(401, "unauthorized", "login or a bearer token is required")
+                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            if user.role != "admin" and user.role not in allowed:
+                return error_response(403, "forbidden",
+                                      f"role {user.role!r} may not use this; needs one of "
+                                      f"{', '.join(allowed)}")
+            return view(*args, **kwargs)
+
+        wrapper.anwang_roles = tuple(allowed)
+        return wrapper
+
+    return decorate
+
+
+def public(view):
+    """Mark a view as open to everyone, logged in or not."""
+    view.anwang_roles = ("public",)
+    return view
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def current_user() -> Principal | None:
+    """The caller: from a bearer token, else from the session cookie; cached per request."""
+    if "principal" in g:
+        return g.principal
+    principal = None
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        principal = users_core.principal_for_token(database.session(), header[7:].strip())
+        database.session().commit()  # keep last_used_at
+    elif session.get("uid"):
+        principal = users_core.load_principal(database.session(), session["uid"])
+    g.principal = principal
+    return principal
+
+
+def actor():
+    """The audit actor for the current request."""
+    user = current_user()
+    from geo.audit import Actor
+
+    if user is None:
+        return Actor(name="anonymous", remote_addr=request.remote_addr)
+    return user.actor(request.remote_addr)
+
+
+def require_scope(area_code: str) -> None:
+    """Raise Forbidden unless the current user may act in the area (its subtree scope)."""
+    user = current_user()
+    if user is None:
+        raise Forbidden("login required")
+    if user.everywhere:
+        return
+    inside = database.session().execute(
+        text("SELECT EXISTS (SELECT 1 FROM areas a WHERE a.code = :c AND "
+             "a.path <@ ANY (CAST(:paths AS ltree[])))"),
+        {"c": area_code, "paths": user.scope_paths}).scalar()
+    if not inside:
+        raise Forbidden(f"area {area_code} is outside your scope ({', '.join(user.scope_codes)})",
+                        field="area")
+
+
+def _safe_next(target: str | None) -> str:
+    # Only local paths: an absolute URL here would be an open redirect.
+    if not target or urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("pages.index")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    if request.method == "POST":
+        user = users_core.authenticate(database.session(), request.form.get("username", "").strip(),
+                                       request.form.get("password", ""))
+        if user is None:
+            flash(_("Wrong username or password."), "error")
+            return render_template("login.html"), 401
+        session.clear()
+        session["uid"] = user.id
+        session.permanent = True
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html")
+
+
+@bp.route("/logout", methods=["POST"])
+@public
+def logout():
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+def init_app(app: Flask) -> None:
+    csrf.init_app(app)
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def protect_from_csrf():
+        # Bearer-token calls carry no ambient credential, so CSRF does not apply to them.
+        if request.method in ("GET", "HEAD", "OPTIONS") or request.routing_exception is not None:
+            return None  # reads need no token; a 404/405 is answered as such
+        if request.headers.get("Authorization", "").lower().startswith("bearer "):
+            return None
+        view = current_app.view_functions.get(request.endpoint)
+        if getattr(view, "anwang_csrf_exempt", False):
+            return None
+        csrf.protect()
+        return None
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError):
+        return error_response(400, "csrf", f"CSRF check failed: {exc.description}")
+
+    @app.context_processor
+    def inject_user():
+        return {"current_user": current_user()}
+
+
+def csrf_exempt(view):
+    """Exempt a view that authenticates by device token, not by cookie."""
+    view.anwang_csrf_exempt = True
+    return view
+
+
+def check_declared(app: Flask) -> None:
+    """Refuse to start if any route lacks a role declaration."""
+    missing = [rule.rule for rule in app.url_map.iter_rules()
+               if rule.endpoint != "static"
+               and not hasattr(app.view_functions[rule.endpoint], "anwang_roles")]
+    if missing:
+        raise RuntimeError(f"routes without @roles/@public: {', '.join(sorted(missing))}")

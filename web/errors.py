@@ -1,0 +1,45 @@
+"""One error shape for the API — {"error": {"code", "message", "field"}} — and pages otherwise."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from geo.errors import AnwangError, Conflict, Forbidden, InvalidInput, NotFound, SetupError
+
+STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, Forbidden: 403, SetupError: 503}
+log = logging.getLogger(__name__)
+
+
+def _wants_json() -> bool:
+    return (request.path.startswith("/api/") or request.path.startswith("/osmand")
+            or request.accept_mimetypes.best == "application/json")
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None,
+                   details: dict | None = None):
+    if _wants_json():
+        body = {"error": {"code": code, "message": message, "field": field}}
+        if details:
+            body["error"]["details"] = details
+        return jsonify(body), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(AnwangError)
+    def domain_error(exc: AnwangError):
+        status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+        return error_response(status, exc.code, exc.message, exc.field, exc.details)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        # Internals stay in the log, never in the response body.
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal server error")

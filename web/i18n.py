@@ -1,0 +1,33 @@
+"""Chinese by default, English selectable (?lang=en, remembered in a cookie)."""
+from __future__ import annotations
+
+from flask import Flask, current_app, g, request
+from flask_babel import Babel
+
+from .config import project_path
+
+COOKIE = "anwang_lang"
+
+
+def select_locale() -> str:
+    languages = current_app.config["LANGUAGES"]
+    wanted = request.args.get("lang") or request.cookies.get(COOKIE)
+    if wanted in languages:
+        return wanted
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def init_app(app: Flask) -> None:
+    Babel(app, locale_selector=select_locale,
+          default_translation_directories=str(project_path("web", "translations")))
+
+    @app.after_request
+    def remember_language(response):
+        lang = request.args.get("lang")
+        if lang in app.config["LANGUAGES"]:
+            response.set_cookie(COOKIE, lang, max_age=365 * 86400, samesite="Lax", httponly=True)
+        return response
+
+    @app.context_processor
+    def inject_locale():
+        return {"locale": select_locale()}
