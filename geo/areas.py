@@ -65,7 +65,10 @@ def parse_point(lon, lat, crs: str | None = "wgs84") -> tuple[float, float, str]
         except ValueError:
             raise InvalidInput(name, f"{name} must be decimal degrees; got {raw!r}") from None
         if not math.isfinite(v) or abs(v) > limit:
-            raise InvalidInput(name, f"{name} must be between -{limit} and {limit}; got {raw!r}")
+            hint = ""
+            if name == "lat" and values and abs(values[0]) <= 90 and abs(v) <= 180:
+                hint = " — it looks like a longitude: are lon and lat swapped?"
+            raise InvalidInput(name, f"{name} must be between -{limit} and {limit}; got {raw!r}{hint}")
         values.append(v)
     try:
         system = crs_mod.normalise_crs(crs or "wgs84")

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-TEST_DB = "anwang_test"
+TEST_DB = os.environ.get("ANWANG_TEST_DB", "anwang_test")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 # Everything the process starts (the CLI under test included) uses the test database.

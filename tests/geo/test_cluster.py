@@ -7,6 +7,7 @@ from sqlalchemy import text
 from geo import settings
 from geo.cluster import Cluster
 from geo.errors import SetupError
+from tests.conftest import TEST_DB
 
 pytestmark = pytest.mark.skipif(bool(settings.database_url()), reason="DATABASE_URL is set")
 
@@ -15,8 +16,8 @@ def test_second_start_is_a_no_op(engine):
     cluster = Cluster.default()
     assert cluster.running()
     assert cluster.start() is False
-    cluster.ensure_database("anwang_test")
-    assert cluster.ensure_database("anwang_test") is False
+    cluster.ensure_database(TEST_DB)
+    assert cluster.ensure_database(TEST_DB) is False
 
 
 def test_listens_on_the_socket_only_and_not_as_root(session):

@@ -39,8 +39,16 @@
         { subdomains: "01234567", maxZoom: 18 }),
     ]);
   }
-  const initial = { osm: t.basemap_osm, tianditu: t.basemap_tianditu, none: t.basemap_none }[config.basemap];
-  (basemaps[initial] || basemaps[t.basemap_none]).addTo(map);
+  // The basemap: ?basemap= in the address, else the user's last choice, else the configured one.
+  const BASEMAP_NAMES = { osm: t.basemap_osm, tianditu: t.basemap_tianditu, none: t.basemap_none };
+  const chosen = new URLSearchParams(window.location.search).get("basemap") ||
+    window.localStorage.getItem("anwang.basemap") || config.basemap;
+  (basemaps[BASEMAP_NAMES[chosen]] || basemaps[BASEMAP_NAMES[config.basemap]] ||
+    basemaps[t.basemap_none]).addTo(map);
+  map.on("baselayerchange", function (e) {
+    const key = Object.keys(BASEMAP_NAMES).find(function (k) { return BASEMAP_NAMES[k] === e.name; });
+    if (key) { window.localStorage.setItem("anwang.basemap", key); }
+  });
 
   const layers = {};        // level -> L.GeoJSON once loaded
   const pending = {};       // level -> Promise while loading
