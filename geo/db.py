@@ -48,8 +48,8 @@ def alembic_config(url: str):
     return cfg
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` inside one transaction."""
+def migrate(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to `revision` (every branch head by default) inside one transaction."""
     from alembic import command
 
     cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
@@ -59,12 +59,13 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
 
 def schema_revision(engine: Engine) -> str | None:
-    """The schema's current Alembic revision, or None before the first migration."""
+    """The schema's current Alembic revision(s), comma-separated, or None before the first migration."""
     with engine.connect() as conn:
         exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
         if not exists:
             return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        heads = conn.execute(text("SELECT version_num FROM alembic_version ORDER BY 1")).scalars()
+        return ",".join(heads) or None
 
 
 @contextmanager
