@@ -5,6 +5,8 @@ rolled-back transaction around every test (code that commits only releases a sav
 from __future__ import annotations
 
 import os
+import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,63 @@ def tiny(session):
             add(f"{v}2", 4, v, mid, vy0, tx1, vy1, 420)
     session.flush()
     return "TZ"
+
+
+# -- browser tests ---------------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def live_server(engine, demo, database_url):
+    """live_server(BASEMAP="none", ...) -> base URL of the app on a free local port.
+
+    The app has its own engine on the committed test database (the demo); one server per distinct
+    configuration, all stopped at the end of the session.
+    """
+    from werkzeug.serving import make_server
+
+    from web import create_app
+
+    servers = {}
+
+    def start(**config) -> str:
+        key = tuple(sorted(config.items()))
+        if key not in servers:
+            app = create_app({"SECRET_KEY": "browser-test", "DATABASE_URL": database_url,
+                              "BASEMAP": "none", **config})
+            server = make_server("127.0.0.1", 0, app, threaded=True)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            servers[key] = server
+        return f"http://127.0.0.1:{servers[key].server_port}"
+
+    yield start
+    for server in servers.values():
+        server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser_user(engine):
+    """A committed admin for logging in through the real login page: (username, password)."""
+    from geo import audit, db, users
+
+    name, password = "browser_admin", "browser-pass-1"
+    with db.session_scope(engine) as s:
+        users.add_user(s, audit.Actor("test"), name, "admin", password=password, replace=True)
+    yield name, password
+    with db.session_scope(engine) as s:
+        s.execute(text("DELETE FROM users WHERE username = :u"), {"u": name})
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The system Chromium, headless, via Playwright (no browser download)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("the system Chromium is missing: `make test-deps` installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        yield b
+        b.close()

@@ -2,96 +2,17 @@
 boundaries are drawn, the click panel fills, no request leaves the machine, no console error."""
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
-from werkzeug.serving import make_server
 
-from geo import audit, db, users
+from tests.browser import login, open_page
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-
-
-@pytest.fixture(scope="module")
-def live_server(engine, demo, database_url):
-    """Start the app on a free local port with the given default basemap; stopped after the module."""
-    from web import create_app
-
-    servers = {}
-
-    def start(basemap: str) -> str:
-        if basemap not in servers:
-            app = create_app({"SECRET_KEY": "browser-test", "DATABASE_URL": database_url,
-                              "BASEMAP": basemap})
-            server = make_server("127.0.0.1", 0, app, threaded=True)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            servers[basemap] = server
-        return f"http://127.0.0.1:{servers[basemap].server_port}"
-
-    yield start
-    for server in servers.values():
-        server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser_user(engine):
-    name, password = "browser_admin", "browser-pass-1"
-    with db.session_scope(engine) as s:
-        users.add_user(s, audit.Actor("test"), name, "admin", password=password, replace=True)
-    yield name, password
-    with db.session_scope(engine) as s:
-        s.execute(text("DELETE FROM users WHERE username = :u"), {"u": name})
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("the system Chromium is missing: `make test-deps` installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
-        yield b
-        b.close()
-
-
-def open_page(browser, base_url, external: list, console_errors: list):
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-
-    def gate(route):
-        host = urlsplit(route.request.url).hostname
-        if host in LOCAL_HOSTS:
-            route.continue_()
-        else:
-            external.append(route.request.url)
-            route.abort("internetdisconnected")
-
-    context.route("**/*", gate)
-    page = context.new_page()
-    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: console_errors.append(str(e)))
-    return page
-
-
-def login(page, base_url, name, password):
-    page.goto(f"{base_url}/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/")
-
 
 def test_map_renders_offline_with_boundaries_and_panel(live_server, browser, browser_user, artifacts):
-    base = live_server("none")
+    base = live_server(BASEMAP="none")
     external, errors = [], []
     page = open_page(browser, base, external, errors)
     try:
@@ -122,7 +43,7 @@ def test_map_renders_offline_with_boundaries_and_panel(live_server, browser, bro
 
 def test_osm_basemap_is_the_only_thing_that_would_leave_and_the_map_still_works(
         live_server, browser, browser_user, artifacts):
-    base = live_server("osm")
+    base = live_server(BASEMAP="osm")
     external, errors = [], []
     page = open_page(browser, base, external, errors)
     try:

@@ -1,0 +1,34 @@
+"""Browser-test helpers: the system Chromium with every non-local request blocked and recorded."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+def open_page(browser, base_url, external: list, console_errors: list):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+
+    def gate(route):
+        host = urlsplit(route.request.url).hostname
+        if host in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    context.route("**/*", gate)
+    page = context.new_page()
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console_errors.append(str(e)))
+    return page
+
+
+def login(page, base_url, name, password):
+    page.goto(f"{base_url}/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
+
+
