@@ -18,5 +18,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(vendor.bp)
+    from . import live, patrol  # patrol dispatch: units, ingest, /osmand, /dispatch, /api/live
+    patrol.init_app(app)
+    app.register_blueprint(live.bp)
     auth.check_declared(app)
     return app

@@ -1,0 +1,687 @@
+"""Patrol units and their positions: device tokens, idempotent ingest, quality flags, live events.
+
+A unit (car, foot patrol, volunteer team) reports fixes from a tracking device. Every fix lands in
+the day-partitioned `positions` table keyed by (unit_id, ts), so a replayed or overlapping batch
+changes nothing and late fixes are simply slotted in. Two quality flags keep bad fixes out of
+tracks and coverage while still storing them:
+
+- bit 1 (FLAG_JUMP): reaching the fix from the previous clean fix needs a speed above the limit
+  (`ANWANG_MAX_SPEED_MS`, default 55 m/s ≈ 200 km/h);
+- bit 2 (FLAG_ACCURACY): the device reports an accuracy radius above `ANWANG_POOR_ACCURACY_M`
+  (default 100 m).
+
+Batches go through COPY into a session-local temp table and one INSERT … ON CONFLICT DO NOTHING;
+a single ping (OsmAnd) is one INSERT. The unit's newest clean fix is kept in
+`unit_last_positions` and published to the live map with `live_publish`, whose NOTIFY reaches the
+listeners only when the transaction commits.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from . import audit
+from .errors import Conflict, InvalidInput, NotFound
+from .models import UNIT_KINDS
+from .users import hash_token
+
+FLAG_JUMP = 1
+FLAG_ACCURACY = 2
+STATUSES = ("on_duty", "busy", "off_duty")
+STALE_SECONDS = 120
+TOKEN_PREFIX = "dev_"
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)   # GPS week roll-overs and 1901 epochs are not times
+MAX_BATCH = 10000
+CALLSIGN = re.compile(r"^[\w.\-·]{1,32}$", re.UNICODE)
+EARTH_RADIUS = 6371008.8
+
+
+def max_speed() -> float:
+    """Speed (m/s) above which a fix is an impossible jump."""
+    return float(os.environ.get("ANWANG_MAX_SPEED_MS") or 55.0)
+
+
+def poor_accuracy() -> float:
+    """Accuracy radius (m) above which a fix is too vague for tracks."""
+    return float(os.environ.get("ANWANG_POOR_ACCURACY_M") or 100.0)
+
+
+def haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in metres (mean Earth radius)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS * math.asin(min(1.0, math.sqrt(a)))
+
+
+# -- units -----------------------------------------------------------------------------------
+@dataclass
+class UnitRef:
+    """What the ingest needs to know about the reporting unit."""
+
+    id: int
+    callsign: str
+    kind: str
+    status: str
+    district_code: str | None
+    area_path: str | None
+    last_ts: datetime | None = None
+    last_lon: float | None = None
+    last_lat: float | None = None
+    seen_at: datetime | None = None
+    missing_days: list | None = None   # of the days asked for at look-up; None: not asked
+    days_checked: tuple = ()
+
+
+def _area(session: Session, code: str):
+    row = session.execute(text("SELECT id, code, level, path::text AS path FROM areas WHERE code = :c"),
+                          {"c": code}).mappings().first()
+    if row is None:
+        raise NotFound(f"no area with code {code!r}", field="area")
+    return row
+
+
+def _district_of(session: Session, area) -> str | None:
+    return session.execute(text(
+        "SELECT d.code FROM areas d WHERE d.level = 1 AND CAST(:p AS ltree) <@ d.path "
+        "ORDER BY nlevel(d.path) LIMIT 1"), {"p": area["path"]}).scalar()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(24)
+
+
+def add_unit(session: Session, actor: audit.Actor, callsign: str, kind: str,
+             device_id: str | None = None, area: str | None = None,
+             status: str = "off_duty") -> tuple[int, str]:
+    """Create a unit; return (id, device token). Only the token's SHA-256 is stored."""
+    callsign = (callsign or "").strip()
+    if not CALLSIGN.match(callsign):
+        raise InvalidInput("callsign", "call sign must be 1–32 letters, digits or .-·; "
+                                       f"got {callsign!r}")
+    if kind not in UNIT_KINDS:
+        raise InvalidInput("kind", f"kind must be one of {', '.join(UNIT_KINDS)}; got {kind!r}")
+    if status not in STATUSES:
+        raise InvalidInput("status", f"status must be one of {', '.join(STATUSES)}; got {status!r}")
+    device_id = (device_id or "").strip() or None
+    if device_id is not None and not re.match(r"^[\w.:\-]{1,64}$", device_id):
+        raise InvalidInput("device_id", "device id must be 1–64 letters, digits or .:-_")
+    home = _area(session, area) if area else None
+    district = _district_of(session, home) if home else None
+    clash = session.execute(text("SELECT callsign, device_id FROM units WHERE callsign = :c OR "
+                                 "(CAST(:d AS text) IS NOT NULL AND device_id = :d)"),
+                            {"c": callsign, "d": device_id}).first()
+    if clash:
+        which = "callsign" if clash.callsign == callsign else "device_id"
+        raise Conflict(f"a unit with this {which.replace('_', ' ')} already exists "
+                       f"({clash.callsign})", field=which)
+    token = new_token()
+    unit_id = session.execute(text(
+        "INSERT INTO units (callsign, kind, device_id, token_hash, home_area_id, district_code, status) "
+        "VALUES (:c, :k, :d, :h, :a, :dc, :s) RETURNING id"),
+        {"c": callsign, "k": kind, "d": device_id, "h": hash_token(token),
+         "a": home["id"] if home else None, "dc": district, "s": status}).scalar_one()
+    audit.record(session, actor, "unit.add", target_type="unit", target_id=callsign,
+                 area_code=home["code"] if home else None,
+                 details={"kind": kind, "device_id": device_id})
+    return unit_id, token
+
+
+def rotate_token(session: Session, actor: audit.Actor, callsign: str) -> str:
+    """Replace a unit's device token; the old one stops working at once."""
+    token = new_token()
+    found = session.execute(text("UPDATE units SET token_hash = :h WHERE callsign = :c RETURNING id"),
+                            {"h": hash_token(token), "c": callsign}).scalar()
+    if found is None:
+        raise NotFound(f"no unit {callsign!r}", field="callsign")
+    audit.record(session, actor, "unit.token", target_type="unit", target_id=callsign)
+    return token
+
+
+def unit_id(session: Session, callsign: str) -> int:
+    found = session.execute(text("SELECT id FROM units WHERE callsign = :c"), {"c": callsign}).scalar()
+    if found is None:
+        raise NotFound(f"no unit {callsign!r}; create it with `anwang units add`", field="unit")
+    return found
+
+
+def set_status(session: Session, actor: audit.Actor, callsign: str, status: str) -> dict:
+    if status not in STATUSES:
+        raise InvalidInput("status", f"status must be one of {', '.join(STATUSES)}; got {status!r}")
+    row = session.execute(text(
+        "SELECT u.id, u.status AS before, coalesce(h.path, d.path)::text AS path FROM units u "
+        "LEFT JOIN areas h ON h.id = u.home_area_id "
+        "LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1 "
+        "WHERE u.callsign = :c FOR UPDATE OF u"), {"c": callsign}).mappings().first()
+    if row is not None:
+        session.execute(text("UPDATE units SET status = :s WHERE id = :id"), {"s": status, "id": row["id"]})
+    if row is None:
+        raise NotFound(f"no unit {callsign!r}", field="callsign")
+    audit.record(session, actor, "unit.status", target_type="unit", target_id=callsign,
+                 details={"from": row["before"], "to": status})
+    publish(session, "unit_status", row["path"], {"unit": row["id"], "callsign": callsign,
+                                                  "status": status})
+    return {"callsign": callsign, "status": status}
+
+
+def add_shift(session: Session, actor: audit.Actor, callsign: str, starts_at: datetime,
+              hours: float = 24, task: str | None = None) -> int:
+    """A duty period; 24-hour shifts with day and night tasks are the norm."""
+    if starts_at.tzinfo is None:
+        raise InvalidInput("starts_at", "the shift start needs a time zone")
+    if not 0 < hours <= 48:
+        raise InvalidInput("hours", "a shift lasts more than 0 and at most 48 hours")
+    uid = unit_id(session, callsign)
+    ends_at = starts_at + timedelta(hours=hours)
+    overlap = session.execute(text("SELECT id FROM shifts WHERE unit_id = :u AND starts_at < :e "
+                                   "AND ends_at > :s"), {"u": uid, "s": starts_at, "e": ends_at}).scalar()
+    if overlap:
+        raise Conflict(f"unit {callsign} already has shift {overlap} in that time", field="starts_at")
+    sid = session.execute(text("INSERT INTO shifts (unit_id, starts_at, ends_at, task) "
+                               "VALUES (:u, :s, :e, :t) RETURNING id"),
+                          {"u": uid, "s": starts_at, "e": ends_at, "t": task}).scalar_one()
+    audit.record(session, actor, "shift.add", target_type="unit", target_id=callsign,
+                 details={"shift": sid, "starts_at": starts_at, "hours": hours, "task": task})
+    return sid
+
+
+def shifts(session: Session, callsign: str, since: datetime | None = None) -> list[dict]:
+    uid = unit_id(session, callsign)
+    rows = session.execute(text(
+        "SELECT id, starts_at, ends_at, task FROM shifts WHERE unit_id = :u "
+        "AND ends_at > coalesce(CAST(:since AS timestamptz), '-infinity') ORDER BY starts_at DESC LIMIT 100"),
+        {"u": uid, "since": since}).mappings().all()
+    return [{"id": r["id"], "starts_at": r["starts_at"].isoformat(), "ends_at": r["ends_at"].isoformat(),
+             "task": r["task"]} for r in rows]
+
+
+_UNIT_SELECT = """
+SELECT u.id, u.callsign, u.kind, u.status, u.district_code,
+       coalesce(h.path, d.path)::text AS area_path,
+       l.ts AS last_ts, ST_X(l.geom) AS last_lon, ST_Y(l.geom) AS last_lat, l.seen_at,
+       (SELECT coalesce(array_agg(x), '{}') FROM unnest(CAST(:days AS date[])) x
+         WHERE to_regclass('positions_' || to_char(x, 'YYYYMMDD')) IS NULL) AS missing_days
+  FROM units u
+  LEFT JOIN areas h ON h.id = u.home_area_id
+  LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1
+  LEFT JOIN unit_last_positions l ON l.unit_id = u.id
+"""
+
+
+def _unit_ref(row, days=()) -> UnitRef | None:
+    if row is None:
+        return None
+    return UnitRef(id=row["id"], callsign=row["callsign"], kind=row["kind"], status=row["status"],
+                   district_code=row["district_code"], area_path=row["area_path"],
+                   last_ts=row["last_ts"], last_lon=row["last_lon"], last_lat=row["last_lat"],
+                   seen_at=row["seen_at"], missing_days=list(row["missing_days"] or []),
+                   days_checked=tuple(days))
+
+
+def unit_for_token(session: Session, token: str, days: list[date] = ()) -> UnitRef | None:
+    """The unit a device token belongs to (None if unknown), with its last fix."""
+    if not token:
+        return None
+    row = session.execute(text(_UNIT_SELECT + " WHERE u.token_hash = :h"),
+                          {"h": hash_token(token), "days": list(days)}).mappings().first()
+    return _unit_ref(row, days)
+
+
+def unit_for_device(session: Session, device_id: str, days: list[date] = ()) -> UnitRef | None:
+    """The unit registered with a device id (the OsmAnd protocol's only identity)."""
+    if not device_id:
+        return None
+    row = session.execute(text(_UNIT_SELECT + " WHERE u.device_id = :d"),
+                          {"d": device_id, "days": list(days)}).mappings().first()
+    return _unit_ref(row, days)
+
+
+def unit_by_id(session: Session, uid: int, days: list[date] = ()) -> UnitRef | None:
+    row = session.execute(text(_UNIT_SELECT + " WHERE u.id = :i"),
+                          {"i": uid, "days": list(days)}).mappings().first()
+    return _unit_ref(row, days)
+
+
+def units_geojson(session: Session, scope_paths: list[str] | None = None, at: datetime | None = None,
+                  stale_after: int = STALE_SECONDS) -> dict:
+    """Units at their last clean position (or where they were at time `at`) as a FeatureCollection.
+
+    Properties: callsign, device_id, kind, status, last_seen (ISO), age_s, stale, heading, speed,
+    battery, area. Units never heard from have a null geometry. `scope_paths` limits to units whose
+    home area (or district) lies in one of these ltree subtrees; None means everywhere.
+    """
+    if at is None:
+        pos = ("LEFT JOIN unit_last_positions l ON l.unit_id = u.id")
+        seen = "l.seen_at"
+    else:
+        pos = ("LEFT JOIN LATERAL (SELECT p.ts, p.geom, p.speed, p.heading, p.accuracy, p.battery, "
+               "p.ts AS seen_at FROM positions p WHERE p.unit_id = u.id AND p.flags = 0 "
+               "AND p.ts <= :at AND p.ts > CAST(:at AS timestamptz) - interval '1 day' "
+               "ORDER BY p.ts DESC LIMIT 1) l ON true")
+        seen = "l.ts"
+    rows = session.execute(text(f"""
+        SELECT u.id, u.callsign, u.device_id, u.kind, u.status, h.code AS area,
+               coalesce(h.path, d.path)::text AS area_path,
+               ST_X(l.geom) AS lon, ST_Y(l.geom) AS lat, l.ts, {seen} AS seen_at, l.speed, l.heading,
+               l.accuracy, l.battery,
+               extract(epoch FROM coalesce(CAST(:at AS timestamptz), now()) - {seen}) AS age
+          FROM units u
+          LEFT JOIN areas h ON h.id = u.home_area_id
+          LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1
+          {pos}
+         WHERE (CAST(:paths AS ltree[]) IS NULL OR coalesce(h.path, d.path) <@ CAST(:paths AS ltree[]))
+         ORDER BY u.callsign"""), {"at": at, "paths": scope_paths}).mappings().all()
+    features = []
+    for r in rows:
+        age = float(r["age"]) if r["age"] is not None else None
+        features.append({
+            "type": "Feature", "id": r["id"],
+            "geometry": ({"type": "Point", "coordinates": [r["lon"], r["lat"]]}
+                         if r["lon"] is not None else None),
+            "properties": {
+                "id": r["id"], "callsign": r["callsign"], "device_id": r["device_id"], "kind": r["kind"],
+                "status": r["status"], "area": r["area"], "area_path": r["area_path"],
+                "ts": r["ts"].isoformat() if r["ts"] else None,
+                "last_seen": r["seen_at"].isoformat() if r["seen_at"] else None,
+                "age_s": round(age, 1) if age is not None else None,
+                "stale": age is None or age > stale_after,
+                "speed": r["speed"], "heading": r["heading"], "accuracy": r["accuracy"],
+                "battery": r["battery"]}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def trails(session: Session, minutes: float = 10, scope_paths: list[str] | None = None,
+           at: datetime | None = None) -> dict:
+    """Every unit's clean positions over the last `minutes` (before `at`) as LineStrings."""
+    if not 0 < minutes <= 24 * 60:
+        raise InvalidInput("minutes", "trail length must be between 0 and 1440 minutes")
+    rows = session.execute(text("""
+        SELECT u.id, u.callsign, ST_AsGeoJSON(ST_MakeLine(p.geom ORDER BY p.ts), 6) AS geom,
+               count(*) AS n, max(p.ts) AS last
+          FROM units u
+          LEFT JOIN areas h ON h.id = u.home_area_id
+          LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1
+          JOIN positions p ON p.unit_id = u.id
+         WHERE p.flags = 0
+           AND p.ts > coalesce(CAST(:at AS timestamptz), now()) - make_interval(secs => :m * 60)
+           AND p.ts <= coalesce(CAST(:at AS timestamptz), now())
+           AND (CAST(:paths AS ltree[]) IS NULL OR coalesce(h.path, d.path) <@ CAST(:paths AS ltree[]))
+         GROUP BY u.id, u.callsign"""), {"m": minutes, "at": at, "paths": scope_paths}).mappings().all()
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": r["id"], "geometry": json.loads(r["geom"]) if r["n"] > 1 else None,
+         "properties": {"id": r["id"], "callsign": r["callsign"], "points": r["n"],
+                        "last": r["last"].isoformat()}} for r in rows]}
+
+
+# -- parsing fixes ---------------------------------------------------------------------------
+@dataclass
+class Fix:
+    """One position fix as reported (speed in m/s, heading in degrees from north)."""
+
+    ts: datetime
+    lon: float
+    lat: float
+    speed: float | None = None
+    heading: float | None = None
+    accuracy: float | None = None
+    altitude: float | None = None
+    battery: float | None = None
+    flags: int = 0
+
+
+def parse_time(value, field: str = "ts") -> datetime:
+    """ISO 8601 (with zone), or Unix seconds / milliseconds since the epoch, as UTC."""
+    if isinstance(value, bool) or value is None or value == "":
+        raise InvalidInput(field, "a time is required: ISO 8601 with a zone, or Unix seconds")
+    ts = None
+    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?", value.strip())):
+        number = float(value)
+        if abs(number) >= 1e11:          # milliseconds, as phones and JavaScript send them
+            number /= 1000.0
+        try:
+            ts = datetime.fromtimestamp(number, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidInput(field, f"time {value!r} is out of range") from None
+    elif isinstance(value, str):
+        s = value.strip().replace(" ", "T", 1)
+        if s.endswith("Z") or s.endswith("z"):
+            s = s[:-1] + "+00:00"
+        try:
+            ts = datetime.fromisoformat(s)
+        except ValueError:
+            raise InvalidInput(field, f"time {value!r} is not ISO 8601 or Unix seconds") from None
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=timezone.utc)   # Traccar's "yyyy-MM-dd HH:mm:ss" form is UTC
+    else:
+        raise InvalidInput(field, f"time {value!r} is not ISO 8601 or Unix seconds")
+    ts = ts.astimezone(timezone.utc)
+    if ts < EARLIEST:
+        raise InvalidInput(field, f"time {ts.isoformat()} is before 2000: not a real fix time "
+                                  "(a device clock or file without a valid time)")
+    if ts > datetime.now(timezone.utc) + timedelta(minutes=10):
+        raise InvalidInput(field, f"time {ts.isoformat()} is in the future")
+    return ts
+
+
+def _number(obj: dict, key: str, field: str, lo: float | None = None, hi: float | None = None,
+            required: bool = False) -> float | None:
+    value = obj.get(key)
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(field, f"{key} is required")
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(field, f"{key} must be a number; got {value!r}") from None
+    if not math.isfinite(number):
+        raise InvalidInput(field, f"{key} must be finite")
+    if (lo is not None and number < lo) or (hi is not None and number > hi):
+        if required:
+            raise InvalidInput(field, f"{key} must be between {lo} and {hi}; got {number}")
+        return None   # optional sensor values outside their range are "unknown" (Android sends -1)
+    return number
+
+
+def parse_fix(obj: dict, where: str = "positions[0]") -> Fix:
+    """One fix from the batch API: {ts|time|timestamp, lon, lat, speed, heading, accuracy, altitude, battery}."""
+    if not isinstance(obj, dict):
+        raise InvalidInput(where, "each position must be a JSON object")
+    ts_value = next((obj[k] for k in ("ts", "time", "timestamp") if obj.get(k) not in (None, "")), None)
+    ts = parse_time(ts_value, f"{where}.ts")
+    lon = _number(obj, "lon", f"{where}.lon", -180, 180, required=True)
+    lat = _number(obj, "lat", f"{where}.lat", -90, 90, required=True)
+    return Fix(ts=ts, lon=lon, lat=lat,
+               speed=_number(obj, "speed", f"{where}.speed", 0, 1000),
+               heading=_number(obj, "heading", f"{where}.heading", 0, 360),
+               accuracy=_number(obj, "accuracy", f"{where}.accuracy", 0, 1e6),
+               altitude=_number(obj, "altitude", f"{where}.altitude", -1000, 20000),
+               battery=_number(obj, "battery", f"{where}.battery", 0, 100))
+
+
+def parse_batch(body) -> list[Fix]:
+    """The batch API's body: {"positions": [...]} or a bare list of fixes."""
+    items = body.get("positions") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        raise InvalidInput("positions", 'expected {"positions": [{"ts", "lon", "lat", …}, …]}')
+    if not items:
+        raise InvalidInput("positions", "the batch is empty")
+    if len(items) > MAX_BATCH:
+        raise InvalidInput("positions", f"at most {MAX_BATCH} positions per batch; got {len(items)}")
+    return [parse_fix(item, f"positions[{i}]") for i, item in enumerate(items)]
+
+
+# -- quality flags ---------------------------------------------------------------------------
+def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
+               speed_limit: float | None = None, accuracy_limit: float | None = None) -> list[Fix]:
+    """Sort by time, drop repeated timestamps, and set the jump and accuracy flags.
+
+    `prev` is the unit's clean fix just before the first of these (ts, lon, lat), if any. A fix is a
+    jump when reaching it from the last clean fix needs more than the speed limit. Three jumps in a
+    row that agree with each other mean the anchor was wrong (or the unit was carried): they are
+    taken back as clean and become the new anchor.
+    """
+    speed_limit = max_speed() if speed_limit is None else speed_limit
+    accuracy_limit = poor_accuracy() if accuracy_limit is None else accuracy_limit
+    out: list[Fix] = []
+    seen: set = set()
+    for f in sorted(fixes, key=lambda f: f.ts):
+        if f.ts in seen:
+            continue
+        seen.add(f.ts)
+        f.flags = 0
+        out.append(f)
+    anchor = prev
+    chain: list[Fix] = []
+    for f in out:
+        if f.accuracy is not None and f.accuracy > accuracy_limit:
+            f.flags |= FLAG_ACCURACY
+        if anchor is not None:
+            dt = (f.ts - anchor[0]).total_seconds()
+            dist = haversine(anchor[1], anchor[2], f.lon, f.lat)
+            # A fix at the same second is judged over one second; GPS noise below 50 m never is a jump.
+            if dist > 50 and dist / max(dt, 1.0) > speed_limit:
+                f.flags |= FLAG_JUMP
+        if f.flags & FLAG_JUMP:
+            if chain:
+                last = chain[-1]
+                dt = (f.ts - last.ts).total_seconds()
+                ok = haversine(last.lon, last.lat, f.lon, f.lat) / max(dt, 1.0) <= speed_limit
+                chain = chain + [f] if ok else [f]
+            else:
+                chain = [f]
+            if len(chain) >= 3:
+                for c in chain:
+                    c.flags &= ~FLAG_JUMP
+                good = [c for c in chain if c.flags == 0]
+                if good:
+                    anchor = (good[-1].ts, good[-1].lon, good[-1].lat)
+                chain = []
+            continue
+        chain = []
+        if f.flags == 0:
+            anchor = (f.ts, f.lon, f.lat)
+    return out
+
+
+# -- ingest ----------------------------------------------------------------------------------
+@dataclass
+class IngestResult:
+    received: int
+    inserted: int
+    duplicates: int
+    jumps: int
+    poor_accuracy: int
+    event_id: int | None = None
+
+    def as_dict(self) -> dict:
+        return {"received": self.received, "inserted": self.inserted, "duplicates": self.duplicates,
+                "flagged": {"jump": self.jumps, "poor_accuracy": self.poor_accuracy},
+                "event_id": self.event_id}
+
+
+def utc_days(fixes) -> list[date]:
+    return sorted({f.ts.astimezone(timezone.utc).date() for f in fixes})
+
+
+def ensure_partitions(session: Session, days) -> None:
+    """Create the day partitions of `positions` that are missing (serialised across writers)."""
+    days = sorted(set(days))
+    if not days:
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('anwang.positions.partitions'))"))
+    for d in days:
+        session.execute(text("SELECT ensure_position_partition(:d)"), {"d": d})
+
+
+def _prev_clean(session: Session, unit: UnitRef, first: datetime):
+    """The unit's newest clean fix before `first` (from the last-position row when it is older)."""
+    if unit.last_ts is not None and unit.last_ts < first:
+        return (unit.last_ts, unit.last_lon, unit.last_lat)
+    row = session.execute(text(
+        "SELECT ts, ST_X(geom), ST_Y(geom) FROM positions WHERE unit_id = :u AND ts < :t "
+        "AND ts > CAST(:t AS timestamptz) - interval '2 days' AND flags = 0 ORDER BY ts DESC LIMIT 1"),
+        {"u": unit.id, "t": first}).first()
+    return tuple(row) if row else None
+
+
+TEMP_TABLE = """CREATE TEMP TABLE IF NOT EXISTS positions_in (
+    ts timestamptz, lon double precision, lat double precision, speed real, heading real,
+    accuracy real, altitude real, battery real, flags smallint) ON COMMIT DELETE ROWS"""
+
+
+def ingest(session: Session, unit: UnitRef, fixes: list[Fix], publish_live: bool = True,
+           update_last: bool = True) -> IngestResult:
+    """Store a unit's fixes idempotently; flag jumps and poor accuracy; publish the newest fix.
+
+    The caller commits (the live event is delivered on commit). `unit.missing_days` (from
+    unit_for_token/unit_for_device with the batch's days) saves a round trip; partitions are
+    created when missing either way.
+    """
+    if not fixes:
+        return IngestResult(0, 0, 0, 0, 0)
+    received = len(fixes)
+    days = utc_days(fixes)
+    missing = unit.missing_days if set(days) <= set(unit.days_checked) else None
+    if missing is None:
+        missing = session.execute(text(
+            "SELECT coalesce(array_agg(x), '{}') FROM unnest(CAST(:days AS date[])) x "
+            "WHERE to_regclass('positions_' || to_char(x, 'YYYYMMDD')) IS NULL"), {"days": days}).scalar()
+    ensure_partitions(session, missing)
+    fixes = flag_fixes(fixes, _prev_clean(session, unit, min(f.ts for f in fixes)))
+    if len(fixes) == 1:
+        inserted = _insert_one(session, unit, fixes[0])
+    else:
+        inserted = _insert_copy(session, unit, fixes)
+    new = [f for f in fixes if f.ts in inserted]
+    result = IngestResult(received=received, inserted=len(new), duplicates=received - len(new),
+                          jumps=sum(1 for f in new if f.flags & FLAG_JUMP),
+                          poor_accuracy=sum(1 for f in new if f.flags & FLAG_ACCURACY))
+    if new and update_last:
+        result.event_id = _update_last(session, unit, new, publish_live)
+    return result
+
+
+def _insert_one(session: Session, unit: UnitRef, f: Fix) -> set:
+    row = session.execute(text(
+        "INSERT INTO positions (unit_id, ts, geom, speed, heading, accuracy, altitude, battery, flags, "
+        "district_code) VALUES (:u, :ts, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :speed, :heading, "
+        ":acc, :alt, :bat, :flags, :dc) ON CONFLICT (unit_id, ts) DO NOTHING RETURNING ts"),
+        {"u": unit.id, "ts": f.ts, "lon": f.lon, "lat": f.lat, "speed": f.speed, "heading": f.heading,
+         "acc": f.accuracy, "alt": f.altitude, "bat": f.battery, "flags": f.flags,
+         "dc": unit.district_code}).first()
+    return {f.ts} if row else set()
+
+
+def _insert_copy(session: Session, unit: UnitRef, fixes: list[Fix]) -> set:
+    conn = session.connection()
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.execute(TEMP_TABLE)
+        cur.execute("TRUNCATE positions_in")
+        with cur.copy("COPY positions_in (ts, lon, lat, speed, heading, accuracy, altitude, battery, "
+                      "flags) FROM STDIN") as copy:
+            for f in fixes:
+                copy.write_row((f.ts, f.lon, f.lat, f.speed, f.heading, f.accuracy, f.altitude,
+                                f.battery, f.flags))
+        cur.execute(
+            "INSERT INTO positions (unit_id, ts, geom, speed, heading, accuracy, altitude, battery, "
+            "flags, district_code) SELECT %s, ts, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, "
+            "heading, accuracy, altitude, battery, flags, %s FROM positions_in "
+            "ON CONFLICT (unit_id, ts) DO NOTHING RETURNING ts", (unit.id, unit.district_code))
+        return {r[0] for r in cur.fetchall()}
+
+
+def _update_last(session: Session, unit: UnitRef, new: list[Fix], publish_live: bool) -> int | None:
+    """Move the unit's last clean fix forward (never back) and publish it to the live map."""
+    seen = max(f.ts for f in new)
+    clean = [f for f in new if f.flags == 0]
+    newest = max(clean, key=lambda f: f.ts) if clean else None
+    if newest is not None:
+        session.execute(text("""
+            INSERT INTO unit_last_positions AS l (unit_id, ts, geom, speed, heading, accuracy, battery, seen_at)
+            VALUES (:u, :ts, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :speed, :heading, :acc, :bat, :seen)
+            ON CONFLICT (unit_id) DO UPDATE SET
+                ts = CASE WHEN excluded.ts > l.ts THEN excluded.ts ELSE l.ts END,
+                geom = CASE WHEN excluded.ts > l.ts THEN excluded.geom ELSE l.geom END,
+                speed = CASE WHEN excluded.ts > l.ts THEN excluded.speed ELSE l.speed END,
+                heading = CASE WHEN excluded.ts > l.ts THEN excluded.heading ELSE l.heading END,
+                accuracy = CASE WHEN excluded.ts > l.ts THEN excluded.accuracy ELSE l.accuracy END,
+                battery = CASE WHEN excluded.ts > l.ts THEN excluded.battery ELSE l.battery END,
+                seen_at = greatest(l.seen_at, excluded.seen_at), updated_at = now()"""),
+            {"u": unit.id, "ts": newest.ts, "lon": newest.lon, "lat": newest.lat, "speed": newest.speed,
+             "heading": newest.heading, "acc": newest.accuracy, "bat": newest.battery, "seen": seen})
+    else:
+        session.execute(text("UPDATE unit_last_positions SET seen_at = greatest(seen_at, :s), "
+                             "updated_at = now() WHERE unit_id = :u"), {"u": unit.id, "s": seen})
+    if not publish_live:
+        return None
+    if newest is not None and unit.last_ts is not None and newest.ts <= unit.last_ts:
+        newest = None          # a late fix: the marker stays where it is
+    payload = {"unit": unit.id, "callsign": unit.callsign, "kind": unit.kind, "status": unit.status,
+               "seen_at": seen.isoformat()}
+    if newest is not None:
+        payload.update({"ts": newest.ts.isoformat(), "lon": round(newest.lon, 7),
+                        "lat": round(newest.lat, 7), "heading": newest.heading, "speed": newest.speed,
+                        "accuracy": newest.accuracy, "battery": newest.battery})
+    return publish(session, "position", unit.area_path, payload)
+
+
+def publish(session: Session, kind: str, area_path: str | None, payload: dict) -> int:
+    """Log a live event and NOTIFY the listeners; delivered when the caller's transaction commits."""
+    return session.execute(text("SELECT live_publish(:k, CAST(:p AS ltree), CAST(:d AS jsonb))"),
+                           {"k": kind, "p": area_path, "d": json.dumps(payload, ensure_ascii=False,
+                                                                        default=str)}).scalar_one()
+
+
+# -- OsmAnd / Traccar Client -----------------------------------------------------------------
+KNOTS = 0.514444   # m/s per knot: the query-string form carries speed in knots
+
+
+def parse_osmand_query(params) -> tuple[str, list[Fix]]:
+    """The query-string (or form-body) form Traccar Client sends:
+    `?id=&timestamp=&lat=&lon=&speed=&bearing=&altitude=&accuracy=&batt=` (speed in knots,
+    timestamp in Unix seconds, milliseconds, ISO 8601 or `yyyy-MM-dd HH:mm:ss`, battery in %)."""
+    get = lambda k: params.get(k) if params.get(k) not in (None, "") else None   # noqa: E731
+    device = get("id") or get("deviceid")
+    if not device:
+        raise InvalidInput("id", "the device id (id=…) is missing")
+    lat, lon = get("lat"), get("lon")
+    if (lat is None or lon is None) and get("location"):
+        parts = str(get("location")).split(",")
+        if len(parts) == 2:
+            lat, lon = parts
+    obj = {"lat": lat, "lon": lon, "heading": get("bearing") or get("heading"),
+           "altitude": get("altitude"), "accuracy": get("accuracy"), "battery": get("batt")}
+    fix = parse_fix({**obj, "ts": get("timestamp") or datetime.now(timezone.utc).isoformat()}, "query")
+    speed = get("speed")
+    if speed is not None:
+        knots = _number({"speed": speed}, "speed", "speed", 0, 2000)
+        fix.speed = knots * KNOTS if knots is not None else None
+    if fix.accuracy is None and get("hdop") is not None:
+        hdop = _number({"hdop": get("hdop")}, "hdop", "hdop", 0, 100)
+        fix.accuracy = hdop * 5 if hdop is not None else None   # ~5 m user range error per HDOP unit
+    return str(device), [fix]
+
+
+def parse_osmand_json(body: dict) -> tuple[str, list[Fix]]:
+    """The JSON form of the Traccar Client 9 app (transistorsoft location template):
+    {"location": {...} or [...], "device_id": "…"} with coords.{latitude, longitude, accuracy,
+    speed (m/s), heading, altitude}, ISO timestamp and battery.level in 0–1."""
+    if not isinstance(body, dict):
+        raise InvalidInput("body", "expected a JSON object")
+    device = body.get("device_id") or body.get("id")
+    locations = body.get("location")
+    if locations is None and "coords" in body:
+        locations = body
+    if isinstance(locations, dict):
+        locations = [locations]
+    if not device:
+        raise InvalidInput("device_id", "the device id (device_id) is missing")
+    if not isinstance(locations, list) or not locations:
+        raise InvalidInput("location", "expected a location object or a list of them")
+    fixes = []
+    for i, loc in enumerate(locations):
+        where = f"location[{i}]"
+        if not isinstance(loc, dict) or not isinstance(loc.get("coords"), dict):
+            raise InvalidInput(where, "a location needs a coords object")
+        c = loc["coords"]
+        battery = loc.get("battery") if isinstance(loc.get("battery"), dict) else {}
+        level = battery.get("level")
+        try:
+            level = float(level) * 100 if level is not None and float(level) >= 0 else None
+        except (TypeError, ValueError):
+            level = None
+        fixes.append(parse_fix({"ts": loc.get("timestamp"), "lat": c.get("latitude"),
+                                "lon": c.get("longitude"), "speed": c.get("speed"),
+                                "heading": c.get("heading"), "accuracy": c.get("accuracy"),
+                                "altitude": c.get("altitude"), "battery": level}, where))
+    return str(device), fixes

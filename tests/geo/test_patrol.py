@@ -1,0 +1,313 @@
+"""Patrol core on the real PostGIS: units and device tokens, idempotent out-of-order ingest into
+day partitions, quality flags kept out of tracks, grid time between sparse fixes, coverage against
+risk, KNN dispatch and the assignment lifecycle, and NOTIFY delivered only on commit."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+
+from geo import audit, dispatch, patrol, tracks
+from geo.errors import Conflict, InvalidInput
+from layers import coverage
+
+ACTOR = audit.Actor("test")
+# The `tiny` region: grids TZ1A1 (10.00–10.01 E), TZ1A2 (10.01–10.02 E), TZ2A1, TZ2A2 along 10.00–10.02 N.
+M_PER_DEG = 111320.0
+
+
+def now():
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def fix(ts, lon, lat, **kw):
+    return patrol.Fix(ts=ts, lon=lon, lat=lat, **kw)
+
+
+def unit(session, callsign="巡逻1", kind="car", device="dev-1", area="TZ1A1", status="on_duty"):
+    uid, token = patrol.add_unit(session, ACTOR, callsign, kind, device, area, status)
+    return uid, token
+
+
+def ingest(session, token, fixes):
+    ref = patrol.unit_for_token(session, token, patrol.utc_days(fixes))
+    return patrol.ingest(session, ref, fixes)
+
+
+def count(session, uid):
+    return session.execute(text("SELECT count(*) FROM positions WHERE unit_id = :u"), {"u": uid}).scalar()
+
+
+# -- units -----------------------------------------------------------------------------------
+def test_unit_token_is_stored_only_as_its_hash(session, tiny):
+    uid, token = unit(session)
+    stored = session.execute(text("SELECT token_hash, district_code, status FROM units WHERE id = :u"),
+                             {"u": uid}).one()
+    assert token.startswith("dev_") and token not in stored.token_hash
+    assert stored.token_hash == patrol.hash_token(token)
+    assert stored.district_code == "TZ" and stored.status == "on_duty"
+    assert patrol.unit_for_token(session, token).id == uid
+    assert patrol.unit_for_token(session, token + "x") is None
+    new = patrol.rotate_token(session, ACTOR, "巡逻1")
+    assert patrol.unit_for_token(session, token) is None and patrol.unit_for_token(session, new).id == uid
+    assert session.execute(text("SELECT count(*) FROM audit_log WHERE action = 'unit.add' "
+                                "AND target_id = '巡逻1'")).scalar() == 1
+
+
+def test_unit_mistakes_are_named(session, tiny):
+    unit(session)
+    with pytest.raises(Conflict) as e:
+        unit(session, device="dev-2")
+    assert e.value.field == "callsign"
+    with pytest.raises(Conflict) as e:
+        unit(session, callsign="巡逻2")
+    assert e.value.field == "device_id"
+    with pytest.raises(InvalidInput) as e:
+        patrol.add_unit(session, ACTOR, "X1", "horse", "d9")
+    assert e.value.field == "kind"
+    with pytest.raises(Exception) as e:
+        patrol.add_unit(session, ACTOR, "X2", "car", "d10", area="NOPE")
+    assert e.value.field == "area"
+
+
+def test_shifts_do_not_overlap(session, tiny):
+    unit(session)
+    start = now().replace(hour=8, minute=0, second=0)
+    patrol.add_shift(session, ACTOR, "巡逻1", start, 24, "日间巡逻 / 夜间值守")
+    with pytest.raises(Conflict):
+        patrol.add_shift(session, ACTOR, "巡逻1", start + timedelta(hours=12), 24)
+    assert patrol.shifts(session, "巡逻1")[0]["task"] == "日间巡逻 / 夜间值守"
+
+
+# -- parsing and flags -----------------------------------------------------------------------
+def test_times_are_utc_and_1901_is_refused():
+    assert patrol.parse_time("2024-05-01T08:00:00+08:00") == datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)
+    assert patrol.parse_time(1714521600) == datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)
+    assert patrol.parse_time("1714521600000") == datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)
+    assert patrol.parse_time("2024-05-01 00:00:00") == datetime(2024, 5, 1, 0, 0, tzinfo=timezone.utc)
+    with pytest.raises(InvalidInput, match="before 2000"):
+        patrol.parse_time("1901-12-13T20:45:52Z")
+    with pytest.raises(InvalidInput, match="future"):
+        patrol.parse_time((now() + timedelta(days=2)).isoformat())
+    with pytest.raises(InvalidInput) as e:
+        patrol.parse_batch({"positions": [{"ts": now().isoformat(), "lon": 10, "lat": 95}]})
+    assert e.value.field == "positions[0].lat"
+
+
+def test_jumps_and_poor_accuracy_are_flagged_and_the_anchor_recovers():
+    t0 = now() - timedelta(minutes=10)
+    step = 10 / M_PER_DEG   # 10 m
+    fixes = [fix(t0 + timedelta(seconds=10 * i), 10.005 + i * step, 10.005) for i in range(5)]
+    fixes.append(fix(t0 + timedelta(seconds=50), 10.5, 10.5))                   # 75 km in 10 s
+    fixes.append(fix(t0 + timedelta(seconds=60), 10.005 + 6 * step, 10.005, accuracy=350))
+    fixes.append(fix(t0 + timedelta(seconds=70), 10.005 + 7 * step, 10.005))
+    repeat = fix(t0 + timedelta(seconds=70), 10.9, 10.9)      # the same second again: the first one wins
+    out = patrol.flag_fixes(list(reversed(fixes)) + [repeat], None, speed_limit=55, accuracy_limit=100)
+    assert [f.ts for f in out] == sorted(f.ts for f in out) and len(out) == 8
+    assert [f.flags for f in out] == [0, 0, 0, 0, 0, patrol.FLAG_JUMP, patrol.FLAG_ACCURACY, 0]
+    # A wrong anchor: three consistent fixes far away are taken back as clean.
+    far = [fix(t0 + timedelta(seconds=10 * i), 11.0 + i * step, 11.0) for i in range(4)]
+    out = patrol.flag_fixes(far, (t0 - timedelta(seconds=10), 10.0, 10.0), speed_limit=55)
+    assert [f.flags for f in out] == [0, 0, 0, 0]
+
+
+# -- ingest ----------------------------------------------------------------------------------
+def test_ingest_is_idempotent_out_of_order_and_creates_partitions(session, tiny):
+    uid, token = unit(session)
+    old_day = date.today() - timedelta(days=400)
+    base = datetime(old_day.year, old_day.month, old_day.day, 23, 59, 0, tzinfo=timezone.utc)
+    step = 5 / M_PER_DEG
+    fixes = [fix(base + timedelta(seconds=10 * i), 10.005 + i * step, 10.005) for i in range(12)]
+    later, earlier = fixes[6:], fixes[:6]
+    r1 = ingest(session, token, later)                 # crosses midnight: two new partitions
+    r2 = ingest(session, token, earlier)               # late fixes slot in before
+    r3 = ingest(session, token, fixes)                 # the whole batch replayed
+    assert (r1.inserted, r2.inserted, r3.inserted, r3.duplicates) == (6, 6, 0, 12)
+    assert count(session, uid) == 12
+    for d in (old_day, old_day + timedelta(days=1)):
+        assert session.execute(text("SELECT to_regclass(:n)"), {"n": f"positions_{d:%Y%m%d}"}).scalar()
+    # The last position never goes back in time, even though the earlier batch came last.
+    last = session.execute(text("SELECT ts FROM unit_last_positions WHERE unit_id = :u"), {"u": uid}).scalar()
+    assert last == fixes[-1].ts
+
+
+def test_flags_are_stored_and_kept_out_of_the_track(session, tiny):
+    uid, token = unit(session)
+    t0 = now() - timedelta(minutes=30)
+    step = 10 / M_PER_DEG
+    good = [fix(t0 + timedelta(seconds=10 * i), 10.002 + i * step, 10.005) for i in range(30)]
+    bad = [fix(t0 + timedelta(seconds=10 * 10 + 5), 10.3, 10.3),
+           fix(t0 + timedelta(seconds=10 * 20 + 5), 10.002 + 20 * step, 10.006, accuracy=500)]
+    r = ingest(session, token, good + bad)
+    assert (r.inserted, r.jumps, r.poor_accuracy) == (32, 1, 1)
+    s = tracks.summary(session, uid, t0, now())
+    assert s["points"] == 30 and s["flagged"] == {"jump": 1, "poor_accuracy": 1}
+    assert s["length_m"] == pytest.approx(290, rel=0.02)       # the jump would add ~80 km
+    built = tracks.build(session, uid, start=t0, end=now())
+    assert built["points"] == 30
+    assert session.execute(text("SELECT ST_NPoints(geom) FROM tracks WHERE id = :i"), {"i": built["id"]}).scalar() == 30
+
+
+def test_live_event_is_logged_and_units_geojson_shows_last_clean_fix(session, tiny):
+    uid, token = unit(session)
+    t0 = now() - timedelta(seconds=30)
+    r = ingest(session, token, [fix(t0, 10.005, 10.005, heading=90, speed=3.0),
+                                fix(t0 + timedelta(seconds=10), 10.0053, 10.005, heading=91, speed=3.1)])
+    ev = session.execute(text("SELECT kind, area_path::text, payload FROM live_events WHERE id = :i"),
+                         {"i": r.event_id}).one()
+    assert ev.kind == "position" and ev.payload["callsign"] == "巡逻1" and ev.payload["heading"] == 91
+    assert ev.area_path.count(".") == 3          # district.township.village.grid ids
+    fc = patrol.units_geojson(session)
+    f = next(f for f in fc["features"] if f["properties"]["callsign"] == "巡逻1")
+    assert f["geometry"]["coordinates"] == pytest.approx([10.0053, 10.005])
+    assert f["properties"]["device_id"] == "dev-1" and f["properties"]["stale"] is False
+    # Where was everyone at time T: before the second fix, the unit was at the first.
+    then = patrol.units_geojson(session, at=t0 + timedelta(seconds=5))
+    f = next(f for f in then["features"] if f["properties"]["callsign"] == "巡逻1")
+    assert f["geometry"]["coordinates"] == pytest.approx([10.005, 10.005])
+    # Scope: a subtree that does not hold the unit's home hides it.
+    other = session.execute(text("SELECT path::text FROM areas WHERE code = 'TZ2'")).scalar()
+    assert not [f for f in patrol.units_geojson(session, [other])["features"]
+                if f["properties"]["callsign"] == "巡逻1"]
+
+
+def test_notify_is_delivered_only_after_commit(engine, tiny):
+    import psycopg
+
+    from geo import db
+
+    url = engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    listener = psycopg.connect(url, autocommit=True)
+    listener.execute("LISTEN anwang_live")
+    try:
+        with db.session_scope(engine) as s:
+            s.execute(text("DELETE FROM units WHERE callsign = 'NOTIFY-1'"))
+            _, token = patrol.add_unit(s, ACTOR, "NOTIFY-1", "foot", "notify-1")
+        conn = engine.connect()
+        trans = conn.begin()
+        from sqlalchemy.orm import Session
+
+        s = Session(bind=conn)
+        ingest(s, token, [fix(now(), 10.001, 10.001)])
+        s.flush()
+        assert list(listener.notifies(timeout=0.5)) == []          # not before commit …
+        trans.rollback()
+        assert list(listener.notifies(timeout=0.5)) == []          # … never after a rollback
+        with db.session_scope(engine) as s:
+            ingest(s, token, [fix(now(), 10.001, 10.001)])
+        got = [json.loads(n.payload) for n in listener.notifies(timeout=2, stop_after=1)]
+        assert got and got[0]["kind"] == "position" and got[0]["data"]["callsign"] == "NOTIFY-1"
+    finally:
+        listener.close()
+        with db.session_scope(engine) as s:
+            uid = s.execute(text("SELECT id FROM units WHERE callsign = 'NOTIFY-1'")).scalar()
+            s.execute(text("DELETE FROM positions WHERE unit_id = :u"), {"u": uid})
+            s.execute(text("DELETE FROM live_events WHERE payload->>'callsign' = 'NOTIFY-1'"))
+            s.execute(text("DELETE FROM units WHERE id = :u"), {"u": uid})
+
+
+# -- tracks and grids ------------------------------------------------------------------------
+def test_grid_time_counts_a_grid_crossed_between_two_sparse_fixes(session, tiny):
+    uid, token = unit(session)
+    t0 = now() - timedelta(minutes=20)
+    # Two fixes 10 minutes apart, west of TZ1A2 and east of it: the straight segment crosses all of
+    # TZ1A2 (0.01° wide) and parts of TZ1A1 and TZ2A1, with no fix inside TZ1A2.
+    ingest(session, token, [fix(t0, 10.0075, 10.005), fix(t0 + timedelta(minutes=10), 10.0225, 10.005)])
+    s = tracks.summary(session, uid, t0, now())
+    by = {g["code"]: g for g in s["grids"]}
+    assert set(by) == {"TZ1A1", "TZ1A2", "TZ2A1"}
+    assert by["TZ1A2"]["minutes"] == pytest.approx(10 * 0.01 / 0.015, rel=0.01)
+    assert by["TZ1A1"]["minutes"] == pytest.approx(10 * 0.0025 / 0.015, rel=0.02)
+    assert sum(g["minutes"] for g in s["grids"]) == pytest.approx(10, rel=0.001)
+    assert all(g["visits"] == 1 for g in s["grids"])
+    assert s["duration_s"] == 600
+
+
+def test_track_is_simplified_per_zoom(session, tiny):
+    uid, token = unit(session)
+    t0 = now() - timedelta(minutes=40)
+    step = 2 / M_PER_DEG
+    zigzag = [fix(t0 + timedelta(seconds=5 * i), 10.001 + i * step, 10.005 + (i % 2) * 0.5 / M_PER_DEG)
+              for i in range(400)]
+    ingest(session, token, zigzag)
+    full = tracks.track_feature(session, uid, t0, now(), None, with_stats=False)
+    coarse = tracks.track_feature(session, uid, t0, now(), 12, with_stats=False)
+    fine = tracks.track_feature(session, uid, t0, now(), 19, with_stats=False)
+    assert full["properties"]["shown_points"] == 400
+    assert coarse["properties"]["shown_points"] < 10 < fine["properties"]["shown_points"]
+    r = tracks.replay(session, uid, t0, now())
+    assert r["total"] == 400 and r["points"][0][0] < r["points"][-1][0]
+
+
+# -- coverage --------------------------------------------------------------------------------
+def test_coverage_without_risk_is_unknown_and_gaps_follow_risk(session, tiny):
+    uid, token = unit(session)
+    t0 = now() - timedelta(minutes=30)
+    ingest(session, token, [fix(t0 + timedelta(seconds=30 * i), 10.002 + i * 0.0002, 10.005) for i in range(20)])
+    rows = {g["code"]: g for g in coverage.coverage(session, 24) if g["code"].startswith("TZ")}
+    assert {g["risk"] for g in rows.values()} == {"unknown"}      # risk_levels may be empty
+    assert rows["TZ1A1"]["visits"] == 1 and rows["TZ1A1"]["minutes"] > 5
+    assert rows["TZ2B2"]["visits"] == 0 and rows["TZ2B2"]["risk"] == "unknown"
+    assert not [g for g in coverage.gaps(session, 24) if g["code"].startswith("TZ")]
+    for code, colour in (("TZ1A1", "red"), ("TZ2B2", "red"), ("TZ2B1", "orange"), ("TZ1B1", "yellow")):
+        session.execute(text(
+            "INSERT INTO risk_levels (area_id, period_start, period_end, score, level) "
+            "SELECT id, current_date - 7, current_date + 7, 0.9, :c FROM areas WHERE code = :a"),
+            {"a": code, "c": colour})
+    gaps = [g["code"] for g in coverage.gaps(session, 6) if g["code"].startswith("TZ")]
+    assert gaps == ["TZ2B2", "TZ2B1"]           # red first; TZ1A1 was patrolled; yellow is not high
+    session.execute(text("UPDATE risk_levels SET override_level = 'blue', override_reason = 'test' "
+                         "WHERE area_id = (SELECT id FROM areas WHERE code = 'TZ2B2')"))
+    assert [g["code"] for g in coverage.gaps(session, 6) if g["code"].startswith("TZ")] == ["TZ2B1"]
+    # Risk alerts reach the live log.
+    assert session.execute(text("SELECT count(*) FROM live_events WHERE kind = 'risk' "
+                                "AND payload->>'code' IN ('TZ1A1', 'TZ2B2', 'TZ2B1')")).scalar() == 3
+
+
+# -- dispatch --------------------------------------------------------------------------------
+def _incident(session, lon, lat, minutes_ago=5):
+    return session.execute(text(
+        "INSERT INTO incidents (category, occurred_at, geom, grid_id, address) VALUES "
+        "('dispute', now() - make_interval(mins => :m), ST_SetSRID(ST_MakePoint(:x, :y), 4326), "
+        "(SELECT id FROM areas WHERE level = 4 AND ST_Contains(geom, ST_SetSRID(ST_MakePoint(:x, :y), 4326)) LIMIT 1), "
+        "'测试路1号') RETURNING id"), {"x": lon, "y": lat, "m": minutes_ago}).scalar_one()
+
+
+def test_nearest_on_duty_units_assign_and_lifecycle(session, tiny):
+    t = now() - timedelta(seconds=20)
+    places = {"近": (10.006, 10.005), "中": (10.012, 10.005), "远": (10.030, 10.030), "休": (10.0055, 10.005)}
+    for i, (cs, (x, y)) in enumerate(places.items()):
+        _, token = unit(session, cs, "car", f"knn-{i}", "TZ1A1", "off_duty" if cs == "休" else "on_duty")
+        ingest(session, token, [fix(t, x, y)])
+    incident = _incident(session, 10.005, 10.005)
+    # The new incident is on the live log (a trigger, whoever inserts it).
+    assert session.execute(text("SELECT count(*) FROM live_events WHERE kind = 'incident' "
+                                "AND (payload->>'id')::bigint = :i"), {"i": incident}).scalar() == 1
+    near = dispatch.nearest(session, incident, k=2)["units"]
+    assert [u["callsign"] for u in near] == ["近", "中"]           # off-duty 休 is closer but not offered
+    assert near[0]["distance_m"] == pytest.approx(0.001 * M_PER_DEG * 0.985, rel=0.02)
+    assert near[0]["age_s"] < 60
+    a = dispatch.assign(session, ACTOR, incident, "近", "去看看")
+    assert a["status"] == "assigned" and a["distance_m"] == pytest.approx(near[0]["distance_m"], rel=0.01)
+    assert session.execute(text("SELECT status FROM units WHERE callsign = '近'")).scalar() == "busy"
+    assert [u["callsign"] for u in dispatch.nearest(session, incident, k=2)["units"]] == ["中", "远"]
+    with pytest.raises(Conflict):
+        dispatch.assign(session, ACTOR, incident, "近")
+    a = dispatch.transition(session, ACTOR, a["id"], "cancel")
+    assert a["status"] == "cancelled" and a["closed_at"]
+    with pytest.raises(Conflict):
+        dispatch.transition(session, ACTOR, a["id"], "acknowledge")
+    b = dispatch.assign(session, ACTOR, incident, "中")
+    for action in ("acknowledge", "arrive", "close"):
+        b = dispatch.transition(session, ACTOR, b["id"], action)
+    assert b["status"] == "closed" and b["acknowledged_at"] <= b["arrived_at"] <= b["closed_at"]
+    assert session.execute(text("SELECT status FROM units WHERE callsign = '中'")).scalar() == "on_duty"
+    with pytest.raises(Conflict):
+        dispatch.transition(session, ACTOR, b["id"], "arrive")
+    session.execute(text("UPDATE assignments SET assigned_at = now() - interval '10 minutes' WHERE id = :i"),
+                    {"i": b["id"]})
+    stats = {s["code"]: s for s in dispatch.response_stats(session, level=2)}
+    assert stats["TZ1"]["assignments"] == 2 and stats["TZ1"]["closed"] == 1
+    assert stats["TZ1"]["arrive_p50_s"] >= 600 - 5

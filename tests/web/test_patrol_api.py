@@ -1,0 +1,334 @@
+"""The patrol API: device-token batches (replayed without duplicates), the OsmAnd protocol exactly
+as Traccar Client sends it, units as GeoJSON, tracks, coverage, dispatch, the separate OsmAnd port,
+and the live SSE stream resuming with Last-Event-ID."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+
+from geo import audit, patrol
+
+ACTOR = audit.Actor("test")
+
+
+def now():
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture()
+def device(session, tiny):
+    """A unit in grid TZ1A1 with device id 8723451 (Traccar Client's random 8-digit id)."""
+    uid, token = patrol.add_unit(session, ACTOR, "巡A-1", "car", "8723451", "TZ1A1", "on_duty")
+    session.flush()
+    return {"id": uid, "token": token, "callsign": "巡A-1", "device_id": "8723451"}
+
+
+def positions(session, uid):
+    return session.execute(text("SELECT ts, ST_X(geom), ST_Y(geom), speed, heading, accuracy, battery, flags "
+                                "FROM positions WHERE unit_id = :u ORDER BY ts"), {"u": uid}).all()
+
+
+def csrf(client) -> dict:
+    """The page's CSRF token as the header the dispatch page sends with every write."""
+    page = client.get("/dispatch").get_data(as_text=True)
+    return {"X-CSRFToken": re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)}
+
+
+def batch(n=50, start=None):
+    start = start or now() - timedelta(minutes=10)
+    return {"positions": [{"ts": (start + timedelta(seconds=5 * i)).isoformat(), "lon": 10.002 + i * 0.00005,
+                           "lat": 10.005, "speed": 1.4, "heading": 90, "accuracy": 6, "battery": 77}
+                          for i in range(n)]}
+
+
+# -- batch API -------------------------------------------------------------------------------
+def test_replaying_the_same_batch_gives_no_duplicates(client, session, device):
+    body = batch(50)
+    headers = {"Authorization": f"Bearer {device['token']}"}
+    first = client.post("/api/positions", json=body, headers=headers)
+    second = client.post("/api/positions", json=body, headers=headers)
+    assert first.status_code == 200 and second.status_code == 200
+    assert first.get_json()["inserted"] == 50 and second.get_json()["inserted"] == 0
+    assert second.get_json()["duplicates"] == 50
+    assert len(positions(session, device["id"])) == 50
+    # Overlapping and out of order: the last 25 again plus 25 new, shuffled.
+    later = batch(75)["positions"][25:]
+    third = client.post("/api/positions", json={"positions": later[::-1]}, headers=headers)
+    assert third.get_json()["inserted"] == 25
+    rows = positions(session, device["id"])
+    assert len(rows) == 75 and len({r.ts for r in rows}) == 75
+
+
+def test_batch_needs_a_valid_device_token_and_names_bad_fields(client, device):
+    body = batch(2)
+    assert client.post("/api/positions", json=body).status_code == 401
+    r = client.post("/api/positions", json=body, headers={"Authorization": "Bearer dev_wrong"})
+    assert r.status_code == 401 and r.get_json()["error"]["code"] == "unauthorized"
+    body["positions"][1]["lon"] = "east"
+    r = client.post("/api/positions", json=body, headers={"X-Device-Token": device["token"]})
+    assert r.status_code == 400 and r.get_json()["error"]["field"] == "positions[1].lon"
+    r = client.post("/api/positions", json={"positions": []}, headers={"X-Device-Token": device["token"]})
+    assert r.status_code == 400
+
+
+# -- OsmAnd / Traccar Client -----------------------------------------------------------------
+def traccar_android_url(ts, lat, lon, speed_knots, bearing, altitude, accuracy, batt, path="/osmand"):
+    """What ProtocolFormatter.formatRequest builds: Kotlin Double.toString values, Unix seconds."""
+    return (f"{path}?id=8723451&timestamp={ts}&lat={lat!r}&lon={lon!r}&speed={speed_knots!r}"
+            f"&bearing={bearing!r}&altitude={altitude!r}&accuracy={accuracy!r}&batt={batt!r}")
+
+
+def test_osmand_query_string_as_traccar_client_sends_it(client, session, device):
+    ts = int((now() - timedelta(seconds=30)).timestamp())
+    # The Android app POSTs the query string with an empty body; older builds and scripts use GET.
+    url = traccar_android_url(ts, 10.0051234, 10.0021234, 5.831533, 87.5, 61.0, 4.9, 84.0)
+    r = client.post(url, data=b"", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and r.data == b""
+    r = client.get(traccar_android_url(ts + 5, 10.0051299, 10.0021299, 0.0, 0.0, 61.0, 4.9, 83.0))
+    assert r.status_code == 200
+    rows = positions(session, device["id"])
+    assert len(rows) == 2
+    first = rows[0]
+    assert first.ts == datetime.fromtimestamp(ts, tz=timezone.utc)
+    assert (first[1], first[2]) == pytest.approx((10.0021234, 10.0051234))   # lon, lat
+    assert first.speed == pytest.approx(5.831533 * 0.514444, rel=1e-4)         # knots → m/s (3 m/s)
+    assert (first.heading, first.accuracy, first.battery) == (87.5, pytest.approx(4.9), 84.0)
+    # Replaying the same ping (the app retries until it sees 200) changes nothing.
+    assert client.post(url, data=b"").status_code == 200
+    assert len(positions(session, device["id"])) == 2
+
+
+def test_osmand_json_body_as_traccar_client_9_sends_it(client, session, device):
+    t0 = now() - timedelta(seconds=40)
+
+    def location(t, lat, lon):
+        # The transistorsoft template of Traccar Client 9 (lib/preferences.dart), with its params.
+        return {"timestamp": t.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "coords": {"latitude": lat, "longitude": lon, "accuracy": 7.5, "speed": 2.5,
+                           "heading": 181.2, "altitude": 60.1},
+                "is_moving": True, "odometer": 1234.5, "event": "",
+                "battery": {"level": 0.62, "is_charging": False}, "activity": {"type": "on_foot"},
+                "extras": {},
+                "_": f"&id=8723451&lat={lat}&lon={lon}&timestamp={t.strftime('%Y-%m-%dT%H:%M:%S.000Z')}&"}
+
+    single = {"location": location(t0, 10.0052, 10.0022), "device_id": "8723451"}
+    r = client.post("/osmand", data=json.dumps(single), content_type="application/json")
+    assert r.status_code == 200
+    buffered = {"location": [location(t0 + timedelta(seconds=10), 10.0053, 10.0023),
+                             location(t0 + timedelta(seconds=20), 10.0054, 10.0024)], "device_id": "8723451"}
+    assert client.post("/osmand", data=json.dumps(buffered), content_type="application/json").status_code == 200
+    rows = positions(session, device["id"])
+    assert len(rows) == 3
+    assert rows[0].speed == pytest.approx(2.5) and rows[0].heading == pytest.approx(181.2)
+    assert rows[0].battery == pytest.approx(62.0) and rows[0].accuracy == pytest.approx(7.5)
+
+
+def test_osmand_unknown_device_is_400_so_the_app_keeps_the_fix(client, device):
+    r = client.get("/osmand?id=999&lat=10.005&lon=10.002&timestamp=" + str(int(now().timestamp())))
+    assert r.status_code == 400 and r.get_json()["error"]["field"] == "id"
+    assert client.get("/osmand?lat=10&lon=10").status_code == 400
+
+
+def test_a_separate_osmand_port_takes_any_path(app, session, device):
+    from web.patrol import OsmandPort
+
+    app.wsgi_app = OsmandPort(app.wsgi_app, 5055)
+    c = app.test_client()
+    ts = int(now().timestamp()) - 3
+    url = traccar_android_url(ts, 10.0051, 10.0021, 1.0, 10.0, 60.0, 5.0, 90.0, path="/")
+    assert c.post(url, environ_overrides={"SERVER_PORT": "5055"}).status_code == 200
+    assert len(positions(session, device["id"])) == 1
+    assert c.post(url, environ_overrides={"SERVER_PORT": "80"}).status_code in (302, 401, 404, 405)
+
+
+# -- reading ---------------------------------------------------------------------------------
+def test_units_are_geojson_for_dispatchers_only(client, login, device):
+    headers = {"Authorization": f"Bearer {device['token']}"}
+    client.post("/api/positions", json=batch(3, now() - timedelta(seconds=30)), headers=headers)
+    assert client.get("/api/units").status_code == 401
+    login("planner", "TZ")
+    assert client.get("/api/units").status_code == 403
+    login("dispatcher", "TZ")
+    r = client.get("/api/units")
+    assert r.status_code == 200 and r.mimetype == "application/geo+json"
+    f = next(f for f in r.get_json()["features"] if f["properties"]["callsign"] == "巡A-1")
+    assert f["geometry"]["type"] == "Point"
+    p = f["properties"]
+    assert p["device_id"] == "8723451" and p["status"] == "on_duty" and p["last_seen"] and p["stale"] is False
+    trails = client.get("/api/units/trails?minutes=5").get_json()
+    assert any(t["properties"]["callsign"] == "巡A-1" and t["geometry"] for t in trails["features"])
+
+
+def test_tracks_coverage_and_dispatch_endpoints(client, login, session, device):
+    headers = {"Authorization": f"Bearer {device['token']}"}
+    client.post("/api/positions", json=batch(60, now() - timedelta(minutes=8)), headers=headers)
+    login("dispatcher", "TZ")
+    track = client.get("/api/tracks?unit=巡A-1&zoom=15").get_json()
+    assert track["geometry"]["type"] == "LineString" and track["properties"]["points"] == 60
+    assert track["properties"]["grids"][0]["code"] == "TZ1A1"
+    replay = client.get("/api/tracks/replay?unit=巡A-1").get_json()
+    assert len(replay["points"]) == 60
+    built = client.post("/api/tracks/build", json={"unit": "巡A-1"}, headers=csrf(client))
+    assert built.status_code == 201 and built.get_json()["length_m"] > 0
+    cov = client.get("/api/coverage?hours=24&format=json").get_json()["grids"]
+    assert next(g for g in cov if g["code"] == "TZ1A1")["visits"] == 1
+    assert client.get("/api/coverage/gaps?hours=6").status_code == 200
+    assert client.get("/api/coverage?hours=banana").status_code == 400
+    incident = session.execute(text(
+        "INSERT INTO incidents (category, occurred_at, geom) VALUES ('accident', now(), "
+        "ST_SetSRID(ST_MakePoint(10.004, 10.005), 4326)) RETURNING id")).scalar()
+    near = client.get(f"/api/dispatch/nearest?incident={incident}&k=3").get_json()
+    assert near["units"][0]["callsign"] == "巡A-1" and near["units"][0]["distance_m"] < 300
+    h = csrf(client)
+    a = client.post("/api/dispatch/assign", json={"incident": incident, "unit": "巡A-1"}, headers=h)
+    assert a.status_code == 201
+    aid = a.get_json()["id"]
+    for action in ("acknowledge", "arrive", "close"):
+        r = client.post(f"/api/dispatch/assignments/{aid}/{action}", json={}, headers=h)
+        assert r.status_code == 200, r.get_json()
+    assert r.get_json()["status"] == "closed"
+    assert client.post(f"/api/dispatch/assignments/{aid}/arrive", json={}, headers=h).status_code == 409
+    assert client.post(f"/api/dispatch/assignments/{aid}/acknowledge", json={}).status_code == 400   # no CSRF
+    stats = client.get("/api/dispatch/stats?level=2").get_json()["areas"]
+    assert any(s["code"] == "TZ1" and s["assignments"] == 1 for s in stats)
+    assert client.get("/api/dispatch/incidents").status_code == 200
+
+
+def test_unit_admin_from_the_api_respects_scope(client, login, session, tiny):
+    login("dispatcher", "TZ1")
+    h = csrf(client)
+    r = client.post("/api/units", json={"callsign": "巡B-1", "kind": "foot", "device_id": "b1", "area": "TZ1A2"},
+                    headers=h)
+    assert r.status_code == 201 and r.get_json()["token"].startswith("dev_")
+    r = client.post("/api/units", json={"callsign": "巡B-2", "kind": "foot", "device_id": "b2", "area": "TZ2A1"},
+                    headers=h)
+    assert r.status_code == 403
+    assert client.post("/api/units/巡B-1/status", json={"status": "on_duty"}, headers=h).get_json()["status"] == "on_duty"
+    assert client.post("/api/units/巡B-1/status", json={"status": "asleep"}, headers=h).status_code == 400
+    r = client.post("/api/units/巡B-1/shifts", json={"hours": 24, "task": "日间巡逻"}, headers=h)
+    assert r.status_code == 201
+    assert client.get("/api/units/巡B-1/shifts").get_json()["shifts"][0]["task"] == "日间巡逻"
+
+
+def test_gpx_upload(client, login, device, realdata):
+    login("dispatcher", "TZ")
+    h = csrf(client)
+    path = realdata / "gpx" / "track-with-empty-segment.gpx"
+    with open(path, "rb") as fh:
+        r = client.post("/api/tracks/import", data={"unit": "巡A-1", "file": (fh, path.name)},
+                        content_type="multipart/form-data", headers=h)
+    assert r.status_code == 201 and r.get_json()["points"] == 9
+    with open(realdata / "gpx" / "unicode_with_bom.gpx", "rb") as fh:
+        r = client.post("/api/tracks/import", data={"unit": "巡A-1", "file": (fh, "bom.gpx")},
+                        content_type="multipart/form-data", headers=h)
+    assert r.status_code == 400 and "no track or route" in r.get_json()["error"]["message"]
+
+
+# -- live ------------------------------------------------------------------------------------
+class SSE:
+    """A minimal SSE reader over `requests` for tests."""
+
+    def __init__(self, resp):
+        self.resp = resp
+        self.events = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        event = {}
+        try:
+            for raw in self.resp.iter_lines(decode_unicode=True):
+                if raw == "":
+                    if "data" in event:
+                        self.events.append(event)
+                    event = {}
+                elif not raw.startswith(":") and ":" in raw:
+                    k, v = raw.split(":", 1)
+                    event[k] = v.lstrip()
+        except Exception:  # noqa: BLE001 — closed by the test
+            pass
+
+    def wait(self, pred, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in self.events if pred(e)]
+            if found:
+                return found
+            time.sleep(0.02)
+        return []
+
+    def close(self):
+        self.resp.close()
+
+
+def _committed_unit(engine, callsign, device):
+    from geo import db
+
+    with db.session_scope(engine) as s:
+        s.execute(text("DELETE FROM units WHERE callsign = :c"), {"c": callsign})
+        _, token = patrol.add_unit(s, ACTOR, callsign, "car", device, "411103", "on_duty")
+    return token
+
+
+def _cleanup(engine, callsign):
+    from geo import db
+
+    with db.session_scope(engine) as s:
+        uid = s.execute(text("SELECT id FROM units WHERE callsign = :c"), {"c": callsign}).scalar()
+        if uid:
+            s.execute(text("DELETE FROM positions WHERE unit_id = :u"), {"u": uid})
+            s.execute(text("DELETE FROM units WHERE id = :u"), {"u": uid})
+
+
+def _session_for(base, user):
+    import re
+
+    import requests
+
+    s = requests.Session()
+    page = s.get(f"{base}/login").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = s.post(f"{base}/login", data={"username": user[0], "password": user[1], "csrf_token": csrf})
+    assert r.status_code == 200
+    return s
+
+
+def test_live_stream_delivers_pings_and_resumes_with_last_event_id(live_server, engine, browser_user):
+    import requests
+
+    base = live_server(BASEMAP="none")
+    token = _committed_unit(engine, "LIVE-1", "live-1")
+    web = _session_for(base, browser_user)
+    try:
+        stream = SSE(web.get(f"{base}/api/live", stream=True, timeout=30))
+        t0 = now() - timedelta(seconds=60)
+
+        def ping(i):
+            r = requests.post(f"{base}/api/positions", headers={"Authorization": f"Bearer {token}"},
+                              json={"positions": [{"ts": (t0 + timedelta(seconds=i)).isoformat(),
+                                                   "lon": 114.0 + i * 1e-4, "lat": 33.6}]}, timeout=10)
+            assert r.status_code == 200
+
+        time.sleep(0.3)
+        ping(1)
+        got = stream.wait(lambda e: e.get("event") == "position" and "LIVE-1" in e["data"])
+        assert got, stream.events
+        first_id = int(got[0]["id"])
+        stream.close()
+        # While disconnected: three more pings. A reconnect with Last-Event-ID gets all three.
+        for i in (2, 3, 4):
+            ping(i)
+        again = SSE(web.get(f"{base}/api/live", headers={"Last-Event-ID": str(first_id)}, stream=True, timeout=30))
+        missed = again.wait(lambda e: e.get("event") == "position" and json.loads(e["data"])["lon"] >= 114.0004 - 1e-9)
+        lons = sorted({round(json.loads(e["data"])["lon"], 4) for e in again.events
+                       if e.get("event") == "position" and "LIVE-1" in e["data"]})
+        again.close()
+        assert missed and lons == [114.0002, 114.0003, 114.0004]
+    finally:
+        _cleanup(engine, "LIVE-1")

@@ -1,0 +1,453 @@
+"""Patrol dispatch over HTTP: units, position ingest (batch API and the OsmAnd protocol of the
+Traccar Client app), tracks, coverage, nearest-unit dispatch, and the /dispatch page.
+
+Devices authenticate with their device token (`Authorization: Bearer dev_…`, `X-Device-Token`, or
+`?token=`), never a cookie, so their endpoints are CSRF-exempt. The OsmAnd endpoint identifies a
+device by its id, as Traccar does (the real app sends nothing else); set
+`ANWANG_OSMAND_REQUIRE_TOKEN=1` to also demand `token=` in the server URL configured on the phone.
+"""
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
+from geo import dispatch, gpx, patrol, tracks
+from geo.errors import Forbidden, InvalidInput, NotFound
+from layers import coverage
+
+from . import database
+from .auth import actor, csrf_exempt, current_user, public, require_scope, roles
+from .pages import map_config
+
+bp = Blueprint("patrol", __name__)
+GEOJSON = "application/geo+json"
+VIEW = ("dispatcher", "analyst")
+ACT = ("dispatcher",)
+
+
+def _json(obj, status: int = 200, mimetype: str = "application/json") -> Response:
+    return Response(json.dumps(obj, ensure_ascii=False, default=str), status=status, mimetype=mimetype)
+
+
+def _scopes() -> list[str] | None:
+    user = current_user()
+    return None if user is None or user.everywhere else list(user.scope_paths)
+
+
+def _time_arg(name: str) -> datetime | None:
+    value = request.args.get(name)
+    if value in (None, ""):
+        return None
+    return patrol.parse_time(value, name)
+
+
+def _int_arg(name: str, default=None, lo=None, hi=None):
+    value = request.args.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInput(name, f"{name} must be a whole number; got {value!r}") from None
+    if (lo is not None and number < lo) or (hi is not None and number > hi):
+        raise InvalidInput(name, f"{name} must be between {lo} and {hi}")
+    return number
+
+
+def _float_arg(name: str, default=None):
+    value = request.args.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInput(name, f"{name} must be a number; got {value!r}") from None
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("body", "expected a JSON object with Content-Type: application/json")
+    return body
+
+
+def _unit_in_scope(callsign: str) -> int:
+    """The unit's id, if the caller's scope covers the unit's home area (or district)."""
+    s = database.session()
+    from sqlalchemy import text
+
+    row = s.execute(text("SELECT u.id, coalesce(h.code, d.code) AS code FROM units u "
+                         "LEFT JOIN areas h ON h.id = u.home_area_id "
+                         "LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1 "
+                         "WHERE u.callsign = :c"), {"c": callsign}).first()
+    if row is None:
+        raise NotFound(f"no unit {callsign!r}", field="unit")
+    user = current_user()
+    if not user.everywhere:
+        if row.code is None:
+            raise Forbidden(f"unit {callsign} has no area; only an unscoped admin may use it", field="unit")
+        require_scope(row.code)
+    return row.id
+
+
+# -- page ------------------------------------------------------------------------------------
+@bp.get("/dispatch")
+@roles(*ACT)
+def dispatch_page():
+    cfg = {**map_config(), "staleSeconds": patrol.STALE_SECONDS}
+    return render_template("dispatch.html", map_config=cfg)
+
+
+# -- units -----------------------------------------------------------------------------------
+@bp.get("/api/units")
+@roles(*VIEW)
+def units():
+    """Units at their last clean position (or at ?at=T) as GeoJSON."""
+    fc = patrol.units_geojson(database.session(), _scopes(), at=_time_arg("at"))
+    return _json(fc, mimetype=GEOJSON)
+
+
+@bp.post("/api/units")
+@roles(*ACT)
+def unit_add():
+    body = _body()
+    area = body.get("area") or None
+    if area:
+        require_scope(area)
+    elif not current_user().everywhere:
+        raise InvalidInput("area", "give the unit's home area (a code inside your scope)")
+    s = database.session()
+    uid, token = patrol.add_unit(s, actor(), body.get("callsign"), body.get("kind"),
+                                 body.get("device_id"), area, body.get("status") or "off_duty")
+    s.commit()
+    return _json({"id": uid, "callsign": body.get("callsign"), "token": token}, 201)
+
+
+@bp.post("/api/units/<callsign>/status")
+@roles(*ACT)
+def unit_status(callsign):
+    _unit_in_scope(callsign)
+    s = database.session()
+    out = patrol.set_status(s, actor(), callsign, _body().get("status"))
+    s.commit()
+    return _json(out)
+
+
+@bp.post("/api/units/<callsign>/token")
+@roles(*ACT)
+def unit_token(callsign):
+    _unit_in_scope(callsign)
+    s = database.session()
+    token = patrol.rotate_token(s, actor(), callsign)
+    s.commit()
+    return _json({"callsign": callsign, "token": token})
+
+
+@bp.get("/api/units/<callsign>/shifts")
+@roles(*VIEW)
+def unit_shifts(callsign):
+    _unit_in_scope(callsign)
+    return _json({"callsign": callsign, "shifts": patrol.shifts(database.session(), callsign)})
+
+
+@bp.post("/api/units/<callsign>/shifts")
+@roles(*ACT)
+def unit_shift_add(callsign):
+    _unit_in_scope(callsign)
+    body = _body()
+    starts = patrol.parse_time(body.get("starts_at"), "starts_at") if body.get("starts_at") else \
+        datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    try:
+        hours = float(body.get("hours", 24))
+    except (TypeError, ValueError):
+        raise InvalidInput("hours", "hours must be a number") from None
+    s = database.session()
+    sid = patrol.add_shift(s, actor(), callsign, starts, hours, body.get("task"))
+    s.commit()
+    return _json({"id": sid, "callsign": callsign}, 201)
+
+
+@bp.get("/api/units/trails")
+@roles(*VIEW)
+def unit_trails():
+    minutes = _float_arg("minutes", 10.0)
+    return _json(patrol.trails(database.session(), minutes, _scopes(), at=_time_arg("at")),
+                 mimetype=GEOJSON)
+
+
+# -- ingest ----------------------------------------------------------------------------------
+def _device_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    if header.lower().startswith("device "):
+        return header[7:].strip()
+    return request.headers.get("X-Device-Token") or request.args.get("token")
+
+
+@bp.post("/api/positions")
+@public
+@csrf_exempt
+def positions():
+    """A JSON batch of fixes from one device: {"positions": [{"ts", "lon", "lat", …}, …]}."""
+    token = _device_token()
+    if not token:
+        return _error(401, "unauthorized", "a device token is required (Authorization: Bearer dev_…)")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise InvalidInput("body", "expected JSON with Content-Type: application/json")
+    fixes = patrol.parse_batch(body)
+    s = database.session()
+    unit = patrol.unit_for_token(s, token, patrol.utc_days(fixes))
+    if unit is None:
+        return _error(401, "unauthorized", "unknown or revoked device token")
+    result = patrol.ingest(s, unit, fixes)
+    s.commit()
+    return _json({"unit": unit.callsign, **result.as_dict()})
+
+
+def _error(status, code, message, field=None):
+    from .errors import error_response
+
+    return error_response(status, code, message, field)
+
+
+@bp.route("/osmand", methods=["GET", "POST"])
+@bp.route("/osmand/", methods=["GET", "POST"])
+@public
+@csrf_exempt
+def osmand():
+    """The OsmAnd protocol as Traccar Client sends it: 200 with an empty body when stored, 400 for
+    an unknown device (the app then keeps the fix and retries)."""
+    if request.args:
+        device, fixes = patrol.parse_osmand_query(request.args)
+    elif request.is_json or (request.data[:1] in (b"{", b"[")):
+        try:
+            body = json.loads(request.get_data(as_text=True))
+        except ValueError:
+            raise InvalidInput("body", "the body is not valid JSON") from None
+        device, fixes = patrol.parse_osmand_json(body)
+    elif request.form:
+        device, fixes = patrol.parse_osmand_query(request.form)
+    else:
+        raise InvalidInput("id", "no position: expected ?id=&lat=&lon=&timestamp=… or a JSON body")
+    s = database.session()
+    unit = patrol.unit_for_device(s, device, patrol.utc_days(fixes))
+    if unit is None:
+        return _error(400, "unknown_device", f"no unit has device id {device!r}", "id")
+    if os.environ.get("ANWANG_OSMAND_REQUIRE_TOKEN", "") in ("1", "true", "yes"):
+        token = request.args.get("token") or (request.get_json(silent=True) or {}).get("token")
+        found = patrol.unit_for_token(s, token or "")
+        if found is None or found.id != unit.id:
+            return _error(401, "unauthorized", "this server needs the device token (token=…)", "token")
+    patrol.ingest(s, unit, fixes)
+    s.commit()
+    return Response(b"", status=200)
+
+
+class OsmandPort:
+    """WSGI middleware: requests arriving on the OsmAnd port go to /osmand whatever their path,
+    because the phone app is configured with a bare server URL such as http://host:5055."""
+
+    def __init__(self, app, port: int):
+        self.app, self.port = app, str(port)
+
+    def __call__(self, environ, start_response):
+        if environ.get("SERVER_PORT") == self.port or environ.get("anwang.osmand"):
+            environ["PATH_INFO"] = "/osmand"
+            environ["SCRIPT_NAME"] = ""
+        return self.app(environ, start_response)
+
+
+# -- tracks ----------------------------------------------------------------------------------
+def _window(uid: int):
+    s = database.session()
+    start, end = _time_arg("from"), _time_arg("to")
+    shift = _int_arg("shift")
+    if start is None or end is None:
+        start2, end2, shift = tracks.shift_window(s, uid, shift, _time_arg("at"))
+        start, end = start or start2, end or end2
+    return start, end, shift
+
+
+@bp.get("/api/tracks")
+@roles(*VIEW)
+def track():
+    """?unit=CALLSIGN&shift=ID|from=&to=&zoom=: the clean track with its statistics."""
+    callsign = request.args.get("unit") or ""
+    uid = _unit_in_scope(callsign)
+    start, end, shift = _window(uid)
+    feature = tracks.track_feature(database.session(), uid, start, end, _int_arg("zoom", None, 0, 22))
+    feature["properties"].update({"callsign": callsign, "shift_id": shift})
+    return _json(feature, mimetype=GEOJSON)
+
+
+@bp.get("/api/tracks/replay")
+@roles(*VIEW)
+def track_replay():
+    callsign = request.args.get("unit") or ""
+    uid = _unit_in_scope(callsign)
+    start, end, shift = _window(uid)
+    out = tracks.replay(database.session(), uid, start, end)
+    out.update({"callsign": callsign, "shift_id": shift})
+    return _json(out)
+
+
+@bp.post("/api/tracks/build")
+@roles(*ACT)
+def track_build():
+    body = _body()
+    callsign = body.get("unit") or ""
+    uid = _unit_in_scope(callsign)
+    s = database.session()
+    out = tracks.build(s, uid, body.get("shift"))
+    if out is None:
+        raise InvalidInput("unit", f"unit {callsign} has fewer than two clean fixes in that shift")
+    s.commit()
+    return _json(out, 201)
+
+
+@bp.get("/api/tracks/stored")
+@roles(*VIEW)
+def tracks_stored():
+    callsign = request.args.get("unit") or ""
+    uid = _unit_in_scope(callsign)
+    return _json({"unit": callsign, "tracks": tracks.stored(database.session(), uid)})
+
+
+@bp.get("/api/tracks/<int:track_id>")
+@roles(*VIEW)
+def track_stored(track_id):
+    s = database.session()
+    feature = tracks.stored_feature(s, track_id, _int_arg("zoom", None, 0, 22))
+    from sqlalchemy import text
+
+    callsign = s.execute(text("SELECT callsign FROM units WHERE id = :u"),
+                         {"u": feature["properties"]["unit"]}).scalar()
+    _unit_in_scope(callsign)
+    return _json(feature, mimetype=GEOJSON)
+
+
+@bp.post("/api/tracks/import")
+@roles(*ACT)
+def track_import():
+    """Multipart upload: file=GPX, unit=CALLSIGN."""
+    callsign = request.form.get("unit") or ""
+    _unit_in_scope(callsign)
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidInput("file", "attach a GPX file as the form field 'file'")
+    s = database.session()
+    result = gpx.import_gpx(s, actor(), callsign, upload.read(), upload.filename or "upload.gpx")
+    s.commit()
+    return _json(result.as_dict(), 201)
+
+
+# -- coverage --------------------------------------------------------------------------------
+@bp.get("/api/coverage")
+@roles(*VIEW)
+def coverage_layer():
+    """?hours=24|7d: per grid, patrol minutes and visits against its risk colour (GeoJSON unless
+    format=json)."""
+    s = database.session()
+    rows = coverage.coverage(s, coverage.parse_hours(request.args.get("hours"), 24), _scopes())
+    if request.args.get("format") == "json":
+        return _json({"grids": rows})
+    return _json(coverage.as_geojson(s, rows), mimetype=GEOJSON)
+
+
+@bp.get("/api/coverage/gaps")
+@roles(*VIEW)
+def coverage_gaps():
+    """?hours=X: red and orange grids with no patrol in the last X hours (GeoJSON)."""
+    s = database.session()
+    rows = coverage.gaps(s, coverage.parse_hours(request.args.get("hours"), 6), _scopes())
+    if request.args.get("format") == "json":
+        return _json({"grids": rows})
+    return _json(coverage.as_geojson(s, rows), mimetype=GEOJSON)
+
+
+# -- dispatch --------------------------------------------------------------------------------
+@bp.get("/api/dispatch/nearest")
+@roles(*ACT)
+def nearest():
+    """?incident=ID (or lon=&lat=)&k=5&max_age=900: nearest on-duty units."""
+    incident = _int_arg("incident")
+    max_age = _float_arg("max_age", dispatch.DEFAULT_MAX_AGE_S)
+    return _json(dispatch.nearest(database.session(), incident, request.args.get("lon"),
+                                  request.args.get("lat"), _int_arg("k", 5, 1, 100),
+                                  max_age if max_age and max_age > 0 else None, _scopes()))
+
+
+@bp.post("/api/dispatch/assign")
+@roles(*ACT)
+def assign():
+    body = _body()
+    try:
+        incident = int(body.get("incident"))
+    except (TypeError, ValueError):
+        raise InvalidInput("incident", "incident must be an incident id") from None
+    _unit_in_scope(body.get("unit") or "")
+    s = database.session()
+    out = dispatch.assign(s, actor(), incident, body.get("unit"), body.get("note"))
+    s.commit()
+    return _json(out, 201)
+
+
+@bp.post("/api/dispatch/assignments/<int:assignment_id>/<action>")
+@roles(*ACT)
+def assignment_action(assignment_id, action):
+    s = database.session()
+    body = request.get_json(silent=True) or {}
+    out = dispatch.transition(s, actor(), assignment_id, action, body.get("note"))
+    s.commit()
+    return _json(out)
+
+
+@bp.get("/api/dispatch/assignments")
+@roles(*VIEW)
+def assignments():
+    return _json({"assignments": dispatch.assignments(
+        database.session(), _int_arg("incident"), request.args.get("open") in ("1", "true"))})
+
+
+@bp.get("/api/dispatch/stats")
+@roles(*VIEW)
+def stats():
+    """?level=2&days=30: response times per area."""
+    return _json({"areas": dispatch.response_stats(database.session(), _int_arg("level", 2, 1, 4),
+                                                    _float_arg("days", 30.0), _scopes())})
+
+
+@bp.get("/api/dispatch/incidents")
+@roles(*VIEW)
+def recent_incidents():
+    """?hours=24: recent incidents not yet closed, for the dispatch map (GeoJSON)."""
+    from sqlalchemy import text
+
+    hours = coverage.parse_hours(request.args.get("hours"), 24)
+    scopes = _scopes()
+    rows = database.session().execute(text("""
+        SELECT i.id, i.category, i.severity, i.status, i.occurred_at, i.address, ST_X(i.geom) AS lon,
+               ST_Y(i.geom) AS lat, g.code AS grid
+          FROM incidents i LEFT JOIN areas g ON g.id = i.grid_id
+         WHERE i.occurred_at > now() - make_interval(secs => :h * 3600) AND i.geom IS NOT NULL
+           AND i.status NOT IN ('closed', 'resolved', 'followed_up')
+           AND (CAST(:paths AS ltree[]) IS NULL OR g.path <@ CAST(:paths AS ltree[]))
+         ORDER BY i.occurred_at DESC LIMIT 2000"""), {"h": hours, "paths": scopes}).mappings().all()
+    return _json({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": r["id"], "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+         "properties": {"id": r["id"], "category": r["category"], "severity": r["severity"],
+                        "status": r["status"], "occurred_at": r["occurred_at"].isoformat(),
+                        "address": r["address"], "grid": r["grid"]}} for r in rows]}, mimetype=GEOJSON)
+
+
+def init_app(app) -> None:
+    """Register the blueprint and, when configured, route a separate port to /osmand."""
+    app.register_blueprint(bp)
+    port = app.config.get("OSMAND_PORT") or os.environ.get("ANWANG_OSMAND_PORT")
+    if port:
+        app.wsgi_app = OsmandPort(app.wsgi_app, int(port))
