@@ -101,7 +101,7 @@ class AreaVersion(Base):
     __tablename__ = "area_versions"
     __table_args__ = (UniqueConstraint("area_id", "version"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id"))
+    area_id: Mapped[int] = mapped_column(Integer)  # no foreign key: history outlives retired areas (0003)
     version: Mapped[int] = mapped_column(Integer)
     code: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(Text)
@@ -113,6 +113,17 @@ class AreaVersion(Base):
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     change_id: Mapped[int | None] = mapped_column(ForeignKey("boundary_changes.id"))
+
+
+class AreaLock(Base):
+    """A soft lock: who is editing an area (a village) in the planner, until when (0003)."""
+
+    __tablename__ = "area_locks"
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(Text)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Person(Base):
@@ -184,6 +195,7 @@ class Road(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(Text)
     road_class: Mapped[str | None] = mapped_column(Text)
+    district_code: Mapped[str | None] = mapped_column(String(32))
     geom = mapped_column(Geometry("LINESTRING", srid=SRID, spatial_index=False), nullable=False)
 
 
@@ -209,6 +221,7 @@ class Incident(Base):
     geocode_level: Mapped[str | None] = mapped_column(Text)
     geocode_confidence: Mapped[float | None] = mapped_column(Float)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))  # finest known (0004)
     outside_jurisdiction: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str | None] = mapped_column(Text)
     sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -379,3 +392,12 @@ class AuditEntry(Base):
     area_code: Mapped[str | None] = mapped_column(String(32))
     details: Mapped[dict | None] = mapped_column(JSONB)
     remote_addr: Mapped[str | None] = mapped_column(Text)
+
+
+class GazetteerChange(Base):
+    """One statement that changed areas, places or entities (tells processes to rebuild the gazetteer)."""
+
+    __tablename__ = "gazetteer_changes"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    source: Mapped[str] = mapped_column(Text)

@@ -197,13 +197,16 @@ CREATE TABLE places (
 CREATE INDEX places_geom_idx ON places USING gist (geom);
 CREATE INDEX places_name_trgm_idx ON places USING gin (name gin_trgm_ops);
 CREATE INDEX places_area_idx ON places (area_id);
+CREATE INDEX places_parent_idx ON places (parent_id);
 
 CREATE TABLE roads (
     id serial PRIMARY KEY,
     name text,
     road_class text,
+    district_code varchar(32),
     geom geometry(LineString, 4326) NOT NULL
 );
+CREATE INDEX roads_district_idx ON roads (district_code);
 CREATE INDEX roads_geom_idx ON roads USING gist (geom);
 
 CREATE TABLE incidents (

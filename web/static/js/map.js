@@ -20,7 +20,7 @@
   const groupTint = {};
   const LABEL_MIN_ZOOM = { 2: 10, 3: 12, 4: 14 };
 
-  const map = L.map("map", { zoomControl: true, preferCanvas: false, minZoom: 7, maxZoom: 19 });
+  const map = L.map("map", { zoomControl: true, zoomSnap: 0.25, minZoom: 7, maxZoom: 19 });
   map.setView([33.62, 113.95], 11);
 
   const basemaps = {};
@@ -54,6 +54,7 @@
   const pending = {};       // level -> Promise while loading
   let shownLevel = null;
   let selected = null;
+  let townshipContext = null;
 
   const overlays = {};
   const boundaryGroup = L.layerGroup().addTo(map);
@@ -139,6 +140,19 @@
         if (Number(k) !== 1) { boundaryGroup.removeLayer(layers[k]); }
       });
       boundaryGroup.addLayer(layer);
+      // Below the township level, township borders stay visible as context (not clickable).
+      if (level > 2) {
+        loadLevel(2).then(function (townships) {
+          if (!townshipContext) {
+            townshipContext = L.geoJSON(townships.toGeoJSON(), {
+              style: { color: STYLE[2].color, weight: 2.5, fill: false }, interactive: false,
+            });
+          }
+          if (shownLevel > 2) { boundaryGroup.addLayer(townshipContext); }
+        }).catch(function () {});
+      } else if (townshipContext) {
+        boundaryGroup.removeLayer(townshipContext);
+      }
       shownLevel = level;
       updateLabels();
       document.body.dataset.shownLevel = String(level);
