@@ -32,6 +32,7 @@ from scipy.spatial import Delaunay
 from shapely.geometry import LineString, MultiPolygon, Point, box
 
 from geo import crs, settings
+from geo.errors import SetupError
 
 DEMO_VERSION = "1"
 SEED = 411103
@@ -156,9 +157,18 @@ def _as_multi(geom) -> MultiPolygon:
 
 
 # -- real inputs --------------------------------------------------------------------------------
+def realdata_file(name: str) -> Path:
+    """Path of a real reference file, or a one-line SetupError saying where it was looked for."""
+    path = settings.realdata_dir() / "yancheng" / name
+    if not path.is_file():
+        raise SetupError(f"real data file {path} is missing: set ANWANG_REALDATA to the folder "
+                         "holding yancheng/ (default ../shared/realdata)")
+    return path
+
+
 def read_outline() -> MultiPolygon:
     """Read the real district outline and convert it from GCJ-02 to WGS84."""
-    path = settings.realdata_dir() / "yancheng" / OUTLINE_FILE
+    path = realdata_file(OUTLINE_FILE)
     feature = json.loads(path.read_text(encoding="utf-8"))["features"][0]
     gcj = shapely.geometry.shape(feature["geometry"])
     return _as_multi(shapely.make_valid(crs.transform_geometry(gcj, "gcj02")))
@@ -166,7 +176,7 @@ def read_outline() -> MultiPolygon:
 
 def read_divisions() -> list[dict]:
     """Read the real township and village codes and official names (2022 statistical list)."""
-    path = settings.realdata_dir() / "yancheng" / DIVISIONS_FILE
+    path = realdata_file(DIVISIONS_FILE)
     with path.open(encoding="utf-8-sig", newline="") as f:
         rows = [{k.strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(f)]
     return [r for r in rows if r["code"].startswith(DISTRICT_CODE)]
