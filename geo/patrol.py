@@ -12,8 +12,10 @@ tracks and coverage while still storing them:
 
 Batches go through COPY into a session-local temp table and one INSERT … ON CONFLICT DO NOTHING;
 a single ping (OsmAnd) is one INSERT. The unit's newest clean fix is kept in
-`unit_last_positions` and published to the live map with `live_publish`, whose NOTIFY reaches the
-listeners only when the transaction commits.
+`unit_last_positions`. The live-map event is published after the fixes are committed, in a short
+second transaction (`commit_and_publish`): PostgreSQL serialises the commits of transactions that
+NOTIFY, so a NOTIFY inside every ingest transaction would queue them all behind one WAL flush each.
+The event transaction commits asynchronously — a crash can lose a live-map event, never a fix.
 """
 from __future__ import annotations
 
@@ -77,6 +79,9 @@ class UnitRef:
     last_lon: float | None = None
     last_lat: float | None = None
     seen_at: datetime | None = None
+    seen_lon: float | None = None
+    seen_lat: float | None = None
+    jump_chain: int = 0
     missing_days: list | None = None   # of the days asked for at look-up; None: not asked
     days_checked: tuple = ()
 
@@ -203,17 +208,48 @@ def shifts(session: Session, callsign: str, since: datetime | None = None) -> li
              "task": r["task"]} for r in rows]
 
 
+class Runner:
+    """Runs pyformat SQL (`%(name)s`) on a SQLAlchemy session, inside its transaction, or on a raw
+    psycopg connection (the OsmAnd fast path, in autocommit); rows come back as dicts."""
+
+    def __init__(self, session: Session | None = None, conn=None):
+        self.session, self.conn = session, conn
+
+    def rows(self, sql: str, params: dict | None = None) -> list[dict]:
+        if self.session is not None:
+            result = self.session.connection().exec_driver_sql(sql, params or {})
+            return [dict(r) for r in result.mappings().all()] if result.returns_rows else []
+        cur = self.conn.execute(sql, params or {})
+        if cur.description is None:
+            return []
+        names = [c.name for c in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def one(self, sql: str, params: dict | None = None) -> dict | None:
+        rows = self.rows(sql, params)
+        return rows[0] if rows else None
+
+    def dbapi(self):
+        """The psycopg connection (for COPY)."""
+        if self.session is not None:
+            return self.session.connection().connection.dbapi_connection
+        return self.conn
+
+
 _UNIT_SELECT = """
 SELECT u.id, u.callsign, u.kind, u.status, u.district_code,
        coalesce(h.path, d.path)::text AS area_path,
        l.ts AS last_ts, ST_X(l.geom) AS last_lon, ST_Y(l.geom) AS last_lat, l.seen_at,
-       (SELECT coalesce(array_agg(x), '{}') FROM unnest(CAST(:days AS date[])) x
+       l.seen_lon, l.seen_lat, coalesce(l.jump_chain, 0) AS jump_chain,
+       (SELECT coalesce(array_agg(x), '{}') FROM unnest(CAST(%(days)s AS date[])) x
          WHERE to_regclass('positions_' || to_char(x, 'YYYYMMDD')) IS NULL) AS missing_days
   FROM units u
   LEFT JOIN areas h ON h.id = u.home_area_id
   LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1
   LEFT JOIN unit_last_positions l ON l.unit_id = u.id
 """
+_UNIT_WHERE = {"token": " WHERE u.token_hash = %(key)s", "device": " WHERE u.device_id = %(key)s",
+               "id": " WHERE u.id = %(key)s"}
 
 
 def _unit_ref(row, days=()) -> UnitRef | None:
@@ -222,32 +258,29 @@ def _unit_ref(row, days=()) -> UnitRef | None:
     return UnitRef(id=row["id"], callsign=row["callsign"], kind=row["kind"], status=row["status"],
                    district_code=row["district_code"], area_path=row["area_path"],
                    last_ts=row["last_ts"], last_lon=row["last_lon"], last_lat=row["last_lat"],
-                   seen_at=row["seen_at"], missing_days=list(row["missing_days"] or []),
+                   seen_at=row["seen_at"], seen_lon=row["seen_lon"], seen_lat=row["seen_lat"],
+                   jump_chain=row["jump_chain"], missing_days=list(row["missing_days"] or []),
                    days_checked=tuple(days))
+
+
+def lookup_unit(run: Runner, by: str, key, days: list[date] = ()) -> UnitRef | None:
+    """A unit by device token, device id or id, with its last fix and the partitions `days` lack."""
+    row = run.one(_UNIT_SELECT + _UNIT_WHERE[by], {"key": key, "days": list(days)})
+    return _unit_ref(row, days)
 
 
 def unit_for_token(session: Session, token: str, days: list[date] = ()) -> UnitRef | None:
     """The unit a device token belongs to (None if unknown), with its last fix."""
-    if not token:
-        return None
-    row = session.execute(text(_UNIT_SELECT + " WHERE u.token_hash = :h"),
-                          {"h": hash_token(token), "days": list(days)}).mappings().first()
-    return _unit_ref(row, days)
+    return lookup_unit(Runner(session), "token", hash_token(token), days) if token else None
 
 
 def unit_for_device(session: Session, device_id: str, days: list[date] = ()) -> UnitRef | None:
     """The unit registered with a device id (the OsmAnd protocol's only identity)."""
-    if not device_id:
-        return None
-    row = session.execute(text(_UNIT_SELECT + " WHERE u.device_id = :d"),
-                          {"d": device_id, "days": list(days)}).mappings().first()
-    return _unit_ref(row, days)
+    return lookup_unit(Runner(session), "device", device_id, days) if device_id else None
 
 
 def unit_by_id(session: Session, uid: int, days: list[date] = ()) -> UnitRef | None:
-    row = session.execute(text(_UNIT_SELECT + " WHERE u.id = :i"),
-                          {"i": uid, "days": list(days)}).mappings().first()
-    return _unit_ref(row, days)
+    return lookup_unit(Runner(session), "id", uid, days)
 
 
 def units_geojson(session: Session, scope_paths: list[str] | None = None, at: datetime | None = None,
@@ -420,55 +453,73 @@ def parse_batch(body) -> list[Fix]:
 
 
 # -- quality flags ---------------------------------------------------------------------------
+@dataclass
+class FlagState:
+    """What judging the next fix needs: the last clean fix (the anchor), the newest fix of any quality,
+    and how many jump-flagged fixes in a row, ending at the newest, agree with each other."""
+
+    anchor: tuple | None = None        # (ts, lon, lat)
+    seen: tuple | None = None          # (ts, lon, lat)
+    chain: int = 0
+
+
 def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
-               speed_limit: float | None = None, accuracy_limit: float | None = None) -> list[Fix]:
+               speed_limit: float | None = None, accuracy_limit: float | None = None,
+               state: FlagState | None = None) -> list[Fix]:
     """Sort by time, drop repeated timestamps, and set the jump and accuracy flags.
 
     `prev` is the unit's clean fix just before the first of these (ts, lon, lat), if any. A fix is a
     jump when reaching it from the last clean fix needs more than the speed limit. Three jumps in a
-    row that agree with each other mean the anchor was wrong (or the unit was carried): they are
-    taken back as clean and become the new anchor.
+    row that agree with each other — within one batch or across single pings, through `state` —
+    mean the anchor was wrong (or the unit was carried): the fix becomes clean and the new anchor
+    (and the chain's earlier fixes in this batch are taken back as clean). `state`, when given, is
+    updated to follow the fixes.
     """
     speed_limit = max_speed() if speed_limit is None else speed_limit
     accuracy_limit = poor_accuracy() if accuracy_limit is None else accuracy_limit
+    state = state if state is not None else FlagState(anchor=prev)
+    if prev is not None:
+        state.anchor = prev
     out: list[Fix] = []
-    seen: set = set()
+    taken: set = set()
     for f in sorted(fixes, key=lambda f: f.ts):
-        if f.ts in seen:
+        if f.ts in taken:
             continue
-        seen.add(f.ts)
+        taken.add(f.ts)
         f.flags = 0
         out.append(f)
-    anchor = prev
-    chain: list[Fix] = []
+
+    def speed(a, f) -> float:
+        dist = haversine(a[1], a[2], f.lon, f.lat)
+        # A fix in the same second is judged over one second; GPS noise below 50 m never is a jump.
+        return 0.0 if dist <= 50 else dist / max((f.ts - a[0]).total_seconds(), 1.0)
+
+    members: list[Fix] = []            # this batch's fixes in the current chain
     for f in out:
+        in_order = state.seen is None or f.ts > state.seen[0]
         if f.accuracy is not None and f.accuracy > accuracy_limit:
             f.flags |= FLAG_ACCURACY
-        if anchor is not None:
-            dt = (f.ts - anchor[0]).total_seconds()
-            dist = haversine(anchor[1], anchor[2], f.lon, f.lat)
-            # A fix at the same second is judged over one second; GPS noise below 50 m never is a jump.
-            if dist > 50 and dist / max(dt, 1.0) > speed_limit:
-                f.flags |= FLAG_JUMP
-        if f.flags & FLAG_JUMP:
-            if chain:
-                last = chain[-1]
-                dt = (f.ts - last.ts).total_seconds()
-                ok = haversine(last.lon, last.lat, f.lon, f.lat) / max(dt, 1.0) <= speed_limit
-                chain = chain + [f] if ok else [f]
+        if state.anchor is not None and speed(state.anchor, f) > speed_limit:
+            f.flags |= FLAG_JUMP
+        if in_order:
+            if f.flags & FLAG_JUMP:
+                if state.chain and state.seen is not None and speed(state.seen, f) <= speed_limit:
+                    state.chain += 1
+                    members.append(f)
+                else:
+                    state.chain, members = 1, [f]
+                if state.chain >= 3:
+                    for c in members:
+                        c.flags &= ~FLAG_JUMP
+                    good = [c for c in members if c.flags == 0]
+                    if good:
+                        state.anchor = (good[-1].ts, good[-1].lon, good[-1].lat)
+                    state.chain, members = 0, []
             else:
-                chain = [f]
-            if len(chain) >= 3:
-                for c in chain:
-                    c.flags &= ~FLAG_JUMP
-                good = [c for c in chain if c.flags == 0]
-                if good:
-                    anchor = (good[-1].ts, good[-1].lon, good[-1].lat)
-                chain = []
-            continue
-        chain = []
-        if f.flags == 0:
-            anchor = (f.ts, f.lon, f.lat)
+                state.chain, members = 0, []
+                if f.flags == 0:
+                    state.anchor = (f.ts, f.lon, f.lat)
+            state.seen = (f.ts, f.lon, f.lat)
     return out
 
 
@@ -481,6 +532,7 @@ class IngestResult:
     jumps: int
     poor_accuracy: int
     event_id: int | None = None
+    live: tuple | None = None      # (kind, area path, payload) to publish once the fixes are committed
 
     def as_dict(self) -> dict:
         return {"received": self.received, "inserted": self.inserted, "duplicates": self.duplicates,
@@ -492,79 +544,174 @@ def utc_days(fixes) -> list[date]:
     return sorted({f.ts.astimezone(timezone.utc).date() for f in fixes})
 
 
+PARTITION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('anwang.positions.partitions'))"
+
+
 def ensure_partitions(session: Session, days) -> None:
     """Create the day partitions of `positions` that are missing (serialised across writers)."""
     days = sorted(set(days))
     if not days:
         return
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('anwang.positions.partitions'))"))
+    session.execute(text(PARTITION_LOCK))
     for d in days:
         session.execute(text("SELECT ensure_position_partition(:d)"), {"d": d})
 
 
-def _prev_clean(session: Session, unit: UnitRef, first: datetime):
+def _ensure_partitions(run: Runner, days) -> None:
+    if not days:
+        return
+    if run.session is not None:
+        ensure_partitions(run.session, days)
+        return
+    with run.conn.transaction():      # the lock must be held until the partition is committed
+        run.conn.execute(PARTITION_LOCK)
+        for d in sorted(set(days)):
+            run.conn.execute("SELECT ensure_position_partition(%s)", (d,))
+
+
+def _prev_clean(run: Runner, unit: UnitRef, first: datetime):
     """The unit's newest clean fix before `first` (from the last-position row when it is older)."""
     if unit.last_ts is not None and unit.last_ts < first:
         return (unit.last_ts, unit.last_lon, unit.last_lat)
-    row = session.execute(text(
-        "SELECT ts, ST_X(geom), ST_Y(geom) FROM positions WHERE unit_id = :u AND ts < :t "
-        "AND ts > CAST(:t AS timestamptz) - interval '2 days' AND flags = 0 ORDER BY ts DESC LIMIT 1"),
-        {"u": unit.id, "t": first}).first()
-    return tuple(row) if row else None
+    row = run.one(
+        "SELECT ts, ST_X(geom) AS x, ST_Y(geom) AS y FROM positions WHERE unit_id = %(u)s AND ts < %(t)s "
+        "AND ts > CAST(%(t)s AS timestamptz) - interval '2 days' AND flags = 0 ORDER BY ts DESC LIMIT 1",
+        {"u": unit.id, "t": first})
+    return (row["ts"], row["x"], row["y"]) if row else None
+
+
+def _flag(run: Runner, unit: UnitRef, fixes: list[Fix]) -> tuple[list[Fix], FlagState]:
+    seen = (unit.seen_at, unit.seen_lon, unit.seen_lat) if unit.seen_lon is not None else None
+    state = FlagState(anchor=None, seen=seen, chain=unit.jump_chain)
+    fixes = flag_fixes(fixes, _prev_clean(run, unit, min(f.ts for f in fixes)), state=state)
+    return fixes, state
 
 
 TEMP_TABLE = """CREATE TEMP TABLE IF NOT EXISTS positions_in (
     ts timestamptz, lon double precision, lat double precision, speed real, heading real,
     accuracy real, altitude real, battery real, flags smallint) ON COMMIT DELETE ROWS"""
 
+# The last clean fix only moves forward; the newest fix of any quality and the jump chain follow
+# the newest fix received in time order.
+LAST_UPSERT = """
+INSERT INTO unit_last_positions AS l (unit_id, ts, geom, speed, heading, accuracy, battery, seen_at,
+                                      seen_lon, seen_lat, jump_chain)
+{source}
+ON CONFLICT (unit_id) DO UPDATE SET
+    ts = CASE WHEN excluded.ts > l.ts THEN excluded.ts ELSE l.ts END,
+    geom = CASE WHEN excluded.ts > l.ts THEN excluded.geom ELSE l.geom END,
+    speed = CASE WHEN excluded.ts > l.ts THEN excluded.speed ELSE l.speed END,
+    heading = CASE WHEN excluded.ts > l.ts THEN excluded.heading ELSE l.heading END,
+    accuracy = CASE WHEN excluded.ts > l.ts THEN excluded.accuracy ELSE l.accuracy END,
+    battery = CASE WHEN excluded.ts > l.ts THEN excluded.battery ELSE l.battery END,
+    seen_lon = CASE WHEN excluded.seen_at >= l.seen_at THEN excluded.seen_lon ELSE l.seen_lon END,
+    seen_lat = CASE WHEN excluded.seen_at >= l.seen_at THEN excluded.seen_lat ELSE l.seen_lat END,
+    jump_chain = CASE WHEN excluded.seen_at >= l.seen_at THEN excluded.jump_chain ELSE l.jump_chain END,
+    seen_at = greatest(l.seen_at, excluded.seen_at), updated_at = now()"""
+SEEN_UPDATE = """
+UPDATE unit_last_positions SET
+    seen_lon = CASE WHEN %(seen)s >= seen_at THEN %(slon)s ELSE seen_lon END,
+    seen_lat = CASE WHEN %(seen)s >= seen_at THEN %(slat)s ELSE seen_lat END,
+    jump_chain = CASE WHEN %(seen)s >= seen_at THEN %(chain)s ELSE jump_chain END,
+    seen_at = greatest(seen_at, %(seen)s), updated_at = now()
+ WHERE unit_id = %(u)s"""
+INSERT_ONE = """
+WITH ins AS (
+    INSERT INTO positions (unit_id, ts, geom, speed, heading, accuracy, altitude, battery, flags, district_code,
+                           received_at)
+    VALUES (%(u)s, %(ts)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(speed)s, %(heading)s, %(acc)s,
+            %(alt)s, %(bat)s, %(flags)s, %(dc)s, %(recv)s)
+    ON CONFLICT (unit_id, ts) DO NOTHING RETURNING ts
+), up AS (
+""" + LAST_UPSERT.format(source="""
+    SELECT %(u)s, %(ts)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(speed)s, %(heading)s, %(acc)s,
+           %(bat)s, %(seen)s, %(slon)s, %(slat)s, %(chain)s FROM ins WHERE %(clean)s""") + """ RETURNING 1
+), seen AS (""" + SEEN_UPDATE + """ AND NOT %(clean)s AND EXISTS (SELECT 1 FROM ins) RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM up) + (SELECT count(*) FROM seen) AS touched
+"""
+# The live event of a single fix, sent in the same network round trip as INSERT_ONE (psycopg pipeline)
+# but committed on its own, asynchronously: only when that fix was new — its row carries this
+# request's received_at. PostgreSQL serialises the commits of NOTIFYing transactions, so a durable
+# commit must not wait behind them.
+PUBLISH_IF_NEW = (
+    "SELECT live_publish(%(k)s, CAST(%(p)s AS ltree), CAST(%(d)s AS jsonb)) AS id, "
+    "set_config('synchronous_commit', 'off', true) FROM positions "
+    "WHERE unit_id = %(u)s AND ts = %(ts)s AND received_at = %(recv)s")
+
 
 def ingest(session: Session, unit: UnitRef, fixes: list[Fix], publish_live: bool = True,
            update_last: bool = True) -> IngestResult:
-    """Store a unit's fixes idempotently; flag jumps and poor accuracy; publish the newest fix.
+    """Store a unit's fixes idempotently; flag jumps and poor accuracy; keep its last position.
 
-    The caller commits (the live event is delivered on commit). `unit.missing_days` (from
-    unit_for_token/unit_for_device with the batch's days) saves a round trip; partitions are
-    created when missing either way.
+    The caller commits, then publishes `result.live` (see `commit_and_publish`). `unit.missing_days`
+    (from a look-up with the batch's days) saves a round trip; partitions are created when missing
+    either way.
     """
+    return _ingest(Runner(session), unit, fixes, publish_live, update_last)
+
+
+def _ingest(run: Runner, unit: UnitRef, fixes: list[Fix], publish_live: bool = True,
+            update_last: bool = True, publish_now: bool = False) -> IngestResult:
     if not fixes:
         return IngestResult(0, 0, 0, 0, 0)
     received = len(fixes)
     days = utc_days(fixes)
     missing = unit.missing_days if set(days) <= set(unit.days_checked) else None
     if missing is None:
-        missing = session.execute(text(
-            "SELECT coalesce(array_agg(x), '{}') FROM unnest(CAST(:days AS date[])) x "
-            "WHERE to_regclass('positions_' || to_char(x, 'YYYYMMDD')) IS NULL"), {"days": days}).scalar()
-    ensure_partitions(session, missing)
-    fixes = flag_fixes(fixes, _prev_clean(session, unit, min(f.ts for f in fixes)))
-    if len(fixes) == 1:
-        inserted = _insert_one(session, unit, fixes[0])
-    else:
-        inserted = _insert_copy(session, unit, fixes)
+        missing = run.one("SELECT coalesce(array_agg(x), '{}') AS m FROM unnest(CAST(%(days)s AS date[])) x "
+                          "WHERE to_regclass('positions_' || to_char(x, 'YYYYMMDD')) IS NULL",
+                          {"days": days})["m"]
+    _ensure_partitions(run, missing)
+    fixes, state = _flag(run, unit, fixes)
+    if len(fixes) == 1 and update_last:
+        return _ingest_one(run, unit, fixes[0], state, publish_live, publish_now)
+    inserted = _insert_copy(run, unit, fixes)
     new = [f for f in fixes if f.ts in inserted]
     result = IngestResult(received=received, inserted=len(new), duplicates=received - len(new),
                           jumps=sum(1 for f in new if f.flags & FLAG_JUMP),
                           poor_accuracy=sum(1 for f in new if f.flags & FLAG_ACCURACY))
     if new and update_last:
-        result.event_id = _update_last(session, unit, new, publish_live)
+        live = _update_last(run, unit, new, state)
+        result.live = live if publish_live else None
     return result
 
 
-def _insert_one(session: Session, unit: UnitRef, f: Fix) -> set:
-    row = session.execute(text(
-        "INSERT INTO positions (unit_id, ts, geom, speed, heading, accuracy, altitude, battery, flags, "
-        "district_code) VALUES (:u, :ts, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :speed, :heading, "
-        ":acc, :alt, :bat, :flags, :dc) ON CONFLICT (unit_id, ts) DO NOTHING RETURNING ts"),
-        {"u": unit.id, "ts": f.ts, "lon": f.lon, "lat": f.lat, "speed": f.speed, "heading": f.heading,
-         "acc": f.accuracy, "alt": f.altitude, "bat": f.battery, "flags": f.flags,
-         "dc": unit.district_code}).first()
-    return {f.ts} if row else set()
+def _seen_params(unit: UnitRef, state: FlagState) -> dict:
+    seen = state.seen or (unit.seen_at, unit.seen_lon, unit.seen_lat)
+    return {"seen": seen[0], "slon": seen[1], "slat": seen[2], "chain": state.chain, "u": unit.id}
 
 
-def _insert_copy(session: Session, unit: UnitRef, fixes: list[Fix]) -> set:
-    conn = session.connection()
-    raw = conn.connection.dbapi_connection
-    with raw.cursor() as cur:
+def _ingest_one(run: Runner, unit: UnitRef, f: Fix, state: FlagState, publish_live: bool,
+                publish_now: bool = False) -> IngestResult:
+    """One fix (an OsmAnd ping): the insert and the last-position update in one statement; with
+    `publish_now` (a raw autocommit connection) the live event is pipelined right behind it."""
+    clean = f.flags == 0
+    live = _live_payload(unit, f.ts, f if clean else None)
+    params = {"ts": f.ts, "lon": f.lon, "lat": f.lat, "speed": f.speed, "heading": f.heading, "acc": f.accuracy,
+              "alt": f.altitude, "bat": f.battery, "flags": f.flags, "dc": unit.district_code, "clean": clean,
+              "recv": datetime.now(timezone.utc), **_seen_params(unit, state)}
+    event_id = None
+    if publish_now and publish_live and run.conn is not None:
+        params.update({"k": live[0], "p": live[1], "d": json.dumps(live[2], ensure_ascii=False, default=str)})
+        with run.conn.pipeline():
+            first = run.conn.execute(INSERT_ONE, params)
+            second = run.conn.execute(PUBLISH_IF_NEW, params)
+        inserted = int(first.fetchone()[0])
+        row = second.fetchone()
+        event_id = row[0] if row else None
+    else:
+        inserted = int(run.one(INSERT_ONE, params)["inserted"])
+    result = IngestResult(received=1, inserted=inserted, duplicates=1 - inserted,
+                          jumps=int(bool(inserted and f.flags & FLAG_JUMP)),
+                          poor_accuracy=int(bool(inserted and f.flags & FLAG_ACCURACY)), event_id=event_id)
+    if inserted and publish_live and not publish_now:
+        result.live = live
+    return result
+
+
+def _insert_copy(run: Runner, unit: UnitRef, fixes: list[Fix]) -> set:
+    with run.dbapi().cursor() as cur:
         cur.execute(TEMP_TABLE)
         cur.execute("TRUNCATE positions_in")
         with cur.copy("COPY positions_in (ts, lon, lat, speed, heading, accuracy, altitude, battery, "
@@ -580,30 +727,7 @@ def _insert_copy(session: Session, unit: UnitRef, fixes: list[Fix]) -> set:
         return {r[0] for r in cur.fetchall()}
 
 
-def _update_last(session: Session, unit: UnitRef, new: list[Fix], publish_live: bool) -> int | None:
-    """Move the unit's last clean fix forward (never back) and publish it to the live map."""
-    seen = max(f.ts for f in new)
-    clean = [f for f in new if f.flags == 0]
-    newest = max(clean, key=lambda f: f.ts) if clean else None
-    if newest is not None:
-        session.execute(text("""
-            INSERT INTO unit_last_positions AS l (unit_id, ts, geom, speed, heading, accuracy, battery, seen_at)
-            VALUES (:u, :ts, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :speed, :heading, :acc, :bat, :seen)
-            ON CONFLICT (unit_id) DO UPDATE SET
-                ts = CASE WHEN excluded.ts > l.ts THEN excluded.ts ELSE l.ts END,
-                geom = CASE WHEN excluded.ts > l.ts THEN excluded.geom ELSE l.geom END,
-                speed = CASE WHEN excluded.ts > l.ts THEN excluded.speed ELSE l.speed END,
-                heading = CASE WHEN excluded.ts > l.ts THEN excluded.heading ELSE l.heading END,
-                accuracy = CASE WHEN excluded.ts > l.ts THEN excluded.accuracy ELSE l.accuracy END,
-                battery = CASE WHEN excluded.ts > l.ts THEN excluded.battery ELSE l.battery END,
-                seen_at = greatest(l.seen_at, excluded.seen_at), updated_at = now()"""),
-            {"u": unit.id, "ts": newest.ts, "lon": newest.lon, "lat": newest.lat, "speed": newest.speed,
-             "heading": newest.heading, "acc": newest.accuracy, "bat": newest.battery, "seen": seen})
-    else:
-        session.execute(text("UPDATE unit_last_positions SET seen_at = greatest(seen_at, :s), "
-                             "updated_at = now() WHERE unit_id = :u"), {"u": unit.id, "s": seen})
-    if not publish_live:
-        return None
+def _live_payload(unit: UnitRef, seen: datetime, newest: Fix | None) -> tuple:
     if newest is not None and unit.last_ts is not None and newest.ts <= unit.last_ts:
         newest = None          # a late fix: the marker stays where it is
     payload = {"unit": unit.id, "callsign": unit.callsign, "kind": unit.kind, "status": unit.status,
@@ -612,7 +736,67 @@ def _update_last(session: Session, unit: UnitRef, new: list[Fix], publish_live: 
         payload.update({"ts": newest.ts.isoformat(), "lon": round(newest.lon, 7),
                         "lat": round(newest.lat, 7), "heading": newest.heading, "speed": newest.speed,
                         "accuracy": newest.accuracy, "battery": newest.battery})
-    return publish(session, "position", unit.area_path, payload)
+    return ("position", unit.area_path, payload)
+
+
+def _update_last(run: Runner, unit: UnitRef, new: list[Fix], state: FlagState) -> tuple:
+    """Move the unit's last clean fix forward (never back); return its live event to publish."""
+    seen = max(f.ts for f in new)
+    clean = [f for f in new if f.flags == 0]
+    newest = max(clean, key=lambda f: f.ts) if clean else None
+    params = _seen_params(unit, state)
+    if newest is not None:
+        run.rows(LAST_UPSERT.format(source="VALUES (%(u)s, %(ts)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), "
+                                           "%(speed)s, %(heading)s, %(acc)s, %(bat)s, %(seen)s, %(slon)s, "
+                                           "%(slat)s, %(chain)s)"),
+                 {**params, "ts": newest.ts, "lon": newest.lon, "lat": newest.lat, "speed": newest.speed,
+                  "heading": newest.heading, "acc": newest.accuracy, "bat": newest.battery})
+    else:
+        run.rows(SEEN_UPDATE, params)
+    return _live_payload(unit, seen, newest)
+
+
+def publish_result(session: Session, result: IngestResult) -> int | None:
+    """Publish an ingest's live event in the caller's transaction; return the event id."""
+    if result.live is not None and result.event_id is None:
+        result.event_id = publish(session, *result.live)
+    return result.event_id
+
+
+PUBLISH_ASYNC = ("SELECT live_publish(%(k)s, CAST(%(p)s AS ltree), CAST(%(d)s AS jsonb)) AS id, "
+                 "set_config('synchronous_commit', 'off', true)")
+
+
+def commit_and_publish(session: Session, result: IngestResult) -> int | None:
+    """Commit the fixes (durably), then publish their live event in its own asynchronous commit."""
+    session.commit()
+    if result.live is None:
+        return None
+    kind, path, payload = result.live
+    result.event_id = Runner(session).one(PUBLISH_ASYNC, {
+        "k": kind, "p": path, "d": json.dumps(payload, ensure_ascii=False, default=str)})["id"]
+    session.commit()
+    return result.event_id
+
+
+def ingest_ping_raw(conn, device_id: str, fixes: list[Fix]) -> IngestResult | None:
+    """The OsmAnd fast path on a raw psycopg connection in autocommit: look-up, one statement that
+    stores the fix (durably committed), then the live event (asynchronously committed).
+    None when no unit has this device id."""
+    run = Runner(conn=conn)
+    unit = lookup_unit(run, "device", device_id, utc_days(fixes))
+    if unit is None:
+        return None
+    if len(fixes) == 1:
+        result = _ingest(run, unit, fixes, publish_now=True)
+    else:
+        with conn.transaction():          # COPY through the temp table needs one transaction
+            result = _ingest(run, unit, fixes)
+    if result.live is not None:
+        kind, path, payload = result.live
+        result.event_id = run.one(PUBLISH_ASYNC, {
+            "k": kind, "p": path, "d": json.dumps(payload, ensure_ascii=False, default=str)})["id"]
+    return result
 
 
 def publish(session: Session, kind: str, area_path: str | None, payload: dict) -> int:

@@ -9,7 +9,9 @@ device by its id, as Traccar does (the real app sends nothing else); set
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
@@ -22,6 +24,7 @@ from . import database
 from .auth import actor, csrf_exempt, current_user, public, require_scope, roles
 from .pages import map_config
 
+log = logging.getLogger(__name__)
 bp = Blueprint("patrol", __name__)
 GEOJSON = "application/geo+json"
 VIEW = ("dispatcher", "analyst")
@@ -205,7 +208,7 @@ def positions():
     if unit is None:
         return _error(401, "unauthorized", "unknown or revoked device token")
     result = patrol.ingest(s, unit, fixes)
-    s.commit()
+    patrol.commit_and_publish(s, result)
     return _json({"unit": unit.callsign, **result.as_dict()})
 
 
@@ -215,6 +218,26 @@ def _error(status, code, message, field=None):
     return error_response(status, code, message, field)
 
 
+def parse_osmand(args, body: bytes, form=None) -> tuple[str, list]:
+    """Device id and fixes from an OsmAnd request: the query string (GET or POST, as Traccar Client
+    for Android sends it), a form body, or the JSON body of Traccar Client 9."""
+    if args:
+        return patrol.parse_osmand_query(args)
+    if body[:1] in (b"{", b"["):
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput("body", "the body is not valid JSON") from None
+        return patrol.parse_osmand_json(data)
+    if form:
+        return patrol.parse_osmand_query(form)
+    raise InvalidInput("id", "no position: expected ?id=&lat=&lon=&timestamp=… or a JSON body")
+
+
+def _require_token() -> bool:
+    return os.environ.get("ANWANG_OSMAND_REQUIRE_TOKEN", "") in ("1", "true", "yes")
+
+
 @bp.route("/osmand", methods=["GET", "POST"])
 @bp.route("/osmand/", methods=["GET", "POST"])
 @public
@@ -222,44 +245,141 @@ def _error(status, code, message, field=None):
 def osmand():
     """The OsmAnd protocol as Traccar Client sends it: 200 with an empty body when stored, 400 for
     an unknown device (the app then keeps the fix and retries)."""
-    if request.args:
-        device, fixes = patrol.parse_osmand_query(request.args)
-    elif request.is_json or (request.data[:1] in (b"{", b"[")):
-        try:
-            body = json.loads(request.get_data(as_text=True))
-        except ValueError:
-            raise InvalidInput("body", "the body is not valid JSON") from None
-        device, fixes = patrol.parse_osmand_json(body)
-    elif request.form:
-        device, fixes = patrol.parse_osmand_query(request.form)
-    else:
-        raise InvalidInput("id", "no position: expected ?id=&lat=&lon=&timestamp=… or a JSON body")
+    device, fixes = parse_osmand(request.args, request.get_data(), request.form)
     s = database.session()
     unit = patrol.unit_for_device(s, device, patrol.utc_days(fixes))
     if unit is None:
         return _error(400, "unknown_device", f"no unit has device id {device!r}", "id")
-    if os.environ.get("ANWANG_OSMAND_REQUIRE_TOKEN", "") in ("1", "true", "yes"):
-        token = request.args.get("token") or (request.get_json(silent=True) or {}).get("token")
-        found = patrol.unit_for_token(s, token or "")
+    if _require_token():
+        found = patrol.unit_for_token(s, request.args.get("token") or "")
         if found is None or found.id != unit.id:
             return _error(401, "unauthorized", "this server needs the device token (token=…)", "token")
-    patrol.ingest(s, unit, fixes)
-    s.commit()
+    patrol.commit_and_publish(s, patrol.ingest(s, unit, fixes))
     return Response(b"", status=200)
 
 
-class OsmandPort:
-    """WSGI middleware: requests arriving on the OsmAnd port go to /osmand whatever their path,
-    because the phone app is configured with a bare server URL such as http://host:5055."""
+class _Pool:
+    """A few autocommit psycopg connections for the OsmAnd fast path (made on first use, per process)."""
 
-    def __init__(self, app, port: int):
+    def __init__(self, conninfo: str, size: int = 8):
+        import queue
+
+        self.conninfo, self.size = conninfo, size
+        self.idle: "queue.Queue" = queue.Queue()
+        self.made = 0
+        self.lock = threading.Lock()
+
+    def get(self):
+        import queue
+
+        import psycopg
+
+        try:
+            return self.idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self.lock:
+            if self.made < self.size:
+                self.made += 1
+                try:
+                    return psycopg.connect(self.conninfo, autocommit=True)
+                except Exception:
+                    self.made -= 1
+                    raise
+        return self.idle.get(timeout=30)
+
+    def put(self, conn, broken: bool = False) -> None:
+        import psycopg
+
+        if broken or conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            try:
+                conn.close()
+            finally:
+                with self.lock:
+                    self.made -= 1
+            return
+        self.idle.put(conn)
+
+
+class OsmandPort:
+    """WSGI middleware: requests arriving on the OsmAnd port are answered by a lean handler, whatever
+    their path — the phone app is configured with a bare server URL such as http://host:5055 — with
+    two round trips to the database per ping and no session, cookie or CSRF machinery."""
+
+    def __init__(self, app, port: int, conninfo=None, pool_size: int = 8):
         self.app, self.port = app, str(port)
+        self.conninfo, self.pool_size = conninfo, pool_size
+        self.pool: _Pool | None = None
+        self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
-        if environ.get("SERVER_PORT") == self.port or environ.get("anwang.osmand"):
-            environ["PATH_INFO"] = "/osmand"
-            environ["SCRIPT_NAME"] = ""
+        if environ.get("SERVER_PORT") == self.port:
+            return self.handle(environ, start_response)
         return self.app(environ, start_response)
+
+    def _pool(self) -> _Pool:
+        with self.lock:
+            if self.pool is None:
+                info = self.conninfo() if callable(self.conninfo) else self.conninfo
+                self.pool = _Pool(info, self.pool_size)
+            return self.pool
+
+    @staticmethod
+    def _reply(start_response, status: str, body: bytes = b"", json_body: bool = False):
+        headers = [("Content-Length", str(len(body)))]
+        if json_body:
+            headers.append(("Content-Type", "application/json"))
+        start_response(status, headers)
+        return [body]
+
+    def _error(self, start_response, status: str, code: str, message: str, field=None):
+        body = json.dumps({"error": {"code": code, "message": message, "field": field}},
+                          ensure_ascii=False).encode()
+        return self._reply(start_response, status, body, json_body=True)
+
+    def handle(self, environ, start_response):
+        from urllib.parse import parse_qsl
+
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "POST"):
+            return self._error(start_response, "405 METHOD NOT ALLOWED", "method_not_allowed", "GET or POST")
+        args = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=False))
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        body = environ["wsgi.input"].read(min(length, 1 << 20)) if length > 0 else b""
+        form = None
+        if not args and body and body[:1] not in (b"{", b"["):
+            form = dict(parse_qsl(body.decode("latin-1")))
+        try:
+            device, fixes = parse_osmand(args, body, form)
+        except InvalidInput as exc:
+            return self._error(start_response, "400 BAD REQUEST", exc.code, exc.message, exc.field)
+        pool = self._pool()
+        conn = pool.get()
+        broken = False
+        try:
+            if _require_token():
+                row = conn.execute("SELECT 1 FROM units WHERE device_id = %s AND token_hash = %s",
+                                   (device, patrol.hash_token(args.get("token") or ""))).fetchone()
+                if row is None:
+                    return self._error(start_response, "401 UNAUTHORIZED", "unauthorized",
+                                       "this server needs the device token (token=…)", "token")
+            result = patrol.ingest_ping_raw(conn, device, fixes)
+        except InvalidInput as exc:
+            return self._error(start_response, "400 BAD REQUEST", exc.code, exc.message, exc.field)
+        except Exception:  # noqa: BLE001 — answer 500 (the app retries) and keep serving
+            broken = True
+            log.exception("OsmAnd ping failed")
+            return self._error(start_response, "500 INTERNAL SERVER ERROR", "internal_error",
+                               "internal server error")
+        finally:
+            pool.put(conn, broken)
+        if result is None:
+            return self._error(start_response, "400 BAD REQUEST", "unknown_device",
+                               f"no unit has device id {device!r}", "id")
+        return self._reply(start_response, "200 OK")
 
 
 # -- tracks ----------------------------------------------------------------------------------
@@ -446,8 +566,14 @@ def recent_incidents():
 
 
 def init_app(app) -> None:
-    """Register the blueprint and, when configured, route a separate port to /osmand."""
+    """Register the blueprint and, when configured, answer the OsmAnd protocol on its own port."""
     app.register_blueprint(bp)
     port = app.config.get("OSMAND_PORT") or os.environ.get("ANWANG_OSMAND_PORT")
     if port:
-        app.wsgi_app = OsmandPort(app.wsgi_app, int(port))
+        def conninfo():
+            from geo import db
+
+            url = app.config.get("DATABASE_URL") or db.engine_url()
+            return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+        app.wsgi_app = OsmandPort(app.wsgi_app, int(port), conninfo)

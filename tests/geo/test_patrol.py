@@ -155,6 +155,7 @@ def test_live_event_is_logged_and_units_geojson_shows_last_clean_fix(session, ti
     t0 = now() - timedelta(seconds=30)
     r = ingest(session, token, [fix(t0, 10.005, 10.005, heading=90, speed=3.0),
                                 fix(t0 + timedelta(seconds=10), 10.0053, 10.005, heading=91, speed=3.1)])
+    patrol.publish_result(session, r)
     ev = session.execute(text("SELECT kind, area_path::text, payload FROM live_events WHERE id = :i"),
                          {"i": r.event_id}).one()
     assert ev.kind == "position" and ev.payload["callsign"] == "巡逻1" and ev.payload["heading"] == 91
@@ -190,13 +191,16 @@ def test_notify_is_delivered_only_after_commit(engine, tiny):
         from sqlalchemy.orm import Session
 
         s = Session(bind=conn)
-        ingest(s, token, [fix(now(), 10.001, 10.001)])
+        patrol.publish_result(s, ingest(s, token, [fix(now(), 10.001, 10.001)]))
         s.flush()
         assert list(listener.notifies(timeout=0.5)) == []          # not before commit …
         trans.rollback()
         assert list(listener.notifies(timeout=0.5)) == []          # … never after a rollback
         with db.session_scope(engine) as s:
-            ingest(s, token, [fix(now(), 10.001, 10.001)])
+            r = ingest(s, token, [fix(now(), 10.001, 10.001)])
+            s.commit()
+            assert list(listener.notifies(timeout=0.3)) == []      # the fixes alone notify nobody
+            patrol.commit_and_publish(s, r)
         got = [json.loads(n.payload) for n in listener.notifies(timeout=2, stop_after=1)]
         assert got and got[0]["kind"] == "position" and got[0]["data"]["callsign"] == "NOTIFY-1"
     finally:

@@ -135,16 +135,46 @@ def test_osmand_unknown_device_is_400_so_the_app_keeps_the_fix(client, device):
     assert client.get("/osmand?lat=10&lon=10").status_code == 400
 
 
-def test_a_separate_osmand_port_takes_any_path(app, session, device):
+def test_the_separate_osmand_port_takes_any_path_on_its_fast_path(app, engine):
+    """The lean handler on the OsmAnd port commits on its own connections, so this test uses a
+    committed unit and removes it afterwards."""
+    from werkzeug.test import Client
+
     from web.patrol import OsmandPort
 
-    app.wsgi_app = OsmandPort(app.wsgi_app, 5055)
-    c = app.test_client()
-    ts = int(now().timestamp()) - 3
-    url = traccar_android_url(ts, 10.0051, 10.0021, 1.0, 10.0, 60.0, 5.0, 90.0, path="/")
-    assert c.post(url, environ_overrides={"SERVER_PORT": "5055"}).status_code == 200
-    assert len(positions(session, device["id"])) == 1
-    assert c.post(url, environ_overrides={"SERVER_PORT": "80"}).status_code in (302, 401, 404, 405)
+    _committed_unit(engine, "FAST-1", "8723452", area=None)
+    conninfo = engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    wsgi = OsmandPort(app.wsgi_app, 5055, conninfo)
+    c = Client(wsgi)
+    try:
+        ts = int(now().timestamp()) - 30
+        url = traccar_android_url(ts, 33.6001, 114.0001, 1.0, 10.0, 60.0, 5.0, 90.0, path="/").replace(
+            "id=8723451", "id=8723452")
+        r = c.post(url, environ_overrides={"SERVER_PORT": "5055"})
+        assert r.status_code == 200 and r.data == b""
+        assert c.post(url, environ_overrides={"SERVER_PORT": "5055"}).status_code == 200      # replay
+        body = json.dumps({"device_id": "8723452", "location": [
+            {"timestamp": datetime.fromtimestamp(ts + 10 * i, timezone.utc).isoformat(),
+             "coords": {"latitude": 33.6001 + i * 1e-4, "longitude": 114.0001, "speed": 1.5, "heading": 0,
+                        "accuracy": 5, "altitude": 60}, "battery": {"level": 0.5}} for i in (1, 2)]})
+        r = c.post("/anything", data=body, content_type="application/json", environ_overrides={"SERVER_PORT": "5055"})
+        assert r.status_code == 200
+        r = c.get("/?id=nobody&lat=33.6&lon=114&timestamp=" + str(ts), environ_overrides={"SERVER_PORT": "5055"})
+        assert r.status_code == 400 and r.json["error"]["field"] == "id"
+        r = c.get("/?id=8723452&lat=95&lon=114", environ_overrides={"SERVER_PORT": "5055"})
+        assert r.status_code == 400 and r.json["error"]["field"] == "query.lat"
+        with engine.connect() as conn:
+            n = conn.execute(text("SELECT count(*) FROM positions p JOIN units u ON u.id = p.unit_id "
+                                  "WHERE u.callsign = 'FAST-1'")).scalar()
+            ev = conn.execute(text("SELECT count(*) FROM live_events WHERE payload->>'callsign' = 'FAST-1'")).scalar()
+        assert n == 3 and ev == 2
+        # Any other port is the normal app.
+        assert c.get("/api/health").status_code == 200
+    finally:
+        wsgi.pool and [wsgi.pool.put(wsgi.pool.get(), broken=True) for _ in range(wsgi.pool.made)]
+        _cleanup(engine, "FAST-1")
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM live_events WHERE payload->>'callsign' = 'FAST-1'"))
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -267,12 +297,12 @@ class SSE:
         self.resp.close()
 
 
-def _committed_unit(engine, callsign, device):
+def _committed_unit(engine, callsign, device, area="411103"):
     from geo import db
 
     with db.session_scope(engine) as s:
         s.execute(text("DELETE FROM units WHERE callsign = :c"), {"c": callsign})
-        _, token = patrol.add_unit(s, ACTOR, callsign, "car", device, "411103", "on_duty")
+        _, token = patrol.add_unit(s, ACTOR, callsign, "car", device, area, "on_duty")
     return token
 
 

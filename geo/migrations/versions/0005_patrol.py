@@ -26,6 +26,11 @@ CREATE TABLE unit_last_positions (
     accuracy real,
     battery real,
     seen_at timestamptz NOT NULL,
+    -- The newest fix of any quality and how many jump-flagged fixes in a row agree with each other
+    -- up to it: three in a row mean the anchor (the last clean fix) was wrong, and they become clean.
+    seen_lon double precision,
+    seen_lat double precision,
+    jump_chain smallint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX unit_last_positions_geom_idx ON unit_last_positions USING gist (geom);
