@@ -127,6 +127,8 @@ def prepare_units(session, count: int, prefix: str = "SIM", area: str | None = N
     """Create (or reuse) the simulated units, give each a fresh device token, put them on duty."""
     out = []
     actor = audit.Actor(name="simulator")
+    if area is None:   # home the units in the district, so scoped dispatchers see them
+        area = session.execute(text("SELECT code FROM areas WHERE level = 1 ORDER BY code LIMIT 1")).scalar()
     for i in range(1, count + 1):
         callsign = f"{prefix}-{i:03d}" if count < 1000 else f"{prefix}-{i:04d}"
         kind = kinds[(i - 1) % len(kinds)]
@@ -138,7 +140,13 @@ def prepare_units(session, count: int, prefix: str = "SIM", area: str | None = N
         else:
             kind, device = exists.kind, exists.device_id
             token = patrol.rotate_token(session, actor, callsign)
-            session.execute(text("UPDATE units SET status = 'on_duty' WHERE callsign = :c"), {"c": callsign})
+            session.execute(text(
+                "UPDATE units u SET status = 'on_duty', "
+                "home_area_id = coalesce(u.home_area_id, a.id), district_code = coalesce(u.district_code, a.code) "
+                "FROM (SELECT (SELECT id FROM areas WHERE code = :a) AS id, "
+                "             (SELECT d.code FROM areas d, areas x WHERE x.code = :a AND d.level = 1 "
+                "               AND x.path <@ d.path LIMIT 1) AS code) a "
+                "WHERE u.callsign = :c"), {"c": callsign, "a": area})
         out.append((callsign, kind, device, token))
     return out
 
