@@ -46,9 +46,10 @@
   const unitLayer = L.layerGroup().addTo(map);
   const ghostLayer = L.layerGroup().addTo(map);
   const replayLayer = L.layerGroup().addTo(map);
+  const coverageLayer = L.layerGroup();
   const overlays = {};
   overlays[t.units] = unitLayer; overlays[t.trails] = trailLayer; overlays[t.incidents] = incidentLayer;
-  overlays[t.gaps] = gapLayer; overlays[t.grids] = gridLayer;
+  overlays[t.gaps] = gapLayer; overlays[t.grids] = gridLayer; overlays[t.coverage] = coverageLayer;
   L.control.layers(basemaps, overlays, { collapsed: true }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
 
@@ -427,7 +428,24 @@
       if (layer.getLayers().length) { map.fitBounds(layer.getBounds(), { padding: [10, 10] }); }
     }).catch(function () {});
   }
+  // Patrol coverage of the last 24 hours: grids shaded by patrol minutes, outlined in their risk colour.
+  const RISK_COLOURS = { red: "#e53e3e", orange: "#ed8936", yellow: "#d69e2e", blue: "#3182ce", unknown: "#a0aec0" };
+  function loadCoverage() {
+    coverageLayer.clearLayers();
+    return api("/api/coverage?hours=24").then(function (fc) {
+      coverageLayer.addLayer(L.geoJSON(fc, { renderer: renderer, style: function (f) {
+        const m = f.properties.minutes || 0;
+        return { color: RISK_COLOURS[f.properties.risk] || "#a0aec0", weight: 1.2,
+          fillColor: "#2b6cb0", fillOpacity: m <= 0 ? 0 : Math.min(0.6, 0.12 + m / 240) };
+      }, onEachFeature: function (f, lyr) {
+        const p = f.properties;
+        lyr.bindTooltip(esc(p.name) + " · " + esc(t[p.risk] || p.risk) + "<br>" + t.visits + " " + p.visits +
+          " · " + Math.round(p.minutes) + " " + t.minutes);
+      } }));
+    }).catch(function (e) { toast(e.message); });
+  }
   map.on("overlayadd", function (e) {
+    if (e.layer === coverageLayer) { loadCoverage(); }
     if (e.layer === gridLayer && !gridLayer.getLayers().length) {
       api("/api/areas?level=4").then(function (fc) {
         gridLayer.addLayer(L.geoJSON(fc, { renderer: renderer, interactive: false, style: { color: "#b7791f", weight: 1, fillOpacity: 0.03 } }));
