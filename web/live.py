@@ -131,8 +131,11 @@ def hub_for(app) -> Hub:
 _hub_lock = threading.Lock()
 
 
-def _visible(path: str | None, scopes: list[str] | None) -> bool:
-    if scopes is None:
+SUMMARIES = ("incidents", "risk_bulk")   # counts only, no place: everyone may see them
+
+
+def _visible(path: str | None, scopes: list[str] | None, kind: str | None = None) -> bool:
+    if scopes is None or kind in SUMMARIES:
         return True
     if not path:
         return False
@@ -152,7 +155,7 @@ def _from_table(engine, after_id: int, scopes, sent: set, limit: int = 5000) -> 
                             {"i": max(0, after_id - RESUME_SLACK), "n": limit}).all()
     out = []
     for r in rows:
-        if r[0] in sent or not _visible(r[2], scopes):
+        if r[0] in sent or not _visible(r[2], scopes, r[1]):
             continue
         sent.add(r[0])
         out.append(_frame(r[0], r[1], r[3]))
@@ -199,7 +202,7 @@ def stream(hub: Hub, engine, last_id: int | None, scopes: list[str] | None, max_
                 continue
             frames, ids = [], []
             for _seq, event_id, kind, path, data in events:
-                if event_id in sent or not _visible(path, scopes):
+                if event_id in sent or not _visible(path, scopes, kind):
                     continue
                 ids.append(event_id)
                 frames.append(_frame(event_id, kind, data))

@@ -362,3 +362,19 @@ def test_live_stream_delivers_pings_and_resumes_with_last_event_id(live_server, 
         assert missed and lons == [114.0002, 114.0003, 114.0004]
     finally:
         _cleanup(engine, "LIVE-1")
+
+
+def test_the_ring_resumes_exactly_and_filters_by_scope():
+    from web.live import Hub, stream
+
+    hub = Hub("unused", ring_size=5)
+    for i, path in enumerate(["1.2", "1.3", "1.2.7", None, "1.2"], start=101):
+        hub.append(i, "position", path, json.dumps({"n": i}))
+    hub.append(106, "incidents", None, '{"count": 80}')
+    # Resume after 102 in scope 1.2: 103 (1.2.7), the summary 106 and 105 — not 104 (no area).
+    frames = "".join(stream(hub, None, 102, ["1.2"], max_seconds=0.1))
+    ids = [int(line[4:]) for line in frames.splitlines() if line.startswith("id: ")]
+    assert ids == [103, 105, 106]
+    assert hub.clients == 0
+    # The ring holds 5: 101 has left it (a resume from it goes to the table instead).
+    assert 101 not in hub.by_id and hub.after(0)[2] is True
