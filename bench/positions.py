@@ -179,6 +179,48 @@ def _post_pings(args):
     return ok
 
 
+def _cpu_seconds(pids) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _pids(fragment: str) -> list[int]:
+    out = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            if fragment in (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                out.append(int(d.name))
+        except OSError:
+            pass
+    return out
+
+
+class CpuMeter:
+    """CPU seconds spent by the app server, its PostgreSQL backends and this run's client processes."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def __enter__(self):
+        self.app0 = _cpu_seconds(_pids("anwang serve"))
+        self.pg0 = _cpu_seconds(_pids(f"postgres: anwang {BENCH_DB} "))
+        t = os.times()
+        self.cl0 = t.children_user + t.children_system
+        return self
+
+    def __exit__(self, *exc):
+        self.app = _cpu_seconds(_pids("anwang serve")) - self.app0
+        self.pg = _cpu_seconds(_pids(f"postgres: anwang {BENCH_DB} ")) - self.pg0
+        t = os.times()
+        self.clients = t.children_user + t.children_system - self.cl0
+
+
 def run_parallel(fn, port, work_lists) -> tuple[int, float]:
     with mp.get_context("fork").Pool(len(work_lists)) as pool:
         t0 = time.perf_counter()
@@ -236,10 +278,16 @@ def main() -> None:
               f"{batch_rate / copy_rate:.2f} × raw COPY  (goal ≥ 5,000/s: {'met' if batch_rate >= 5000 else 'NOT met'})")
         ping_rows = list(fixes_for(ping_units, per_ping_unit, start))
         copy_ping = baseline_copy(url, units, ping_rows)
-        ping_rate = bench_osmand(url, server, units, ping_rows)
+        with CpuMeter(server) as cpu:
+            ping_rate = bench_osmand(url, server, units, ping_rows)
         print(f"OsmAnd single pings ({OSMAND_CLIENTS} clients, keep-alive): {ping_rate:,.0f} pings/s sustained, "
               f"{ping_rate / copy_ping:.3f} × raw COPY of the same {len(ping_rows):,} rows ({copy_ping:,.0f} rows/s)  "
               f"(goal ≥ 1,000/s: {'met' if ping_rate >= 1000 else 'NOT met'})")
+        n = len(ping_rows)
+        per = (cpu.app + cpu.pg + cpu.clients) / n
+        print(f"  CPU per ping: app {cpu.app / n * 1000:.2f} ms, PostgreSQL {cpu.pg / n * 1000:.2f} ms, "
+              f"bench clients {cpu.clients / n * 1000:.2f} ms → at most {os.cpu_count() / per:,.0f} pings/s "
+              f"with all {os.cpu_count()} cores free (load average now {os.getloadavg()[0]:.1f})")
     finally:
         if server:
             server.stop()
