@@ -14,7 +14,7 @@ import os
 import threading
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, render_template, request
 
 from geo import dispatch, gpx, patrol, tracks
 from geo.errors import Forbidden, InvalidInput, NotFound
