@@ -23,6 +23,10 @@ def engine_url(dbname: str | None = None) -> str:
 def make_engine(url: str | None = None, **kw) -> Engine:
     """An engine with a modest pool; connections are checked before use (servers restart)."""
     kw.setdefault("pool_pre_ping", True)
+    # PostGIS declares its functions expensive, so geometry queries over set-returning functions
+    # (ST_Dump of ST_Split …) or large polygons get plan costs in the millions and a JIT compile of
+    # ~250 ms for work of ~1 ms. Every connection the app makes turns JIT off.
+    kw.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
     kw.setdefault("pool_size", 5)
     kw.setdefault("max_overflow", 10)
     return create_engine(url or engine_url(), **kw)

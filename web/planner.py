@@ -1,0 +1,306 @@
+"""Planning over HTTP: boundary change sets (preview, commit, history, diff, revert), problems,
+import and export, soft locks, and the /planner page. Views parse, call geo/, commit."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from flask import Blueprint, Response, render_template, request
+from sqlalchemy import text
+from werkzeug.utils import secure_filename
+
+from geo import edits, ingest, validation
+from geo.errors import Forbidden, InvalidInput, NotFound
+
+from . import database
+from .api import require_json
+from .auth import ANY_USER, actor, current_user, require_scope, roles
+from .pages import map_config
+
+bp = Blueprint("planner", __name__)
+PLANNERS = ("admin", "planner")
+VIEWERS = ("admin", "planner", "analyst")
+IMPORT_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv")
+
+
+def _json(obj, status: int = 200) -> Response:
+    return Response(json.dumps(obj, ensure_ascii=False, default=str), status=status,
+                    mimetype="application/json")
+
+
+def _flag(value) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on") if value is not None else False
+
+
+def _scope_of_change(codes: list[str]) -> None:
+    """The areas a change names must lie in the caller's scope.
+
+    An area a change retired exists only in its history; it is covered by the current areas
+    named with it (a split grid by its successors), and on its own only an administrator acts.
+    """
+    s = database.session()
+    current = [c for c in codes
+               if s.execute(text("SELECT 1 FROM areas WHERE code = :c"), {"c": c}).first()]
+    for code in current:
+        require_scope(code)
+    if current or current_user().everywhere:
+        return
+    for code in codes:
+        if not s.execute(text("SELECT 1 FROM area_versions WHERE code = :c"), {"c": code}).first():
+            raise NotFound(f"no area with code {code!r}", field="areas")
+    raise Forbidden(f"{', '.join(codes)} no longer exist; only an administrator may act on them",
+                    field="areas")
+
+
+# -- the page --------------------------------------------------------------------------------
+@bp.get("/planner")
+@roles(*PLANNERS)
+def page():
+    return render_template("planner.html", map_config=map_config())
+
+
+# -- change sets -----------------------------------------------------------------------------
+@bp.post("/api/changes")
+@roles(*PLANNERS)
+def change_create():
+    body = require_json()
+    codes = body.get("areas")
+    if isinstance(codes, list):
+        _scope_of_change([c for c in codes if isinstance(c, str)])
+    s = database.session()
+    preview = _flag(body.get("preview"))
+    result = edits.apply(s, body.get("op"), areas=codes, geometry=body.get("geometry"),
+                         base_versions=body.get("base_versions"), reason=body.get("reason"),
+                         actor=actor(), preview=preview, names=body.get("names"))
+    if not preview:
+        s.commit()
+    return _json(result.as_dict(), 200 if preview else 201)
+
+
+@bp.get("/api/changes")
+@roles(*VIEWERS)
+def change_list():
+    area = request.args.get("area") or None
+    if area:
+        require_scope(area)
+    elif not current_user().everywhere:
+        raise InvalidInput("area", "area is required: the code of an area in your scope")
+    limit = request.args.get("limit", "50")
+    if not limit.isdigit():
+        raise InvalidInput("limit", f"limit must be a positive integer; got {limit!r}")
+    return _json({"changes": edits.history(database.session(), area=area, limit=int(limit))})
+
+
+@bp.get("/api/changes/<int:change_id>")
+@roles(*VIEWERS)
+def change_detail(change_id: int):
+    detail = edits.change_detail(database.session(), change_id)
+    _scope_of_change(detail["codes"][:1])
+    return _json(detail)
+
+
+@bp.post("/api/changes/<int:change_id>/revert")
+@roles(*PLANNERS)
+def change_revert(change_id: int):
+    body = request.get_json(silent=True) or {}
+    s = database.session()
+    _scope_of_change(edits.change_detail(s, change_id)["codes"])
+    preview = _flag(body.get("preview"))
+    result = edits.revert(s, change_id, reason=body.get("reason"), actor=actor(), preview=preview)
+    if not preview:
+        s.commit()
+    return _json(result.as_dict(), 200 if preview else 201)
+
+
+# -- areas: problems, versions, diff ---------------------------------------------------------
+@bp.get("/api/areas/<code>/problems")
+@roles(*VIEWERS)
+def area_problems(code: str):
+    require_scope(code)
+    found = validation.problems(database.session(), code)
+    collection = validation.as_geojson(found)
+    collection["errors"] = sum(1 for p in found if p.get("severity") == "error")
+    collection["warnings"] = len(found) - collection["errors"]
+    return Response(json.dumps(collection, ensure_ascii=False, default=str),
+                    mimetype="application/geo+json")
+
+
+@bp.get("/api/areas/<code>/versions")
+@roles(*VIEWERS)
+def area_versions(code: str):
+    return _json({"code": code, "versions": edits.versions(database.session(), code)})
+
+
+@bp.get("/api/areas/<code>/diff")
+@roles(*VIEWERS)
+def area_diff(code: str):
+    versions = []
+    for name in ("from", "to"):
+        raw = request.args.get(name, "")
+        if not raw.isdigit():
+            raise InvalidInput(name, f"{name} must be a version number; got {raw!r}")
+        versions.append(int(raw))
+    return Response(json.dumps(edits.diff(database.session(), code, *versions), ensure_ascii=False),
+                    mimetype="application/geo+json")
+
+
+# -- soft locks ------------------------------------------------------------------------------
+@bp.get("/api/locks")
+@roles(*VIEWERS)
+def lock_list():
+    return _json({"locks": edits.locks(database.session(), request.args.get("parent") or None)})
+
+
+@bp.post("/api/areas/<code>/lock")
+@roles(*PLANNERS)
+def lock_take(code: str):
+    require_scope(code)
+    s = database.session()
+    lock = edits.acquire_lock(s, code, actor())
+    s.commit()
+    return _json(lock)
+
+
+@bp.delete("/api/areas/<code>/lock")
+@roles(*PLANNERS)
+def lock_release(code: str):
+    s = database.session()
+    edits.release_lock(s, code, actor())
+    s.commit()
+    return _json({"released": code})
+
+
+# -- import and export -----------------------------------------------------------------------
+@bp.post("/api/areas/import")
+@roles(*PLANNERS)
+def area_import():
+    """Multipart upload (field `file`) with the same options as `anwang areas import`."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise InvalidInput("file", "upload the boundary file as multipart field 'file' "
+                                   "(GeoJSON, GeoPackage, zipped Shapefile or CSV)")
+    name = secure_filename(upload.filename) or "upload.geojson"
+    if not name.lower().endswith(IMPORT_SUFFIXES):
+        raise InvalidInput("file", f"expected {', '.join(IMPORT_SUFFIXES)}; got {upload.filename!r}")
+    form = request.form
+    parent = form.get("parent") or None
+    if parent:
+        require_scope(parent)
+    elif not current_user().everywhere:
+        raise Forbidden("only an administrator may import areas without a parent in scope",
+                        field="parent")
+    s = database.session()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        upload.save(path)
+        if name.lower().endswith(".zip"):
+            path = _unzip_shapefile(path)
+        report = ingest.load(
+            s, path, level=form.get("level"), parent=parent,
+            parent_field=form.get("parent_field") or None, code_field=form.get("code_field") or None,
+            name_field=form.get("name_field") or None, crs=form.get("crs") or None,
+            repair=_flag(form.get("repair")), dry_run=_flag(form.get("dry_run")),
+            merge_duplicates=_flag(form.get("merge_duplicates")), skip_bad=_flag(form.get("skip_bad")),
+            fit=_flag(form.get("fit")), code_prefix=form.get("code_prefix") or "", actor=actor())
+    body = report.as_dict()
+    body["path"] = name
+    if report.refused:
+        return _json({"error": {"code": "import_refused", "message": report.summary(),
+                                "field": "file", "details": body}}, 422)
+    if not report.dry_run:
+        s.commit()
+    return _json(body, 200 if report.dry_run else 201)
+
+
+def _unzip_shapefile(path: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        members = [m for m in zf.namelist() if not m.endswith("/") and ".." not in m
+                   and not m.startswith("/")]
+        shp = [m for m in members if m.lower().endswith(".shp")]
+        if len(shp) != 1:
+            raise InvalidInput("file", f"a zipped Shapefile must hold exactly one .shp; found {len(shp)}")
+        target = path.parent / "unzipped"
+        for m in members:
+            zf.extract(m, target)
+    return target / shp[0]
+
+
+@bp.get("/api/areas/export")
+@roles(*ANY_USER)
+def area_export():
+    args = request.args
+    parent = args.get("parent") or None
+    if parent:
+        require_scope(parent)
+    elif not current_user().everywhere:
+        raise InvalidInput("parent", "parent is required: the code of an area in your scope")
+    content, filename, mime = ingest.export_bytes(database.session(), level=args.get("level"),
+                                                  parent=parent, fmt=args.get("format", "geojson"))
+    return Response(content, mimetype=mime,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+
+def openapi_paths(geojson: dict, param, errors) -> dict:
+    """The planner's part of /api/openapi.json."""
+    code = {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
+    change = {"name": "change_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    body = {"content": {"application/json": {"schema": {"type": "object", "required": ["op", "areas"],
+            "properties": {
+                "op": {"enum": list(edits.OPS)},
+                "areas": {"type": "array", "items": {"type": "string"},
+                          "description": "transfer [from, to]; split/reshape [grid]; merge [keep, …]; "
+                                         "partition [village]; move [grid, new parent]"},
+                "geometry": {"type": "object", "description": "GeoJSON drawn region, line(s) or pieces"},
+                "base_versions": {"type": "object", "description": "{code: version} as seen; stale → 409"},
+                "reason": {"type": "string"}, "preview": {"type": "boolean"},
+                "names": {"type": "array", "items": {"type": "string"}}}}}}}
+    json_ok = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
+    return {
+        "/api/changes": {
+            "post": {"summary": "Preview or commit a boundary change set (transfer, split, merge, "
+                                "reshape, partition, move)", "requestBody": body,
+                     "responses": {"200": json_ok, "201": json_ok, **errors(400, 401, 403, 404, 409)}},
+            "get": {"summary": "Change sets touching an area, newest first",
+                    "parameters": [param("area", "area code (required unless admin)"),
+                                   param("limit", "at most this many (50)")],
+                    "responses": {"200": json_ok, **errors(400, 401, 403)}}},
+        "/api/changes/{change_id}": {"get": {
+            "summary": "One change set with its diff (added/removed pieces as GeoJSON)",
+            "parameters": [change], "responses": {"200": json_ok, **errors(401, 403, 404)}}},
+        "/api/changes/{change_id}/revert": {"post": {
+            "summary": "Revert a change set as a new one (same WKB restored)", "parameters": [change],
+            "responses": {"201": json_ok, **errors(400, 401, 403, 404, 409)}}},
+        "/api/areas/{code}/problems": {"get": {
+            "summary": "Partition errors and workload / contiguity warnings as GeoJSON features",
+            "parameters": [code], "responses": {"200": {"description": "FeatureCollection",
+                                                        "content": geojson}, **errors(401, 403, 404)}}},
+        "/api/areas/{code}/versions": {"get": {"summary": "Every version of an area",
+                                               "parameters": [code],
+                                               "responses": {"200": json_ok, **errors(401, 404)}}},
+        "/api/areas/{code}/diff": {"get": {
+            "summary": "Pieces added and removed between two versions",
+            "parameters": [code, param("from", "version", True), param("to", "version", True)],
+            "responses": {"200": {"description": "FeatureCollection", "content": geojson},
+                          **errors(400, 401, 404)}}},
+        "/api/areas/{code}/lock": {
+            "post": {"summary": "Take or refresh the soft lock (says who holds it)", "parameters": [code],
+                     "responses": {"200": json_ok, **errors(401, 403, 404)}},
+            "delete": {"summary": "Release one's own soft lock", "parameters": [code],
+                       "responses": {"200": json_ok, **errors(401, 404)}}},
+        "/api/locks": {"get": {"summary": "Soft locks in force", "parameters": [param("parent", "area code")],
+                               "responses": {"200": json_ok, **errors(401, 404)}}},
+        "/api/areas/import": {"post": {
+            "summary": "Import a boundary file (multipart: file, level, parent, parent_field, code_field, "
+                       "name_field, crs, code_prefix, repair, merge_duplicates, fit, skip_bad, dry_run)",
+            "responses": {"200": json_ok, "201": json_ok, "422": {"description": "refused, with the report"},
+                          **errors(400, 401, 403)}}},
+        "/api/areas/export": {"get": {
+            "summary": "Export areas as geojson, gpkg, shp (zipped) or csv",
+            "parameters": [param("level", "level"), param("parent", "area code"),
+                           param("format", "geojson | gpkg | shp | csv")],
+            "responses": {"200": {"description": "the file"}, **errors(400, 401, 403, 404)}}},
+    }
