@@ -1,0 +1,142 @@
+"""In the system Chromium with the network closed: the dashboard's four colours and 三零 panels,
+/review (folium, assets from the app), /public (no login), and an exported report opened from disk
+with nothing allowed but the file itself."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from geo import db
+from layers import report
+from tests.browser import login, open_page
+
+pytestmark = pytest.mark.browser
+
+
+def _drawn_shapes(page) -> int:
+    """Vector shapes on the folium map inside the page's iframe (drawn on a canvas, so count layers)."""
+    frame = next(f for f in page.frames if f != page.main_frame)
+    return frame.evaluate("""() => {
+        const map = Object.values(window).find(v => v instanceof L.Map);
+        let n = 0;
+        map.eachLayer(l => { if (l instanceof L.Path) { n += 1; } });
+        return n;
+    }""")
+
+
+def test_dashboard_shows_four_colours_and_the_articles_rates(live_server, browser, browser_user, artifacts):
+    base = live_server(BASEMAP="none")
+    external, errors = [], []
+    page = open_page(browser, base, external, errors)
+    try:
+        login(page, base, *browser_user)
+        page.wait_for_function("document.body.dataset.riskGrids > 0", timeout=30000)
+        grids = int(page.evaluate("document.body.dataset.riskGrids"))
+        assert grids > 500
+        legend = page.inner_text(".risk-legend")
+        assert "红色" in legend and "蓝色" in legend
+        counts = [int(x.split()[-1]) for x in legend.splitlines()[1:]]
+        assert sum(counts) == grids                           # every grid has a colour
+        page.wait_for_function("document.getElementById('sanling').dataset.area", timeout=20000)
+        assert page.inner_text("#rate-villages b") == "90.71%"
+        assert page.inner_text("#rate-enterprises b") == "97.7%"
+        assert float(page.inner_text("#rate-disputes b").rstrip("%")) > 96
+        page.select_option("#level-select", "4")
+        page.wait_for_function("document.body.dataset.shownLevel === '4'", timeout=15000)
+        page.locator("path.leaflet-interactive").nth(60).click(force=True)
+        page.wait_for_function("document.getElementById('risk-detail').dataset.code", timeout=10000)
+        assert page.locator("#risk-detail li").count() >= 1    # the grid's explanation
+        page.wait_for_function("document.getElementById('sanling').dataset.area.length === 15", timeout=10000)
+        page.screenshot(path=str(artifacts / "dashboard-risk.png"))
+    except Exception:
+        page.screenshot(path=str(artifacts / "dashboard-risk-failure.png"))
+        raise
+    finally:
+        page.context.close()
+    assert external == []
+    assert errors == []
+
+
+def test_review_page_renders_folium_offline(live_server, browser, browser_user, artifacts):
+    base = live_server(BASEMAP="none")
+    external, errors = [], []
+    page = open_page(browser, base, external, errors)
+    try:
+        login(page, base, *browser_user)
+        page.goto(f"{base}/review?area=411103&month=2026-10", timeout=60000)
+        frame = page.frame_locator("iframe.review-map")
+        frame.locator(".leaflet-control-layers-overlays").wait_for(timeout=20000)
+        overlays = frame.locator(".leaflet-control-layers-overlays label").all_inner_texts()
+        for name in ("四色风险", "热力图", "核密度", "热点", "新兴热点", "环比变化", "村（社区）边界"):
+            assert any(name in o for o in overlays), (name, overlays)
+        assert _drawn_shapes(page) > 500                                     # grids, hexagons, villages
+        assert frame.locator(".anwang-legend").inner_text().count("%") >= 6
+        assert frame.locator("img.leaflet-image-layer").count() == 1          # the KDE overlay
+        assert "本月" in page.inner_text("#review-categories")
+        page.screenshot(path=str(artifacts / "review.png"))
+        href = page.get_attribute("#review-export", "href")
+        assert href.startswith("/review/report?") and "month=2026-10" in href
+    except Exception:
+        page.screenshot(path=str(artifacts / "review-failure.png"))
+        raise
+    finally:
+        page.context.close()
+    assert external == []
+    assert errors == []
+
+
+def test_public_map_needs_no_login_and_shows_only_aggregates(live_server, browser, artifacts):
+    base = live_server(BASEMAP="none")
+    external, errors, bodies = [], [], []
+    page = open_page(browser, base, external, errors)
+    page.on("response", lambda r: bodies.append(r.text()) if "/api/public/stats" in r.url else None)
+    try:
+        page.goto(f"{base}/public")
+        page.wait_for_function("document.body.dataset.publicLoaded === 'grid:12'", timeout=30000)
+        assert page.locator("path.leaflet-interactive").count() > 500
+        assert "·" in page.inner_text("#public-meta")
+        page.select_option("#public-level", "hex")
+        page.wait_for_function("document.body.dataset.publicLoaded === 'hex:12'", timeout=30000)
+        page.screenshot(path=str(artifacts / "public.png"))
+    except Exception:
+        page.screenshot(path=str(artifacts / "public-failure.png"))
+        raise
+    finally:
+        page.context.close()
+    assert bodies and all("reporter" not in b and "description" not in b for b in bodies)
+    assert external == []
+    assert errors == []
+
+
+def test_exported_report_opens_from_disk_with_nothing_else(engine, demo, browser, artifacts):
+    with db.session_scope(engine) as session:
+        files = report.write(session, "411103", "2026-10", artifacts / "report-411103-2026-10.html")
+    html, pdf = files
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 100_000
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, locale="zh-CN")
+    requests, errors = [], []
+
+    def gate(route):
+        url = route.request.url
+        if url == html.as_uri() or urlsplit(url).scheme in ("data", "about", "blob"):
+            route.continue_()
+        else:
+            requests.append(url)
+            route.abort("internetdisconnected")
+
+    context.route("**/*", gate)
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(html.as_uri())
+        assert "周交办" in page.inner_text("#weekly") and "90.71%" in page.inner_text("#sanling")
+        frame = page.frame_locator("iframe.review-map")
+        frame.locator(".leaflet-control-layers-overlays").wait_for(timeout=15000)
+        assert _drawn_shapes(page) > 500
+        page.screenshot(path=str(artifacts / "report.png"), full_page=True)
+    finally:
+        context.close()
+    assert requests == []
+    assert errors == []
