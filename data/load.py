@@ -15,6 +15,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo import incidents
 from geo.errors import Conflict
 
 from .yancheng import BOUNDARY_TIME, DEMO_VERSION, DISTRICT_CODE, DISTRICT_NAME, Demo
@@ -49,7 +50,13 @@ def load(session: Session, demo: Demo, *, progress: Progress | None = None) -> d
     _load_entities(cur, demo, area_ids, summary, report)
     _load_places(cur, demo, area_ids, summary, report)
     _load_roads(cur, demo, summary, report)
-    _load_incidents(cur, demo, summary, report)
+    incident_ids = _load_incidents(cur, demo, summary, report)
+    # The same rule as every other intake: the finest area containing the point, lowest id on edges.
+    incidents.assign(session, incident_ids=incident_ids)
+    summary["incidents_in_grids"] = session.execute(
+        text("SELECT count(*) FROM incidents WHERE id = ANY(:ids) AND grid_id IS NOT NULL"),
+        {"ids": incident_ids}).scalar_one()
+    report("incident grids", summary["incidents_in_grids"], summary["incidents"])
     _load_patrols(cur, demo, area_ids, summary, report)
     summary["people"] = len(person_ids)
     return summary
@@ -70,11 +77,11 @@ def unload(session: Session) -> dict:
     p["changes"] = sorted({c for c in conn.execute(text(
         "DELETE FROM area_versions WHERE area_id = ANY(:ids) OR code LIKE :prefix RETURNING change_id"),
         {**p, "prefix": f"{DISTRICT_CODE}%"}).scalars() if c is not None})
-    in_area = " OR area_id = ANY(:ids)" if "area_id" in _columns(conn, "incidents") else ""
     steps = [
         ("positions", "DELETE FROM positions WHERE unit_id = ANY(:units)"),
         ("units", "DELETE FROM units WHERE id = ANY(:units)"),  # shifts, tracks, last positions cascade
-        ("incidents", f"DELETE FROM incidents WHERE district_code = :d OR grid_id = ANY(:ids){in_area}"),
+        ("incidents", "DELETE FROM incidents WHERE district_code = :d OR grid_id = ANY(:ids) "
+                      "OR area_id = ANY(:ids)"),
         ("entities", "DELETE FROM entities WHERE area_id = ANY(:ids)"),
         ("departments", "DELETE FROM departments d WHERE code LIKE :like AND NOT EXISTS "
                         "(SELECT 1 FROM entities e WHERE e.department_id = d.id)"),
@@ -95,21 +102,6 @@ def unload(session: Session) -> dict:
     return removed
 
 
-def _columns(conn, table: str) -> set[str]:
-    """List a table's columns (later migrations add some; the loader fills them when present).
-
-    `conn` is a SQLAlchemy connection or a psycopg one.
-    """
-    sql = ("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%(t)s) "
-           "AND attnum > 0 AND NOT attisdropped")
-    if hasattr(conn, "cursor"):
-        with conn.cursor() as cur:
-            cur.execute(sql, {"t": table})
-            return {r[0] for r in cur.fetchall()}
-    return set(conn.exec_driver_sql(sql, {"t": table}).scalars())
-
-
-# -- writing helpers ---------------------------------------------------------------------------
 def _ids(cur, table: str, n: int) -> list[int]:
     """Reserve n ids from the table's sequence (safe alongside concurrent writers)."""
     if n == 0:
@@ -238,8 +230,8 @@ INCIDENT_COLUMNS = ("id", "external_id", "district_code", "category", "subtype",
                     "reporter_phone", "description", "attrs")
 
 
-def _load_incidents(cur, demo: Demo, summary: dict, report: Progress) -> None:
-    """Copy the incidents, then place every one in its grid by one set-based spatial update."""
+def _load_incidents(cur, demo: Demo, summary: dict, report: Progress) -> list[int]:
+    """Copy the incidents; return their ids."""
     ids = _ids(cur, "incidents", len(demo.incidents))
     geoms = _ewkb([i["geom"] for i in demo.incidents])
     summary["incidents"] = _copy(cur, "incidents", INCIDENT_COLUMNS, (
@@ -249,21 +241,7 @@ def _load_incidents(cur, demo: Demo, summary: dict, report: Progress) -> None:
          i["reporter_phone"], i["description"], _json(i["attrs"]))
         for n, i, g in zip(ids, demo.incidents, geoms)))
     report("incidents", summary["incidents"], summary["incidents"])
-    if not ids:
-        return
-    # A point on an edge shared by two grids goes to the lower area id, so reloads agree.
-    # ST_Intersects on the grid polygons uses areas_geom_idx; the id range bounds the scan.
-    # The grid is also the finest known area where incidents have that column (migration 0004).
-    also_area = ", area_id = m.grid_id" if "area_id" in _columns(cur.connection, "incidents") else ""
-    cur.execute(f"""
-        UPDATE incidents i SET grid_id = m.grid_id{also_area}
-          FROM (SELECT DISTINCT ON (i.id) i.id, a.id AS grid_id
-                  FROM incidents i JOIN areas a ON a.level = 4 AND ST_Intersects(a.geom, i.geom)
-                 WHERE i.id BETWEEN %s AND %s
-                 ORDER BY i.id, a.id) m
-         WHERE i.id = m.id""", (ids[0], ids[-1]))
-    summary["incidents_in_grids"] = cur.rowcount
-    report("incident grids", summary["incidents_in_grids"], summary["incidents"])
+    return ids
 
 
 def _load_patrols(cur, demo: Demo, area_ids: dict[str, int], summary: dict, report: Progress) -> None:
@@ -300,9 +278,7 @@ def _load_patrols(cur, demo: Demo, area_ids: dict[str, int], summary: dict, repo
 
 
 def _last_positions(cur, units: list[int]) -> None:
-    """Record each unit's newest clean fix, as position ingest does (migration 0005), if present."""
-    if not _columns(cur.connection, "unit_last_positions"):
-        return
+    """Record each unit's newest clean fix, as position ingest does."""
     cur.execute("""
         INSERT INTO unit_last_positions (unit_id, ts, geom, speed, heading, accuracy, battery, seen_at)
         SELECT DISTINCT ON (p.unit_id) p.unit_id, p.ts, p.geom, p.speed, p.heading, p.accuracy,

@@ -34,7 +34,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, box
 from geo import crs, settings
 from geo.errors import SetupError
 
-DEMO_VERSION = "1"
+DEMO_VERSION = "2"
 SEED = 411103
 DISTRICT_CODE = "411103"
 DISTRICT_NAME = "郾城区"
@@ -1427,13 +1427,14 @@ HOTSPOTS = [
      "category_mix": {"accident": .35, "dispute": .35, "petition": .15, "hazard": .15},
      "subtypes": {"accident": "交通事故", "petition": "征地拆迁", "hazard": "道路隐患"}},
     {"name": "孟庙镇旧村改造片区", "kind": "fading", "poi": "孟庙镇旧村改造片区", "radius_m": 800,
-     "count": 500, "category_mix": {"petition": .45, "dispute": .45, "criminal": .10},
+     "count": 800, "category_mix": {"petition": .45, "dispute": .45, "criminal": .10},
      "subtypes": {"petition": "征地拆迁", "dispute": "宅基地纠纷"}},
 ]
 MONTHLY = {
     "persistent": [1.0] * 12,
     "emerging": [0.15] * 8 + [1.5, 3.5, 6.0, 8.0],
-    "fading": [6.0, 6.0, 5.5, 5.0, 4.0, 3.0, 2.0, 1.0, 0.2, 0.1, 0.05, 0.05],
+    # Still hot in the last month but steadily weaker: Esri's "diminishing hot spot".
+    "fading": [6.0, 5.7, 5.4, 5.1, 4.8, 4.5, 4.2, 3.9, 3.6, 3.3, 3.0, 2.7],
 }
 
 

@@ -18,8 +18,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(vendor.bp)
+    from . import incidents  # incidents: intake, lifecycle, geocoding, /report
+    app.register_blueprint(incidents.bp)
+    from . import planner  # boundary edits, history, import/export, /planner
+    app.register_blueprint(planner.bp)
     from . import live, patrol  # patrol dispatch: units, ingest, /osmand, /dispatch, /api/live
     patrol.init_app(app)
     app.register_blueprint(live.bp)
+    from . import review  # risk, scorecards, heat, hot spots, /review, /public
+    app.register_blueprint(review.bp)
     auth.check_declared(app)
     return app

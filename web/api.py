@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import text
 
-from geo import areas, db
+from geo import areas, db, edits
 from geo.errors import InvalidInput
 
 from . import database
@@ -35,6 +35,10 @@ def area_list():
     level = areas.parse_level(request.args.get("level"))
     bbox = areas.parse_bbox(request.args.get("bbox"))
     parent = request.args.get("parent") or None
+    if request.args.get("as_of"):  # the boundaries as they were then (area_versions)
+        when = edits.parse_as_of(request.args["as_of"])
+        return geojson(edits.features_as_of(database.session(), when, level=level, parent=parent,
+                                            bbox=bbox))
     return geojson(areas.features(database.session(), level=level, parent=parent, bbox=bbox))
 
 

@@ -121,9 +121,9 @@ def demo(reset: bool):
     started = time.monotonic()
     engine = ready_engine()
     with db.session_scope(engine) as session:
-        if reset and demo_load.is_loaded(session):
+        if reset:
             click.echo("removing the previous demo …")
-            demo_load.unload(session)
+            demo_load.unload(session)  # whatever version it was; a no-op when there is none
         if demo_load.is_loaded(session):
             click.echo("郾城区 demo already loaded (use --reset to reload)")
             summary = None
@@ -134,6 +134,7 @@ def demo(reset: bool):
             click.echo(f"  generated in {time.monotonic() - t0:.1f} s")
             summary = demo_load.load(session, data, progress=_progress)
             click.echo("")
+            _demo_risk(session)
         logins = _demo_users(session)
     elapsed = time.monotonic() - started
     click.echo("")
@@ -146,6 +147,19 @@ def demo(reset: bool):
     for username, role, scope, password in logins:
         click.echo(f"  {username:<12} {password:<22} {role:<12} scope {scope or 'everywhere'}")
     click.echo("─" * 64)
+
+
+def _demo_risk(session) -> None:
+    """Give the demo's grids their four-colour history: the 12 weeks to its last day, then today."""
+    from data.yancheng import PERIOD_END
+    from layers import risk
+
+    t0 = time.monotonic()
+    actor = audit.Actor.cli()
+    risk.backfill(session, actor, 12, as_of=PERIOD_END)
+    report = risk.update(session, actor)
+    levels = ", ".join(f"{k} {v}" for k, v in report.levels.items())
+    click.echo(f"  four-colour risk: {levels} ({time.monotonic() - t0:.1f} s)")
 
 
 def _progress(step: str, done: int, total: int) -> None:
@@ -226,26 +240,82 @@ def tokens_create(name, label):
 # -- areas -----------------------------------------------------------------------------------
 @main.group("areas")
 def areas_group():
-    """Governance areas: validate (import and export come with the planner)."""
+    """Governance areas: import, export and validate boundaries."""
 
 
 @areas_group.command("validate", with_appcontext=False)
 @click.option("--area", help="Check only this area's subtree.")
 @friendly
 def areas_validate(area):
-    """Check that every level is an exact partition: no gap, no overlap, valid geometry."""
-    from geo import areas
+    """Prove every level an exact partition; list split-up grids and workload off the norms too.
+
+    Partition errors (gap, overlap, outside the parent, invalid geometry) exit with status 1;
+    warnings (non-contiguous grids, households per grid or per grid worker) do not.
+    """
+    from geo import areas, validation
 
     with db.session_scope(ready_engine()) as session:
         counts = areas.counts_by_level(session, area)
-        problems = areas.validate_partition(session, area)
+        problems = validation.problems(session, area)
     click.echo("areas per level: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
-    for p in problems:
-        click.echo(f"  {p['kind']:<16} {' / '.join(p['codes'])}  {p.get('message') or ''}")
-    if problems:
-        click.echo(f"{len(problems)} problem(s)")
+    errors = [p for p in problems if p["severity"] == "error"]
+    for p in errors + [p for p in problems if p["severity"] != "error"]:
+        click.echo(f"  {p['severity']:<8} {p['kind']:<16} {' / '.join(p['codes'])}  "
+                   f"{p.get('message') or ''}")
+    if errors:
+        click.echo(f"{len(errors)} partition error(s), {len(problems) - len(errors)} warning(s)")
         sys.exit(1)
-    click.echo("exact partition: no gaps, no overlaps, every geometry valid")
+    click.echo("exact partition: no gaps, no overlaps, every geometry valid"
+               + (f" ({len(problems)} warning(s))" if problems else ""))
+
+
+@areas_group.command("import", with_appcontext=False)
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--level", required=True, help="1 district, 2 township, 3 village, 4 grid (or the name).")
+@click.option("--parent", help="Code of the parent of every feature (or the root to look parents up in).")
+@click.option("--parent-field", help="Field holding each feature's parent code.")
+@click.option("--code-field", help="Field holding the code (default: code or id).")
+@click.option("--name-field", help="Field holding the name (default: name, else the code).")
+@click.option("--crs", help="Coordinates' system when the tag is missing or wrong: EPSG:n, wgs84, gcj02, bd09.")
+@click.option("--code-prefix", default="", help="Prepended to every code (keeps jurisdictions apart).")
+@click.option("--layer", help="Layer of a GeoPackage (default: the first).")
+@click.option("--repair", is_flag=True, help="Make invalid rings valid (ST_MakeValid); the area change is reported.")
+@click.option("--merge-duplicates", is_flag=True, help="Dissolve features that share a code into one area.")
+@click.option("--fit", is_flag=True, help="Clip to the parent and give slivers to neighbours.")
+@click.option("--skip-bad", is_flag=True, help="Import the good features, report the bad ones.")
+@click.option("--dry-run", is_flag=True, help="Check and report; write nothing.")
+@friendly
+def areas_import(path, level, parent, parent_field, code_field, name_field, crs, code_prefix,
+                 layer, repair, merge_duplicates, fit, skip_bad, dry_run):
+    """Import boundaries from GeoJSON, GeoPackage, Shapefile or CSV (WKT), reprojected to WGS84."""
+    from geo import ingest
+
+    with db.session_scope(ready_engine()) as session:
+        report = ingest.load(session, path, level=level, parent=parent, parent_field=parent_field,
+                             code_field=code_field, name_field=name_field, crs=crs,
+                             repair=repair, dry_run=dry_run, merge_duplicates=merge_duplicates,
+                             skip_bad=skip_bad, fit=fit, code_prefix=code_prefix, layer=layer,
+                             actor=audit.Actor.cli())
+    for line in report.lines():
+        click.echo(line)
+    if report.refused:
+        sys.exit(1)
+
+
+@areas_group.command("export", with_appcontext=False)
+@click.option("--level", help="Only this level.")
+@click.option("--parent", help="Only this area's subtree.")
+@click.option("--format", "fmt", type=click.Choice(["geojson", "gpkg", "shp", "csv"]),
+              help="Default: from the file name.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="File to write.")
+@friendly
+def areas_export(level, parent, fmt, output):
+    """Export boundaries (full precision: import → export → import gives the same geometry)."""
+    from geo import ingest
+
+    with db.session_scope(ready_engine()) as session:
+        n = ingest.export(session, output, level=level, parent=parent, fmt=fmt)
+    click.echo(f"{n} area(s) written to {output}")
 
 
 # -- patrol: units, tracks, simulator ----------------------------------------------------------
@@ -389,6 +459,152 @@ def simulate_patrol(count, interval, url, duration, protocol, area, prefix):
     except KeyboardInterrupt:
         stats = sim.stats(0)
     report(stats)
+
+
+# -- incidents -------------------------------------------------------------------------------
+@main.group("incidents")
+def incidents_group():
+    """Incidents: import files, re-assign grids."""
+
+
+@incidents_group.command("import", with_appcontext=False)
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
+              help="Read FIELD from COLUMN (fields: external_id, occurred_at, category, subtype, "
+                   "severity, lon, lat, address, description, reporter_name, reporter_phone, "
+                   "sensitive, source).")
+@click.option("--category", help="One category for the whole file (信访/事故/案件/矛盾纠纷/隐患 or "
+                                 "petition/accident/criminal/dispute/hazard); the file's own "
+                                 "category column then becomes the subtype.")
+@click.option("--crs", help="Coordinate system of lon/lat: wgs84 (default), cgcs2000, gcj02, bd09.")
+@click.option("--time-format", help="strptime format of the time column, e.g. '%m/%d/%Y %I:%M:%S %p'.")
+@click.option("--timezone", "tz", help="Zone of times without an offset (default Asia/Shanghai).")
+@click.option("--source", help="Channel recorded on every incident (default import:FILENAME).")
+@click.option("--skip-bad", is_flag=True, help="Import the good rows and list the bad ones.")
+@click.option("--dry-run", is_flag=True, help="Check and report, write nothing.")
+@friendly
+def incidents_import(path, maps, category, crs, time_format, tz, source, skip_bad, dry_run):
+    """Import incidents from a CSV or XLSX file; every rejected row is reported with its line."""
+    from geo import tabular
+
+    mapping = tabular.parse_mapping(maps)
+    with db.session_scope(ready_engine()) as session:
+        report = tabular.import_file(session, audit.Actor.cli(), path, mapping=mapping,
+                                     category=category, crs=crs, time_format=time_format, tz=tz,
+                                     source=source, skip_bad=skip_bad, dry_run=dry_run)
+    columns = ", ".join(f"{f}←{c}" for f, c in report.columns.items())
+    click.echo(f"{report.path}: {report.rows:,} rows; columns {columns}")
+    for r in report.rejected:
+        where = f" ({r['field']})" if r["field"] else ""
+        click.echo(f"  line {r['line']}{where}: {r['reason']}", err=True)
+    for w in report.warnings[:50]:
+        click.echo(f"  line {w['line']}: warning: {w['warning']}", err=True)
+    levels = ", ".join(f"{k} {v:,}" for k, v in sorted(report.geocode_levels.items()))
+    if report.rejected and not skip_bad:
+        click.echo(f"refused: {len(report.rejected):,} bad row(s), nothing written "
+                   "(fix them, or --skip-bad to import the rest)", err=True)
+        sys.exit(1)
+    verb = "would import" if dry_run else "imported"
+    click.echo(f"{verb} {report.imported:,} incident(s); rejected {len(report.rejected):,}; "
+               f"outside every jurisdiction {report.outside_jurisdiction:,}; located by {levels or '-'}")
+
+
+@incidents_group.command("assign", with_appcontext=False)
+@click.option("--area", "areas", multiple=True, help="Only incidents now in this area's subtree.")
+@friendly
+def incidents_assign(areas):
+    """Re-assign incidents to the finest area containing them (after boundary edits)."""
+    from geo import incidents
+
+    with db.session_scope(ready_engine()) as session:
+        changed = incidents.assign(session, area_codes=list(areas) if areas else None,
+                                   everything=not areas)
+        audit.record(session, audit.Actor.cli(), "incidents.assign",
+                     details={"areas": list(areas), "changed": changed})
+    click.echo(f"{changed:,} incident(s) re-assigned")
+
+
+# -- risk and the monthly report -------------------------------------------------------------
+@main.group("risk")
+def risk_group():
+    """Four-colour risk (四色预警) per grid."""
+
+
+def _interval(value: str | None) -> float | None:
+    """'15m', '1h', '90s' or a number of seconds."""
+    if not value:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        seconds = float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value)
+    except (ValueError, IndexError):
+        seconds = -1
+    if seconds < 10:
+        raise AnwangError(f"--every must be like 15m, 1h or 600 (at least 10 s); got {value!r}",
+                          field="every")
+    return seconds
+
+
+@risk_group.command("update", with_appcontext=False)
+@click.option("--area", help="Only the grids under this area (default: every grid).")
+@click.option("--as-of", "as_of", help="Assess as of this date or date-time (default: now).")
+@click.option("--backfill", default=0, type=int, help="First rebuild this many past periods (the history).")
+@click.option("--policy", type=click.Path(dir_okay=False), help="Policy file (default layers/risk_policy.yaml).")
+@click.option("--every", help="Keep running: refresh every interval (15m, 1h …) until stopped.")
+@friendly
+def risk_update(area, as_of, backfill, policy, every):
+    """Assess every grid's four-colour level now (and alert dispatch on a turn to orange or red).
+
+    For a scheduled refresh either keep it running with --every 15m or use cron, e.g.
+    `*/15 * * * * cd /srv/anwang && .venv/bin/anwang risk update`.
+    """
+    from layers import risk
+    from layers.selection import parse_time
+
+    pol = risk.load_policy(policy)
+    moment = parse_time(as_of, "as_of") if as_of else None
+    seconds = _interval(every)
+    engine = ready_engine()
+    while True:
+        started = time.monotonic()
+        with db.session_scope(engine) as session:
+            actor = audit.Actor.cli()
+            if backfill:
+                reports = risk.backfill(session, actor, backfill, as_of=moment, area=area, policy=pol)
+                click.echo(f"history: {backfill} period(s) from {reports[0].period_start} rebuilt")
+                report = reports[-1]
+            else:
+                report = risk.update(session, actor, as_of=moment, area=area, policy=pol)
+        levels = ", ".join(f"{k} {v}" for k, v in report.levels.items())
+        click.echo(f"period {report.period_start}–{report.period_end}: {report.grids} grid(s): {levels}; "
+                   f"{len(report.changes)} change(s), {len(report.alerts)} alert(s) "
+                   f"({time.monotonic() - started:.1f} s)")
+        for code, before, after in report.changes[:20]:
+            click.echo(f"  {code}: {before} → {after}")
+        if seconds is None:
+            return
+        backfill = 0
+        time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+
+
+@main.command("report", with_appcontext=False)
+@click.option("--area", required=True, help="Area code, e.g. 411103 or 411103102.")
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="report.html (the PDF is written beside it) or report.pdf.")
+@click.option("--no-pdf", is_flag=True, help="Only the HTML.")
+@click.option("--lang", default="zh", type=click.Choice(["zh", "en"]), show_default=True)
+@friendly
+def report_cmd(area, month, output, no_pdf, lang):
+    """Write the monthly 周交办、月讲评 report: standalone HTML (works offline) and a PDF."""
+    from layers import report
+
+    started = time.monotonic()
+    with db.session_scope(ready_engine()) as session:
+        files = report.write(session, area, month, output, pdf=not no_pdf, locale=lang)
+    for path in files:
+        click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
+    click.echo(f"report written in {time.monotonic() - started:.1f} s")
 
 
 # -- serve -----------------------------------------------------------------------------------

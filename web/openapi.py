@@ -38,7 +38,8 @@ def document() -> dict:
                 "parameters": [
                     _param("level", "1 district, 2 township, 3 village, 4 grid (or the name)"),
                     _param("parent", "code: the parent's whole subtree at that level"),
-                    _param("bbox", "minx,miny,maxx,maxy in degrees (WGS84)")],
+                    _param("bbox", "minx,miny,maxx,maxy in degrees (WGS84)"),
+                    _param("as_of", "ISO date or date-time: the boundaries as they were then")],
                 "responses": {"200": {"description": "FeatureCollection", "content": geojson},
                               **_errors(400, 401, 404)}}},
             "/api/areas/{code}": {"get": {
@@ -56,5 +57,26 @@ def document() -> dict:
                               **_errors(400, 401)}}},
             "/api/openapi.json": {"get": {"summary": "This document", "security": [],
                                           "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            **_incident_paths(geojson),
+            **_review_paths(geojson),
+            **_planner_paths(geojson),
         },
     }
+
+
+def _incident_paths(geojson: dict) -> dict:
+    from .incidents import openapi_paths
+
+    return openapi_paths(geojson, _param, _errors)
+
+
+def _review_paths(geojson: dict) -> dict:
+    from .review import openapi_paths
+
+    return openapi_paths(geojson, _param, _errors)
+
+
+def _planner_paths(geojson: dict) -> dict:
+    from .planner import openapi_paths
+
+    return openapi_paths(geojson, _param, _errors)

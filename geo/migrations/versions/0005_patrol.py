@@ -1,7 +1,8 @@
 """Patrol dispatch: each unit's last known position (for the live map and KNN dispatch), the live
 event log behind /api/live (ids for Last-Event-ID resume, NOTIFY on commit), incident
-assignments with their lifecycle timestamps, and triggers that publish new incidents and risk
-alerts without the writers knowing about the live map.
+assignments with their lifecycle timestamps, and a trigger that publishes new incidents without
+their writers knowing about the live map. Risk alerts are published by layers/risk.py, which
+knows when a grid really turns orange or red.
 
 Revision ID: 0005
 Revises: 0001
@@ -119,41 +120,6 @@ BEGIN
 END $$;
 CREATE TRIGGER incidents_live AFTER INSERT ON incidents REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION live_incidents_inserted();
-
--- A grid turning orange or red (computed or overridden) is a risk alert on the live map.
-CREATE FUNCTION live_risk_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    alerts jsonb;
-    r jsonb;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        SELECT jsonb_agg(jsonb_build_object('code', a.code, 'name', a.name, 'path', a.path::text,
-                                            'level', coalesce(n.override_level, n.level)))
-          INTO alerts FROM new_rows n JOIN areas a ON a.id = n.area_id
-         WHERE coalesce(n.override_level, n.level) IN ('orange', 'red');
-    ELSE
-        SELECT jsonb_agg(jsonb_build_object('code', a.code, 'name', a.name, 'path', a.path::text,
-                                            'level', coalesce(n.override_level, n.level)))
-          INTO alerts FROM new_rows n JOIN old_rows o ON o.id = n.id JOIN areas a ON a.id = n.area_id
-         WHERE coalesce(n.override_level, n.level) IN ('orange', 'red')
-           AND coalesce(n.override_level, n.level) IS DISTINCT FROM coalesce(o.override_level, o.level);
-    END IF;
-    IF alerts IS NULL THEN
-        RETURN NULL;
-    ELSIF jsonb_array_length(alerts) > 50 THEN
-        PERFORM live_publish('risk_bulk', NULL, jsonb_build_object('count', jsonb_array_length(alerts)));
-        RETURN NULL;
-    END IF;
-    FOR r IN SELECT * FROM jsonb_array_elements(alerts) LOOP
-        PERFORM live_publish('risk', CAST(r->>'path' AS ltree), r - 'path');
-    END LOOP;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER risk_levels_live_ins AFTER INSERT ON risk_levels REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION live_risk_changed();
-CREATE TRIGGER risk_levels_live_upd AFTER UPDATE ON risk_levels
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION live_risk_changed();
 """
 
 
@@ -162,9 +128,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER IF EXISTS risk_levels_live_upd ON risk_levels")
-    op.execute("DROP TRIGGER IF EXISTS risk_levels_live_ins ON risk_levels")
-    op.execute("DROP FUNCTION IF EXISTS live_risk_changed()")
     op.execute("DROP TRIGGER IF EXISTS incidents_live ON incidents")
     op.execute("DROP FUNCTION IF EXISTS live_incidents_inserted()")
     op.execute("DROP TABLE IF EXISTS assignments")
