@@ -40,30 +40,10 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from geo import db  # noqa: E402
 from geo import incidents as core  # noqa: E402
-from geo.cluster import Cluster  # noqa: E402
+from databases import drop, step, with_demo  # noqa: E402
 
 BENCH_DB = "anwang_bench_assignment"
 CHUNK = 200_000
-
-
-def step(label: str) -> None:
-    print(f"  … {label}", flush=True)
-
-
-def demo_database(name: str):
-    """A fresh database in the embedded cluster with the 郾城区 demo loaded; return its engine."""
-    from data import load, yancheng
-
-    cluster = Cluster.default()
-    cluster.start()
-    cluster.drop_database(name)
-    cluster.ensure_database(name)
-    engine = db.make_engine(cluster.url(name))
-    db.migrate(engine)
-    step("generating and loading the 郾城区 demo (its grids)")
-    with db.session_scope(engine) as s:
-        load.load(s, yancheng.generate())
-    return engine
 
 
 def load_points(engine, lon: np.ndarray, lat: np.ndarray) -> None:
@@ -113,7 +93,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = ap.parse_args()
     print(f"assignment: {args.points:,} generated incidents onto the 郾城区 grids")
-    engine = demo_database(BENCH_DB)
+    engine = with_demo(BENCH_DB)
     try:
         with engine.connect() as c:
             minx, miny, maxx, maxy = c.execute(text(
@@ -200,7 +180,7 @@ def main() -> None:
     finally:
         engine.dispose()
         if not args.keep:
-            Cluster.default().drop_database(BENCH_DB)
+            drop(BENCH_DB)
 
     print("")
     print("summary")

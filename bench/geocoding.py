@@ -25,36 +25,11 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from geo import db, geocoding  # noqa: E402
-from geo.cluster import Cluster  # noqa: E402
+from databases import drop, step, with_demo  # noqa: E402
 
 BENCH_DB = "anwang_bench_geocoding"
 EVAL = ROOT / "tests" / "data" / "geocoding_eval.csv"
 GOAL_PER_S = 5000
-
-
-def step(label: str) -> None:
-    print(f"  … {label}", flush=True)
-
-
-def demo_database(name: str):
-    """A fresh database in the embedded cluster with the 郾城区 demo loaded; return its engine."""
-    from data import load, yancheng
-
-    cluster = Cluster.default()
-    cluster.start()
-    cluster.drop_database(name)
-    cluster.ensure_database(name)
-    engine = db.make_engine(cluster.url(name))
-    db.migrate(engine)
-    step("generating and loading the 郾城区 demo")
-
-    def progress(what: str, done: int, total: int) -> None:
-        if done >= total:
-            print(f"      {what:<18} {total:>9,}", flush=True)
-
-    with db.session_scope(engine) as s:
-        load.load(s, yancheng.generate(), progress=progress)
-    return engine
 
 
 def score(session: Session, rows: list[dict], results: list[dict]) -> tuple[float, float, Counter]:
@@ -102,7 +77,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = list(csv.DictReader(EVAL.open(encoding="utf-8")))
     print(f"geocoding: {len(rows):,} labelled noisy addresses of the 郾城区 demo")
-    engine = demo_database(BENCH_DB)
+    engine = with_demo(BENCH_DB)
     try:
         with Session(engine) as s:
             step("building the in-memory gazetteer from areas, places and entities")
@@ -139,7 +114,7 @@ def main() -> None:
     finally:
         engine.dispose()
         if not args.keep:
-            Cluster.default().drop_database(BENCH_DB)
+            drop(BENCH_DB)
 
     print("")
     print("summary")

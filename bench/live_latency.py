@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from positions import BENCH_DB, Server, drop_database, fresh_database, make_units  # noqa: E402
+import databases  # noqa: E402
+from positions import BENCH_DB, Server, make_units  # noqa: E402
 
 UNITS, INTERVAL, VIEWERS = 1000, 5.0, 50
 VIEWER_PROCS, PINGER_PROCS, PINGER_THREADS = 5, 2, 8
@@ -142,7 +143,7 @@ def main():
     quick = "--quick" in sys.argv
     load_s = 15.0 if quick else 40.0
     print(f"live latency bench: {UNITS} units every {INTERVAL:g} s, {VIEWERS} viewers, {load_s:g} s of load")
-    url = fresh_database()
+    url = databases.fresh(BENCH_DB)
     server = None
     try:
         from geo import audit, db, users
@@ -177,7 +178,7 @@ def main():
     finally:
         if server:
             server.stop()
-        drop_database()
+        databases.drop(BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import databases  # noqa: E402
+
 BENCH_DB = "anwang_bench_patrol"
 LON0, LAT0 = 113.98, 33.58
 OSMAND_CLIENTS = int(os.environ.get("BENCH_CLIENTS") or 6)
@@ -38,28 +40,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def fresh_database(name: str = BENCH_DB) -> str:
-    """Drop and create a database in the embedded cluster, migrated; return its SQLAlchemy URL."""
-    from geo import db
-    from geo.cluster import Cluster
-
-    cluster = Cluster.default()
-    cluster.start()
-    cluster.drop_database(name)
-    cluster.ensure_database(name)
-    url = cluster.url(name)
-    engine = db.make_engine(url)
-    db.migrate(engine)
-    engine.dispose()
-    return url
-
-
-def drop_database(name: str = BENCH_DB) -> None:
-    from geo.cluster import Cluster
-
-    Cluster.default().drop_database(name)
 
 
 def make_units(url: str, n: int, prefix: str = "B") -> list[tuple[int, str, str]]:
@@ -264,7 +244,7 @@ def main() -> None:
     ping_units, per_ping_unit = (200, 20) if quick else (500, 40)
     print(f"positions bench on {os.cpu_count()} cores: batch {n_units} units × {per_unit} fixes, "
           f"OsmAnd {ping_units} units × {per_ping_unit} pings")
-    url = fresh_database()
+    url = databases.fresh(BENCH_DB)
     server = None
     try:
         units = make_units(url, max(n_units, ping_units))
@@ -291,7 +271,7 @@ def main() -> None:
     finally:
         if server:
             server.stop()
-        drop_database()
+        databases.drop(BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -21,23 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import databases  # noqa: E402
+
 BENCH_DB = "anwang_bench_planner"
 HALF_SIDE = 0.00055  # degrees: a square of about 120 m around the point on the shared edge
-
-
-def fresh_database() -> str:
-    from geo import db
-    from geo.cluster import Cluster
-
-    cluster = Cluster.default()
-    cluster.start()
-    cluster.drop_database(BENCH_DB)
-    cluster.ensure_database(BENCH_DB)
-    url = cluster.url(BENCH_DB)
-    engine = db.make_engine(url)
-    db.migrate(engine)
-    engine.dispose()
-    return url
 
 
 def cases(session, limit: int) -> list[dict]:
@@ -73,7 +60,7 @@ def main() -> None:
     from geo.errors import InvalidInput
 
     quick = "--quick" in sys.argv
-    url = fresh_database()
+    url = databases.fresh(BENCH_DB)
     engine = db.make_engine(url)
     try:
         t0 = time.perf_counter()
@@ -115,9 +102,7 @@ def main() -> None:
         print(f"ratio preview / floor: {preview_ms / floor_ms:.1f}x")
     finally:
         engine.dispose()
-        from geo.cluster import Cluster
-
-        Cluster.default().drop_database(BENCH_DB)
+        databases.drop(BENCH_DB)
 
 
 if __name__ == "__main__":
