@@ -78,13 +78,28 @@ def parse_point(lon, lat, crs: str | None = "wgs84") -> tuple[float, float, str]
     return wlon, wlat, system
 
 
-def area_row(session: Session, code: str):
-    """Fetch one area's id, code, level and path, or raise NotFound."""
+def area_row(session: Session, code: str, field: str = "code"):
+    """Fetch one area's id, code, level and path, or raise NotFound naming `field`."""
     row = session.execute(text("SELECT id, code, name, level, path::text AS path FROM areas "
                                "WHERE code = :c"), {"c": code}).mappings().first()
     if row is None:
-        raise NotFound(f"no area with code {code!r}", field="code")
+        raise NotFound(f"no area with code {code!r}", field=field)
     return row
+
+
+def subtree_filter(session: Session, level: int | None = None,
+                   parent: str | None = None) -> tuple[list[str], dict]:
+    """SQL conditions on `areas a` selecting one level and/or the subtree below `parent`."""
+    where, params = ["true"], {}
+    if level is not None:
+        where.append("a.level = :level")
+        params["level"] = level
+    if parent:
+        root = area_row(session, parent)
+        # `path <@ root` is answered by the GiST index on areas.path; the root itself is excluded.
+        where.append("a.path <@ CAST(:root_path AS ltree) AND a.id <> :root_id")
+        params.update(root_path=root["path"], root_id=root["id"])
+    return where, params
 
 
 _FEATURE_SQL = """
@@ -104,15 +119,8 @@ _FEATURE_SQL = """
 def features(session: Session, *, level: int | None = None, parent: str | None = None,
              bbox: tuple[float, float, float, float] | None = None) -> str:
     """Return a GeoJSON FeatureCollection (as text) of areas filtered by level, subtree and bbox."""
-    where, params = ["true"], {"digits": GEOJSON_DIGITS}
-    if level is not None:
-        where.append("a.level = :level")
-        params["level"] = level
-    if parent:
-        root = area_row(session, parent)
-        # `path <@ root` is answered by the GiST index on areas.path; the root itself is excluded.
-        where.append("a.path <@ CAST(:root_path AS ltree) AND a.id <> :root_id")
-        params.update(root_path=root["path"], root_id=root["id"])
+    where, params = subtree_filter(session, level, parent)
+    params["digits"] = GEOJSON_DIGITS
     if bbox:
         # `&&` against an envelope in the column's SRID lets the GiST index on geom prune.
         where.append("a.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")

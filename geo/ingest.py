@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from . import crs as crs_mod
-from .areas import GAP_TOLERANCE_M2, OVERLAP_TOLERANCE_M2, area_row, parse_level, sliver_m2_sql
+from .areas import (GAP_TOLERANCE_M2, OVERLAP_TOLERANCE_M2, area_row, parse_level, sliver_m2_sql,
+                    subtree_filter)
 from .edits import fit_pieces
 from .errors import InvalidInput
 from .models import LEVELS
@@ -678,15 +679,7 @@ def _write(session, report, features, level, path, actor) -> int:
 # -- export ----------------------------------------------------------------------------------
 def rows(session: Session, *, level=None, parent: str | None = None) -> list[dict]:
     """The areas to export (level, subtree), geometry as WKB, in code order."""
-    level = parse_level(level)
-    where, params = ["true"], {}
-    if level is not None:
-        where.append("a.level = :level")
-        params["level"] = level
-    if parent:
-        root = area_row(session, parent)
-        where.append("a.path <@ CAST(:path AS ltree) AND a.id <> :root")
-        params.update(path=root["path"], root=root["id"])
+    where, params = subtree_filter(session, parse_level(level), parent)
     return [dict(r) for r in session.execute(text(f"""
         SELECT a.code, a.name, a.level, p.code AS parent, a.kind, a.households, a.population,
                a.urban, a.version, ST_AsBinary(a.geom) AS wkb

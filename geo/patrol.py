@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from . import audit
+from .areas import area_row
 from .errors import Conflict, InvalidInput, NotFound
 from .models import UNIT_KINDS
 from .users import hash_token
@@ -86,14 +87,6 @@ class UnitRef:
     days_checked: tuple = ()
 
 
-def _area(session: Session, code: str):
-    row = session.execute(text("SELECT id, code, level, path::text AS path FROM areas WHERE code = :c"),
-                          {"c": code}).mappings().first()
-    if row is None:
-        raise NotFound(f"no area with code {code!r}", field="area")
-    return row
-
-
 def _district_of(session: Session, area) -> str | None:
     return session.execute(text(
         "SELECT d.code FROM areas d WHERE d.level = 1 AND CAST(:p AS ltree) <@ d.path "
@@ -119,7 +112,7 @@ def add_unit(session: Session, actor: audit.Actor, callsign: str, kind: str,
     device_id = (device_id or "").strip() or None
     if device_id is not None and not re.match(r"^[\w.:\-]{1,64}$", device_id):
         raise InvalidInput("device_id", "device id must be 1–64 letters, digits or .:-_")
-    home = _area(session, area) if area else None
+    home = area_row(session, area, field="area") if area else None
     district = _district_of(session, home) if home else None
     clash = session.execute(text("SELECT callsign, device_id FROM units WHERE callsign = :c OR "
                                  "(CAST(:d AS text) IS NOT NULL AND device_id = :d)"),
