@@ -57,26 +57,16 @@ def document() -> dict:
                               **_errors(400, 401)}}},
             "/api/openapi.json": {"get": {"summary": "This document", "security": [],
                                           "responses": {"200": {"description": "OpenAPI 3.1"}}}},
-            **_incident_paths(geojson),
-            **_review_paths(geojson),
-            **_planner_paths(geojson),
+            **_feature_paths(geojson),
         },
     }
 
 
-def _incident_paths(geojson: dict) -> dict:
-    from .incidents import openapi_paths
+def _feature_paths(geojson: dict) -> dict:
+    """Each feature's blueprint describes its own routes beside their views."""
+    from . import incidents, patrol, planner, review
 
-    return openapi_paths(geojson, _param, _errors)
-
-
-def _review_paths(geojson: dict) -> dict:
-    from .review import openapi_paths
-
-    return openapi_paths(geojson, _param, _errors)
-
-
-def _planner_paths(geojson: dict) -> dict:
-    from .planner import openapi_paths
-
-    return openapi_paths(geojson, _param, _errors)
+    paths: dict = {}
+    for module in (incidents, patrol, planner, review):
+        paths.update(module.openapi_paths(geojson, _param, _errors))
+    return paths

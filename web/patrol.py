@@ -577,3 +577,65 @@ def init_app(app) -> None:
             return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
         app.wsgi_app = OsmandPort(app.wsgi_app, int(port), conninfo)
+
+
+def openapi_paths(geojson: dict, param, errors) -> dict:
+    """The OpenAPI description of the patrol routes (merged into /api/openapi.json)."""
+    callsign = {"name": "callsign", "in": "path", "required": True, "schema": {"type": "string"}}
+    ident = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    body = lambda summary, codes=(400, 401, 403, 404): {   # noqa: E731
+        "summary": summary, "responses": {"200": {"description": "ok"}, **errors(*codes)}}
+    read = lambda summary, *params: {   # noqa: E731
+        "summary": summary, "parameters": list(params),
+        "responses": {"200": {"description": "ok", "content": geojson}, **errors(400, 401)}}
+    hours = param("hours", "24 or 7d (coverage window)")
+    return {
+        "/api/units": {
+            "get": read("Units at their last position (GeoJSON); at=T: where everyone was at T",
+                        param("at", "ISO 8601 instant"), param("q", "call sign or device id")),
+            "post": body("Add a unit; returns its device token once", (400, 401, 403, 409))},
+        "/api/units/trails": {"get": read("Each unit's clean fixes of the last N minutes",
+                                          param("minutes", "trail length, default 10"))},
+        "/api/units/{callsign}/status": {"post": {**body("Set duty status (on_duty, busy, off_duty)"),
+                                                  "parameters": [callsign]}},
+        "/api/units/{callsign}/token": {"post": {**body("Issue a new device token"),
+                                                 "parameters": [callsign]}},
+        "/api/units/{callsign}/shifts": {
+            "get": {**read("A unit's shifts"), "parameters": [callsign]},
+            "post": {**body("Add a shift (24-hour by default)"), "parameters": [callsign]}},
+        "/api/positions": {"post": {
+            **body("A batch of fixes from one device (Authorization: Bearer DEVICE_TOKEN); "
+                   "idempotent on (unit, ts)", (400, 401, 413)), "security": [{"bearer": []}]}},
+        "/api/live": {"get": {
+            "summary": "Server-Sent Events: unit positions, new incidents, risk alerts; "
+                       "Last-Event-ID resumes without loss",
+            "responses": {"200": {"description": "text/event-stream"}, **errors(401)}}},
+        "/api/tracks": {"get": read("A unit's track for a window, simplified per zoom, with distance, "
+                                    "duration, minutes per grid and grids crossed",
+                                    param("unit", "call sign", True), param("from", "ISO 8601"),
+                                    param("to", "ISO 8601"), param("zoom", "map zoom"))},
+        "/api/tracks/replay": {"get": read("A unit's fixes for replay with a time slider",
+                                           param("unit", "call sign", True))},
+        "/api/tracks/build": {"post": body("Store the track of a unit's shift from clean fixes")},
+        "/api/tracks/import": {"post": body("Upload a GPX file for a unit (multipart: file, unit)")},
+        "/api/tracks/stored": {"get": read("Stored tracks", param("unit", "call sign"))},
+        "/api/tracks/{id}": {"get": {**read("One stored track"), "parameters": [ident]}},
+        "/api/coverage": {"get": read("Per grid: patrol visits and minutes against its risk colour",
+                                      hours)},
+        "/api/coverage/gaps": {"get": read("Red and orange grids with no patrol in the last X hours",
+                                           param("hours", "X, default 6"))},
+        "/api/dispatch/incidents": {"get": read("Recent incidents to dispatch to")},
+        "/api/dispatch/nearest": {"get": read(
+            "The K nearest on-duty units (KNN), with distance and last-seen age",
+            param("incident", "incident id"), param("lon", "longitude"), param("lat", "latitude"),
+            param("k", "how many, default 5"), param("max_age", "seconds since last fix"))},
+        "/api/dispatch/assign": {"post": body("Send a unit to an incident", (400, 401, 403, 404, 409))},
+        "/api/dispatch/assignments": {"get": read("Assignments and their timestamps")},
+        "/api/dispatch/assignments/{id}/{action}": {"post": {
+            **body("acknowledge, arrive or close an assignment", (400, 401, 403, 404, 409)),
+            "parameters": [ident, {"name": "action", "in": "path", "required": True,
+                                   "schema": {"type": "string",
+                                              "enum": ["acknowledge", "arrive", "close"]}}]}},
+        "/api/dispatch/stats": {"get": read("Response-time statistics per area",
+                                            param("area", "area code"))},
+    }
