@@ -44,6 +44,7 @@ def test_dashboard_shows_four_colours_and_the_articles_rates(live_server, browse
         assert float(page.inner_text("#rate-disputes b").rstrip("%")) > 96
         page.select_option("#level-select", "4")
         page.wait_for_function("document.body.dataset.shownLevel === '4'", timeout=15000)
+        page.uncheck("#incident-show")   # its markers are paths too: click a grid, not an incident
         page.locator("path.leaflet-interactive").nth(60).click(force=True)
         page.wait_for_function("document.getElementById('risk-detail').dataset.code", timeout=10000)
         assert page.locator("#risk-detail li").count() >= 1    # the grid's explanation
