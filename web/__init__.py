@@ -6,7 +6,8 @@ from flask import Flask
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: defaults, then the environment, then `config` (tests pass a mapping)."""
-    from . import api, auth, database, errors, i18n, pages, vendor
+    from . import (api, auth, database, errors, i18n, incidents, live, pages, patrol, planner,
+                   review, vendor)
     from .config import load
 
     app = Flask(__name__)
@@ -18,14 +19,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(vendor.bp)
-    from . import incidents  # incidents: intake, lifecycle, geocoding, /report
-    app.register_blueprint(incidents.bp)
-    from . import planner  # boundary edits, history, import/export, /planner
-    app.register_blueprint(planner.bp)
-    from . import live, patrol  # patrol dispatch: units, ingest, /osmand, /dispatch, /api/live
-    patrol.init_app(app)
-    app.register_blueprint(live.bp)
-    from . import review  # risk, scorecards, heat, hot spots, /review, /public
-    app.register_blueprint(review.bp)
+    app.register_blueprint(incidents.bp)    # intake, lifecycle, geocoding, /report
+    app.register_blueprint(planner.bp)      # boundary edits, history, import/export, /planner
+    patrol.init_app(app)                    # units, position ingest, /osmand, /dispatch
+    app.register_blueprint(live.bp)         # /api/live (Server-Sent Events)
+    app.register_blueprint(review.bp)       # risk, scorecards, heat, hot spots, /review, /public
     auth.check_declared(app)
     return app
