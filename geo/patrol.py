@@ -11,9 +11,11 @@ tracks and coverage while still storing them:
   (default 100 m).
 
 Batches go through COPY into a session-local temp table and one INSERT … ON CONFLICT DO NOTHING;
-a single ping (OsmAnd) is one INSERT. The unit's newest clean fix is kept in
-`unit_last_positions`. The live-map event is published after the fixes are committed, in a short
-second transaction (`commit_and_publish`): PostgreSQL serialises the commits of transactions that
+a single ping (OsmAnd) is one INSERT. The OsmAnd port stores the pings of many devices that arrive
+together in one statement and one commit (`ingest_pings`, a group commit), judged exactly as if they
+had come one by one. The unit's newest clean fix is kept in `unit_last_positions`. The live-map
+event is published after the fixes are committed, in a short second transaction
+(`commit_and_publish`, `publish_pings`): PostgreSQL serialises the commits of transactions that
 NOTIFY, so a NOTIFY inside every ingest transaction would queue them all behind one WAL flush each.
 The event transaction commits asynchronously — a crash can lose a live-map event, never a fix.
 """
@@ -229,18 +231,18 @@ class Runner:
         return self.conn
 
 
-_UNIT_SELECT = """
-SELECT u.id, u.callsign, u.kind, u.status, u.district_code,
+_UNIT_COLUMNS = """u.id, u.callsign, u.kind, u.status, u.district_code,
        coalesce(h.path, d.path)::text AS area_path,
        l.ts AS last_ts, ST_X(l.geom) AS last_lon, ST_Y(l.geom) AS last_lat, l.seen_at,
        l.seen_lon, l.seen_lat, coalesce(l.jump_chain, 0) AS jump_chain,
        (SELECT coalesce(array_agg(x), '{}') FROM unnest(CAST(%(days)s AS date[])) x
-         WHERE to_regclass('positions_' || to_char(x, 'YYYYMMDD')) IS NULL) AS missing_days
-  FROM units u
+         WHERE to_regclass('positions_' || to_char(x, 'YYYYMMDD')) IS NULL) AS missing_days"""
+_UNIT_JOINS = """
   LEFT JOIN areas h ON h.id = u.home_area_id
   LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1
   LEFT JOIN unit_last_positions l ON l.unit_id = u.id
 """
+_UNIT_SELECT = "SELECT " + _UNIT_COLUMNS + "\n  FROM units u" + _UNIT_JOINS
 _UNIT_WHERE = {"token": " WHERE u.token_hash = %(key)s", "device": " WHERE u.device_id = %(key)s",
                "id": " WHERE u.id = %(key)s"}
 
@@ -562,21 +564,25 @@ def _ensure_partitions(run: Runner, days) -> None:
             run.conn.execute("SELECT ensure_position_partition(%s)", (d,))
 
 
-def _prev_clean(run: Runner, unit: UnitRef, first: datetime):
+def _prev_clean(run: Runner, unit: UnitRef, first: datetime, pending: list[Fix] = ()):
     """The unit's newest clean fix before `first` (from the last-position row when it is older)."""
+    # `pending`: the unit's fixes from earlier pings of the same group commit, not written yet.
     if unit.last_ts is not None and unit.last_ts < first:
         return (unit.last_ts, unit.last_lon, unit.last_lat)
     row = run.one(
         "SELECT ts, ST_X(geom) AS x, ST_Y(geom) AS y FROM positions WHERE unit_id = %(u)s AND ts < %(t)s "
         "AND ts > CAST(%(t)s AS timestamptz) - interval '2 days' AND flags = 0 ORDER BY ts DESC LIMIT 1",
         {"u": unit.id, "t": first})
-    return (row["ts"], row["x"], row["y"]) if row else None
+    found = [(row["ts"], row["x"], row["y"])] if row else []
+    found += [(f.ts, f.lon, f.lat) for f in pending
+              if f.flags == 0 and first - timedelta(days=2) < f.ts < first]
+    return max(found, key=lambda c: c[0]) if found else None
 
 
-def _flag(run: Runner, unit: UnitRef, fixes: list[Fix]) -> tuple[list[Fix], FlagState]:
+def _flag(run: Runner, unit: UnitRef, fixes: list[Fix], pending: list[Fix] = ()) -> tuple[list[Fix], FlagState]:
     seen = (unit.seen_at, unit.seen_lon, unit.seen_lat) if unit.seen_lon is not None else None
     state = FlagState(anchor=None, seen=seen, chain=unit.jump_chain)
-    fixes = flag_fixes(fixes, _prev_clean(run, unit, min(f.ts for f in fixes)), state=state)
+    fixes = flag_fixes(fixes, _prev_clean(run, unit, min(f.ts for f in fixes), pending), state=state)
     return fixes, state
 
 
@@ -623,16 +629,6 @@ WITH ins AS (
 )
 SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM up) + (SELECT count(*) FROM seen) AS touched
 """
-# The live event of a single fix, sent in the same network round trip as INSERT_ONE (psycopg pipeline)
-# but committed on its own, asynchronously: only when that fix was new — its row carries this
-# request's received_at. PostgreSQL serialises the commits of NOTIFYing transactions, so a durable
-# commit must not wait behind them.
-PUBLISH_IF_NEW = (
-    "SELECT live_publish(%(k)s, CAST(%(p)s AS ltree), CAST(%(d)s AS jsonb)) AS id, "
-    "set_config('synchronous_commit', 'off', true) FROM positions "
-    "WHERE unit_id = %(u)s AND ts = %(ts)s AND received_at = %(recv)s")
-
-
 def ingest(session: Session, unit: UnitRef, fixes: list[Fix], publish_live: bool = True,
            update_last: bool = True) -> IngestResult:
     """Store a unit's fixes idempotently; flag jumps and poor accuracy; keep its last position.
@@ -645,7 +641,7 @@ def ingest(session: Session, unit: UnitRef, fixes: list[Fix], publish_live: bool
 
 
 def _ingest(run: Runner, unit: UnitRef, fixes: list[Fix], publish_live: bool = True,
-            update_last: bool = True, publish_now: bool = False) -> IngestResult:
+            update_last: bool = True) -> IngestResult:
     if not fixes:
         return IngestResult(0, 0, 0, 0, 0)
     received = len(fixes)
@@ -658,7 +654,7 @@ def _ingest(run: Runner, unit: UnitRef, fixes: list[Fix], publish_live: bool = T
     _ensure_partitions(run, missing)
     fixes, state = _flag(run, unit, fixes)
     if len(fixes) == 1 and update_last:
-        return _ingest_one(run, unit, fixes[0], state, publish_live, publish_now)
+        return _ingest_one(run, unit, fixes[0], state, publish_live)
     inserted = _insert_copy(run, unit, fixes)
     new = [f for f in fixes if f.ts in inserted]
     result = IngestResult(received=received, inserted=len(new), duplicates=received - len(new),
@@ -675,31 +671,18 @@ def _seen_params(unit: UnitRef, state: FlagState) -> dict:
     return {"seen": seen[0], "slon": seen[1], "slat": seen[2], "chain": state.chain, "u": unit.id}
 
 
-def _ingest_one(run: Runner, unit: UnitRef, f: Fix, state: FlagState, publish_live: bool,
-                publish_now: bool = False) -> IngestResult:
-    """One fix (an OsmAnd ping): the insert and the last-position update in one statement; with
-    `publish_now` (a raw autocommit connection) the live event is pipelined right behind it."""
+def _ingest_one(run: Runner, unit: UnitRef, f: Fix, state: FlagState, publish_live: bool) -> IngestResult:
+    """One fix (an OsmAnd ping): the insert and the last-position update in one statement."""
     clean = f.flags == 0
-    live = _live_payload(unit, f.ts, f if clean else None)
     params = {"ts": f.ts, "lon": f.lon, "lat": f.lat, "speed": f.speed, "heading": f.heading, "acc": f.accuracy,
               "alt": f.altitude, "bat": f.battery, "flags": f.flags, "dc": unit.district_code, "clean": clean,
               "recv": datetime.now(timezone.utc), **_seen_params(unit, state)}
-    event_id = None
-    if publish_now and publish_live and run.conn is not None:
-        params.update({"k": live[0], "p": live[1], "d": json.dumps(live[2], ensure_ascii=False, default=str)})
-        with run.conn.pipeline():
-            first = run.conn.execute(INSERT_ONE, params)
-            second = run.conn.execute(PUBLISH_IF_NEW, params)
-        inserted = int(first.fetchone()[0])
-        row = second.fetchone()
-        event_id = row[0] if row else None
-    else:
-        inserted = int(run.one(INSERT_ONE, params)["inserted"])
+    inserted = int(run.one(INSERT_ONE, params)["inserted"])
     result = IngestResult(received=1, inserted=inserted, duplicates=1 - inserted,
                           jumps=int(bool(inserted and f.flags & FLAG_JUMP)),
-                          poor_accuracy=int(bool(inserted and f.flags & FLAG_ACCURACY)), event_id=event_id)
-    if inserted and publish_live and not publish_now:
-        result.live = live
+                          poor_accuracy=int(bool(inserted and f.flags & FLAG_ACCURACY)))
+    if inserted and publish_live:
+        result.live = _live_payload(unit, f.ts, f if clean else None)
     return result
 
 
@@ -772,24 +755,157 @@ def commit_and_publish(session: Session, result: IngestResult) -> int | None:
     return result.event_id
 
 
-def ingest_ping_raw(conn, device_id: str, fixes: list[Fix]) -> IngestResult | None:
-    """The OsmAnd fast path on a raw psycopg connection in autocommit: look-up, one statement that
-    stores the fix (durably committed), then the live event (asynchronously committed).
-    None when no unit has this device id."""
+# -- group commit ----------------------------------------------------------------------------
+UNKNOWN_DEVICE = "unknown_device"
+UNAUTHORIZED = "unauthorized"
+
+
+@dataclass
+class Ping:
+    """One OsmAnd request: a device's fixes, and the hash of its token when the server demands one."""
+
+    device: str
+    fixes: list[Fix]
+    token_hash: str | None = None
+
+
+# The pings' units, each with which of its pings' times are stored already (a retried ping must
+# neither count nor steer the flags of the pings after it). The pings come as one JSON parameter
+# (psycopg passes it on as it is, where it would dump arrays element by element in Python). Each
+# unit is a LATERAL look-up by device id and each stored time a scalar subquery, so that the plan
+# psycopg prepares stays index probes: a generic plan made while the day's partition was small
+# would otherwise hash-join whole tables, and scan that partition once it has grown.
+LOOKUP_MANY = """
+SELECT x.*, ARRAY(SELECT t FROM unnest(r.ts) AS t
+                   WHERE (SELECT true FROM positions p WHERE p.unit_id = x.id AND p.ts = t)) AS stored
+  FROM json_to_recordset(CAST(%(pings)s AS json)) AS r(device text, ts timestamptz[])
+ CROSS JOIN LATERAL (SELECT """ + _UNIT_COLUMNS + """, u.device_id, u.token_hash
+                      FROM units u""" + _UNIT_JOINS + """ WHERE u.device_id = r.device LIMIT 1) AS x"""
+# One statement, so one implicit transaction with one durable commit: the new fixes, and the
+# last-position row of every unit they touch (one row per unit, folded in the order the pings came).
+WRITE_MANY = """
+WITH ins AS (
+    INSERT INTO positions (unit_id, ts, geom, speed, heading, accuracy, altitude, battery, flags, district_code)
+    SELECT u, ts, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, heading, acc, alt, bat, flags, dc
+      FROM json_to_recordset(CAST(%(fixes)s AS json))
+           AS r(u integer, ts timestamptz, lon float8, lat float8, speed real, heading real, acc real,
+                alt real, bat real, flags smallint, dc text)
+    ON CONFLICT (unit_id, ts) DO NOTHING RETURNING unit_id, ts
+), up AS (""" + LAST_UPSERT.format(source="""
+    SELECT u, ts, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, heading, acc, bat, seen, slon, slat, chain
+      FROM json_to_recordset(CAST(%(lasts)s AS json))
+           AS l(u integer, ts timestamptz, lon float8, lat float8, speed real, heading real, acc real,
+                bat real, seen timestamptz, slon float8, slat float8, chain smallint)""") + """ RETURNING 1
+)
+SELECT unit_id, ts FROM ins"""
+# PostgreSQL serialises the commits of NOTIFYing transactions, so the events go in a transaction of
+# their own that commits asynchronously (a crash can lose an event, never a fix).
+PUBLISH_MANY = """
+SELECT live_publish(e.k, CAST(e.p AS ltree), e.d) AS id, set_config('synchronous_commit', 'off', true)
+  FROM (SELECT * FROM ROWS FROM (json_to_recordset(CAST(%(events)s AS json)) AS (k text, p text, d jsonb))
+                      WITH ORDINALITY AS e(k, p, d, i) ORDER BY i) AS e"""
+
+
+def ingest_pings(conn, pings: list[Ping]) -> list:
+    """Store the pings of many devices with one durable commit, judged as if they came one by one."""
+    # On a raw psycopg connection in autocommit. Each ping's outcome, in order, is its IngestResult
+    # (its live event in `live`, for publish_pings once the caller has answered), UNKNOWN_DEVICE or
+    # UNAUTHORIZED, which store nothing. A failure stores nothing at all.
     run = Runner(conn=conn)
-    unit = lookup_unit(run, "device", device_id, utc_days(fixes))
-    if unit is None:
-        return None
-    if len(fixes) == 1:
-        result = _ingest(run, unit, fixes, publish_now=True)
-    else:
-        with conn.transaction():          # COPY through the temp table needs one transaction
-            result = _ingest(run, unit, fixes)
-    if result.live is not None:
-        kind, path, payload = result.live
-        result.event_id = run.one(PUBLISH_ASYNC, {
-            "k": kind, "p": path, "d": json.dumps(payload, ensure_ascii=False, default=str)})["id"]
-    return result
+    times: dict[str, list[str]] = {}
+    for p in pings:
+        times.setdefault(p.device, []).extend(f.ts.isoformat() for f in p.fixes)
+    rows = {r["device_id"]: r for r in run.rows(LOOKUP_MANY, {
+        "pings": json.dumps([{"device": d, "ts": ts} for d, ts in times.items()]),
+        "days": utc_days(f for p in pings for f in p.fixes)})}
+    stored = {(r["id"], ts) for r in rows.values() for ts in r["stored"] or ()}
+    _ensure_partitions(run, sorted({d for r in rows.values() for d in r["missing_days"] or ()}))
+    units: dict[int, UnitRef] = {}
+    lasts: dict[int, Fix] = {}
+    written: dict[int, list[Fix]] = {}
+    fixes: list[tuple[int, Fix, IngestResult]] = []
+    outcomes: list = []
+    for ping in pings:
+        row = rows.get(ping.device)
+        if ping.token_hash is not None and (row is None or row["token_hash"] != ping.token_hash):
+            outcomes.append(UNAUTHORIZED)
+        elif row is None:
+            outcomes.append(UNKNOWN_DEVICE)
+        else:
+            unit = units.get(row["id"])
+            if unit is None:
+                unit = units[row["id"]] = _unit_ref(row)
+            result, new = _plan_ping(run, unit, ping, stored, written.setdefault(unit.id, []), lasts)
+            fixes += [(unit.id, f, result) for f in new]
+            outcomes.append(result)
+    if not fixes:
+        return outcomes
+    rows_in = [{"u": uid, "ts": f.ts.isoformat(), "lon": f.lon, "lat": f.lat, "speed": f.speed,
+                "heading": f.heading, "acc": f.accuracy, "alt": f.altitude, "bat": f.battery,
+                "flags": f.flags, "dc": units[uid].district_code} for uid, f, _ in fixes]
+    lasts_in = []
+    for u in units.values():
+        if written[u.id] and u.last_ts is not None:
+            last = lasts.get(u.id)
+            lasts_in.append({"u": u.id, "ts": u.last_ts.isoformat(), "lon": u.last_lon, "lat": u.last_lat,
+                             "speed": last and last.speed, "heading": last and last.heading,
+                             "acc": last and last.accuracy, "bat": last and last.battery,
+                             "seen": u.seen_at.isoformat(), "slon": u.seen_lon, "slat": u.seen_lat,
+                             "chain": u.jump_chain})
+    inserted = set(conn.execute(WRITE_MANY, {"fixes": json.dumps(rows_in),
+                                             "lasts": json.dumps(lasts_in)}).fetchall())
+    # A fix another writer stored between the look-up and this commit is its fix, not this ping's,
+    # and a ping left with nothing new has no live event, as in the one-by-one path.
+    for uid, f, result in fixes:
+        if (uid, f.ts) not in inserted:
+            result.inserted -= 1
+            result.duplicates += 1
+            result.jumps -= bool(f.flags & FLAG_JUMP)
+            result.poor_accuracy -= bool(f.flags & FLAG_ACCURACY)
+            if not result.inserted:
+                result.live = None
+    return outcomes
+
+
+def _plan_ping(run: Runner, unit: UnitRef, ping: Ping, stored: set, written: list[Fix],
+               lasts: dict[int, Fix]) -> tuple[IngestResult, list[Fix]]:
+    """Flag a ping's fixes as its unit stands after the group's earlier pings, and move the unit on."""
+    # `unit` stands for its last-position row: it moves on as LAST_UPSERT or SEEN_UPDATE would move
+    # the row once the new fixes are stored. Returns the ping's result and its new fixes.
+    fixes, state = _flag(run, unit, ping.fixes, written)
+    taken = {f.ts for f in written}
+    new = [f for f in fixes if f.ts not in taken and (unit.id, f.ts) not in stored]
+    result = IngestResult(received=len(ping.fixes), inserted=len(new), duplicates=len(ping.fixes) - len(new),
+                          jumps=sum(1 for f in new if f.flags & FLAG_JUMP),
+                          poor_accuracy=sum(1 for f in new if f.flags & FLAG_ACCURACY))
+    if not new:
+        return result, new
+    written.extend(new)
+    clean = [f for f in new if f.flags == 0]
+    newest = max(clean, key=lambda f: f.ts) if clean else None
+    result.live = _live_payload(unit, max(f.ts for f in new), newest)
+    seen = _seen_params(unit, state)
+    # What LAST_UPSERT (a clean fix) or SEEN_UPDATE (only flagged ones, on an existing row) would do.
+    if newest is None and unit.last_ts is None:
+        return result, new
+    if newest is not None and (unit.last_ts is None or newest.ts > unit.last_ts):
+        unit.last_ts, unit.last_lon, unit.last_lat = newest.ts, newest.lon, newest.lat
+        lasts[unit.id] = newest
+    if unit.seen_at is None or seen["seen"] >= unit.seen_at:
+        unit.seen_lon, unit.seen_lat, unit.jump_chain = seen["slon"], seen["slat"], seen["chain"]
+        unit.seen_at = seen["seen"]
+    return result, new
+
+
+def publish_pings(conn, outcomes: list) -> None:
+    """Publish the live events of stored pings in one asynchronous commit and set their event ids."""
+    done = [r for r in outcomes if isinstance(r, IngestResult) and r.live is not None and r.event_id is None]
+    if not done:
+        return
+    events = json.dumps([{"k": r.live[0], "p": r.live[1], "d": r.live[2]} for r in done],
+                        ensure_ascii=False, default=str)
+    for r, (event_id, _) in zip(done, conn.execute(PUBLISH_MANY, {"events": events}).fetchall()):
+        r.event_id = event_id
 
 
 def publish(session: Session, kind: str, area_path: str | None, payload: dict) -> int:

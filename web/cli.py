@@ -614,7 +614,8 @@ def report_cmd(area, month, output, no_pdf, lang):
 @click.option("--threads", default=None, type=int,
               help="Worker threads (default ANWANG_THREADS or 128: each live-map viewer holds one).")
 @click.option("--workers", default=None, type=int,
-              help="Worker processes (default ANWANG_WORKERS or 1); each has its own live listener.")
+              help="Worker processes (default ANWANG_WORKERS or 1); each has its own live listener and "
+                   "OsmAnd writer, so one worker groups the most pings per commit.")
 @click.option("--osmand-port", default=None, type=int,
               help="Also listen here for the OsmAnd protocol (Traccar Client's server URL), any path.")
 @friendly

@@ -9,9 +9,7 @@ device by its id, as Traccar does (the real app sends nothing else); set
 from __future__ import annotations
 
 import json
-import logging
 import os
-import threading
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, render_template, request
@@ -22,9 +20,9 @@ from layers import coverage
 
 from . import database
 from .auth import actor, csrf_exempt, current_user, public, require_scope, roles
+from .osmand import OsmandPort, parse_osmand, require_token
 from .pages import map_config
 
-log = logging.getLogger(__name__)
 bp = Blueprint("patrol", __name__)
 GEOJSON = "application/geo+json"
 VIEW = ("dispatcher", "analyst")
@@ -218,26 +216,6 @@ def _error(status, code, message, field=None):
     return error_response(status, code, message, field)
 
 
-def parse_osmand(args, body: bytes, form=None) -> tuple[str, list]:
-    """Device id and fixes from an OsmAnd request: the query string (GET or POST, as Traccar Client
-    for Android sends it), a form body, or the JSON body of Traccar Client 9."""
-    if args:
-        return patrol.parse_osmand_query(args)
-    if body[:1] in (b"{", b"["):
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidInput("body", "the body is not valid JSON") from None
-        return patrol.parse_osmand_json(data)
-    if form:
-        return patrol.parse_osmand_query(form)
-    raise InvalidInput("id", "no position: expected ?id=&lat=&lon=&timestamp=… or a JSON body")
-
-
-def _require_token() -> bool:
-    return os.environ.get("ANWANG_OSMAND_REQUIRE_TOKEN", "") in ("1", "true", "yes")
-
-
 @bp.route("/osmand", methods=["GET", "POST"])
 @bp.route("/osmand/", methods=["GET", "POST"])
 @public
@@ -250,136 +228,12 @@ def osmand():
     unit = patrol.unit_for_device(s, device, patrol.utc_days(fixes))
     if unit is None:
         return _error(400, "unknown_device", f"no unit has device id {device!r}", "id")
-    if _require_token():
+    if require_token():
         found = patrol.unit_for_token(s, request.args.get("token") or "")
         if found is None or found.id != unit.id:
             return _error(401, "unauthorized", "this server needs the device token (token=…)", "token")
     patrol.commit_and_publish(s, patrol.ingest(s, unit, fixes))
     return Response(b"", status=200)
-
-
-class _Pool:
-    """A few autocommit psycopg connections for the OsmAnd fast path (made on first use, per process)."""
-
-    def __init__(self, conninfo: str, size: int = 8):
-        import queue
-
-        self.conninfo, self.size = conninfo, size
-        self.idle: "queue.Queue" = queue.Queue()
-        self.made = 0
-        self.lock = threading.Lock()
-
-    def get(self):
-        import queue
-
-        import psycopg
-
-        try:
-            return self.idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self.lock:
-            if self.made < self.size:
-                self.made += 1
-                try:
-                    return psycopg.connect(self.conninfo, autocommit=True)
-                except Exception:
-                    self.made -= 1
-                    raise
-        return self.idle.get(timeout=30)
-
-    def put(self, conn, broken: bool = False) -> None:
-        import psycopg
-
-        if broken or conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            try:
-                conn.close()
-            finally:
-                with self.lock:
-                    self.made -= 1
-            return
-        self.idle.put(conn)
-
-
-class OsmandPort:
-    """WSGI middleware: requests arriving on the OsmAnd port are answered by a lean handler, whatever
-    their path — the phone app is configured with a bare server URL such as http://host:5055 — with
-    two round trips to the database per ping and no session, cookie or CSRF machinery."""
-
-    def __init__(self, app, port: int, conninfo=None, pool_size: int = 8):
-        self.app, self.port = app, str(port)
-        self.conninfo, self.pool_size = conninfo, pool_size
-        self.pool: _Pool | None = None
-        self.lock = threading.Lock()
-
-    def __call__(self, environ, start_response):
-        if environ.get("SERVER_PORT") == self.port:
-            return self.handle(environ, start_response)
-        return self.app(environ, start_response)
-
-    def _pool(self) -> _Pool:
-        with self.lock:
-            if self.pool is None:
-                info = self.conninfo() if callable(self.conninfo) else self.conninfo
-                self.pool = _Pool(info, self.pool_size)
-            return self.pool
-
-    @staticmethod
-    def _reply(start_response, status: str, body: bytes = b"", json_body: bool = False):
-        headers = [("Content-Length", str(len(body)))]
-        if json_body:
-            headers.append(("Content-Type", "application/json"))
-        start_response(status, headers)
-        return [body]
-
-    def _error(self, start_response, status: str, code: str, message: str, field=None):
-        body = json.dumps({"error": {"code": code, "message": message, "field": field}},
-                          ensure_ascii=False).encode()
-        return self._reply(start_response, status, body, json_body=True)
-
-    def handle(self, environ, start_response):
-        from urllib.parse import parse_qsl
-
-        method = environ.get("REQUEST_METHOD", "GET")
-        if method not in ("GET", "POST"):
-            return self._error(start_response, "405 METHOD NOT ALLOWED", "method_not_allowed", "GET or POST")
-        args = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=False))
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        body = environ["wsgi.input"].read(min(length, 1 << 20)) if length > 0 else b""
-        form = None
-        if not args and body and body[:1] not in (b"{", b"["):
-            form = dict(parse_qsl(body.decode("latin-1")))
-        try:
-            device, fixes = parse_osmand(args, body, form)
-        except InvalidInput as exc:
-            return self._error(start_response, "400 BAD REQUEST", exc.code, exc.message, exc.field)
-        pool = self._pool()
-        conn = pool.get()
-        broken = False
-        try:
-            if _require_token():
-                row = conn.execute("SELECT 1 FROM units WHERE device_id = %s AND token_hash = %s",
-                                   (device, patrol.hash_token(args.get("token") or ""))).fetchone()
-                if row is None:
-                    return self._error(start_response, "401 UNAUTHORIZED", "unauthorized",
-                                       "this server needs the device token (token=…)", "token")
-            result = patrol.ingest_ping_raw(conn, device, fixes)
-        except InvalidInput as exc:
-            return self._error(start_response, "400 BAD REQUEST", exc.code, exc.message, exc.field)
-        except Exception:  # noqa: BLE001 — answer 500 (the app retries) and keep serving
-            broken = True
-            log.exception("OsmAnd ping failed")
-            return self._error(start_response, "500 INTERNAL SERVER ERROR", "internal_error",
-                               "internal server error")
-        finally:
-            pool.put(conn, broken)
-        if result is None:
-            return self._error(start_response, "400 BAD REQUEST", "unknown_device",
-                               f"no unit has device id {device!r}", "id")
-        return self._reply(start_response, "200 OK")
 
 
 # -- tracks ----------------------------------------------------------------------------------

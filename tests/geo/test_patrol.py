@@ -212,6 +212,143 @@ def test_notify_is_delivered_only_after_commit(engine, tiny):
             s.execute(text("DELETE FROM units WHERE id = :u"), {"u": uid})
 
 
+# -- group commit (the OsmAnd port) ---------------------------------------------------------
+@pytest.fixture()
+def raw(engine):
+    """Give committed units GC-A, GC-B, GC-C and an autocommit connection; remove what they stored."""
+    # Committed, because the group commit writes on its own connection, outside the test's transaction.
+    import psycopg
+
+    from geo import db
+
+    names = ("GC-A", "GC-B", "GC-C")
+
+    def remove():
+        with db.session_scope(engine) as s:
+            s.execute(text("DELETE FROM positions WHERE unit_id IN (SELECT id FROM units WHERE callsign = ANY(:n))"),
+                      {"n": list(names)})
+            s.execute(text("DELETE FROM live_events WHERE payload->>'callsign' = ANY(:n)"), {"n": list(names)})
+            s.execute(text("DELETE FROM units WHERE callsign = ANY(:n)"), {"n": list(names)})
+
+    remove()
+    with db.session_scope(engine) as s:
+        for name in names:
+            patrol.add_unit(s, ACTOR, name, "car", name.lower(), status="on_duty")
+    url = engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    conn = psycopg.connect(url, autocommit=True)
+    yield conn
+    conn.close()
+    remove()
+
+
+def _pings(t0):
+    """Make fresh fixes: single pings and one buffered pair that exercise every rule of the flags."""
+    step = 10 / M_PER_DEG   # 10 m
+    at = lambda s, lon, lat=10.005, **kw: fix(t0 + timedelta(seconds=s), lon, lat, **kw)   # noqa: E731
+    return [
+        [at(0, 10.005)], [at(10, 10.005 + step)],
+        [at(20, 10.5, 10.5)],                                   # 75 km in 10 s: a jump
+        [at(30, 10.005 + 3 * step, accuracy=350)],              # poor accuracy
+        [at(15, 10.005 + 1.5 * step)],                          # late: slots in between, judged from t0+10
+        [at(5, 10.005 + 40 * step)],                            # late, judged from t0 (a jump), not t0-10
+        [at(10, 10.005 + step)],                                # the app retrying: a duplicate
+        [at(40, 11.0, 11.0)], [at(50, 11.0 + step, 11.0)],      # three agreeing jumps: the anchor was wrong,
+        [at(60, 11.0 + 2 * step, 11.0)],                        # so the third is clean
+        [at(70, 11.0 + 3 * step, 11.0), at(80, 11.0 + 4 * step, 11.0)],   # Traccar Client 9's buffered fixes
+        [at(-10, 10.005 - step)],                               # stored before: a duplicate again
+    ]
+
+
+def _state(conn, callsign):
+    rows = conn.execute("SELECT p.ts, ST_X(p.geom), ST_Y(p.geom), p.flags FROM positions p JOIN units u "
+                        "ON u.id = p.unit_id WHERE u.callsign = %s ORDER BY p.ts", (callsign,)).fetchall()
+    last = conn.execute("SELECT l.ts, ST_X(l.geom), ST_Y(l.geom), l.seen_at, l.seen_lon, l.seen_lat, l.jump_chain "
+                        "FROM unit_last_positions l JOIN units u ON u.id = l.unit_id WHERE u.callsign = %s",
+                        (callsign,)).fetchone()
+    return rows, last
+
+
+def _same_event(payload):
+    return {k: v for k, v in payload.items() if k not in ("unit", "callsign")}
+
+
+def test_group_commit_judges_pings_as_if_they_came_one_by_one(raw, engine):
+    from geo import db
+
+    t0 = now() - timedelta(minutes=20)
+    for device in ("gc-a", "gc-b", "gc-c"):       # one fix each unit stored before
+        patrol.ingest_pings(raw, [patrol.Ping(device, _pings(t0)[-1])])
+    # The reference: one ping at a time through the session path (the /osmand route), each committed.
+    expected = []
+    for fixes in _pings(t0):
+        with db.session_scope(engine) as s:
+            r = patrol.ingest(s, patrol.unit_for_device(s, "gc-a", patrol.utc_days(fixes)), fixes)
+            s.commit()
+            expected.append((r.inserted, r.duplicates, r.jumps, r.poor_accuracy, r.live and _same_event(r.live[2])))
+    # The same pings of two units, interleaved with an unknown device, in one group commit.
+    group = []
+    for b, c in zip(_pings(t0), _pings(t0)):
+        group += [patrol.Ping("gc-b", b), patrol.Ping("nobody", [fix(t0, 10.0, 10.0)]), patrol.Ping("gc-c", c)]
+    outcomes = patrol.ingest_pings(raw, group)
+    assert outcomes[1::3] == [patrol.UNKNOWN_DEVICE] * len(expected)
+    for unit_outcomes in (outcomes[0::3], outcomes[2::3]):
+        got = [(r.inserted, r.duplicates, r.jumps, r.poor_accuracy, r.live and _same_event(r.live[2]))
+               for r in unit_outcomes]
+        assert got == expected
+    assert [r.inserted for r in outcomes[0::3]] == [1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 2, 0]
+    reference = _state(raw, "GC-A")
+    jump, poor = patrol.FLAG_JUMP, patrol.FLAG_ACCURACY
+    assert [p[3] for p in reference[0]] == [0, 0, jump, 0, 0, jump, poor, jump, jump, 0, 0, 0]
+    assert _state(raw, "GC-B") == reference and _state(raw, "GC-C") == reference
+    # The live events go out after the commit, in one asynchronous transaction, in the pings' order.
+    patrol.publish_pings(raw, outcomes)
+    assert raw.execute("SHOW synchronous_commit").fetchone()[0] == "on"     # only the events' commit was not
+    ids = [r.event_id for r in outcomes[0::3] if r.live]
+    assert len(ids) == 10 and ids == sorted(ids)
+    events = raw.execute("SELECT payload FROM live_events WHERE id = ANY(%s) ORDER BY id", (ids,)).fetchall()
+    assert [_same_event(e[0]) for e in events] == [json.loads(json.dumps(e[4], default=str))
+                                                   for e in expected if e[4]]
+
+
+def test_group_commit_checks_tokens_and_a_failed_group_stores_nothing(raw, monkeypatch):
+    t0 = now() - timedelta(minutes=5)
+    token_hash = raw.execute("SELECT token_hash FROM units WHERE callsign = 'GC-A'").fetchone()[0]
+    out = patrol.ingest_pings(raw, [patrol.Ping("gc-a", [fix(t0, 10.0, 10.0)], token_hash="nope"),
+                                    patrol.Ping("nobody", [fix(t0, 10.0, 10.0)], token_hash="nope"),
+                                    patrol.Ping("gc-a", [fix(t0 + timedelta(seconds=5), 10.0, 10.0)], token_hash)])
+    assert out[:2] == [patrol.UNAUTHORIZED, patrol.UNAUTHORIZED] and out[2].inserted == 1
+    assert len(_state(raw, "GC-A")[0]) == 1
+    # A fix for a day without its partition fails the statement, and with it the whole group.
+    day = date.today() - timedelta(days=777)
+    assert raw.execute("SELECT to_regclass(%s)", (f"positions_{day:%Y%m%d}",)).fetchone()[0] is None
+    monkeypatch.setattr(patrol, "_ensure_partitions", lambda run, days: None)
+    old = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+    with pytest.raises(Exception, match="partition"):
+        patrol.ingest_pings(raw, [patrol.Ping("gc-b", [fix(t0, 10.0, 10.0)]), patrol.Ping("gc-c", [fix(old, 10.0, 10.0)])])
+    assert _state(raw, "GC-B") == ([], None) and _state(raw, "GC-C") == ([], None)
+
+
+def test_a_fix_another_writer_stores_meanwhile_is_a_duplicate(raw, engine, monkeypatch):
+    from geo import db
+
+    t0 = now() - timedelta(minutes=2)
+    ensure = patrol._ensure_partitions
+
+    def another_writer_first(run, days):
+        # Runs between the group's look-up and its write: the /osmand route stores the same fix.
+        monkeypatch.setattr(patrol, "_ensure_partitions", ensure)
+        ensure(run, days)
+        with db.session_scope(engine) as s:
+            patrol.ingest(s, patrol.unit_for_device(s, "gc-b", [t0.date()]), [fix(t0, 10.0, 10.0)])
+
+    monkeypatch.setattr(patrol, "_ensure_partitions", another_writer_first)
+    out = patrol.ingest_pings(raw, [patrol.Ping("gc-b", [fix(t0, 10.0, 10.0)]),
+                                    patrol.Ping("gc-c", [fix(t0, 10.0, 10.0)])])
+    assert (out[0].inserted, out[0].duplicates, out[0].live) == (0, 1, None)
+    assert out[1].inserted == 1 and out[1].live is not None
+    assert len(_state(raw, "GC-B")[0]) == 1
+
+
 # -- tracks and grids ------------------------------------------------------------------------
 def test_grid_time_counts_a_grid_crossed_between_two_sparse_fixes(session, tiny):
     uid, token = unit(session)

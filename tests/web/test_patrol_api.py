@@ -140,7 +140,7 @@ def test_the_separate_osmand_port_takes_any_path_on_its_fast_path(app, engine):
     committed unit and removes it afterwards."""
     from werkzeug.test import Client
 
-    from web.patrol import OsmandPort
+    from web.osmand import OsmandPort
 
     _committed_unit(engine, "FAST-1", "8723452", area=None)
     conninfo = engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
@@ -171,10 +171,136 @@ def test_the_separate_osmand_port_takes_any_path_on_its_fast_path(app, engine):
         # Any other port is the normal app.
         assert c.get("/api/health").status_code == 200
     finally:
-        wsgi.pool and [wsgi.pool.put(wsgi.pool.get(), broken=True) for _ in range(wsgi.pool.made)]
+        wsgi.close()
         _cleanup(engine, "FAST-1")
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM live_events WHERE payload->>'callsign' = 'FAST-1'"))
+
+
+def _port(app, engine, conninfo=None):
+    from web.osmand import OsmandPort
+
+    url = engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    return OsmandPort(app.wsgi_app, 5055, conninfo or url)
+
+
+def _ping_url(device, ts, lon, lat=33.6):
+    return f"/?id={device}&timestamp={int(ts.timestamp())}&lat={lat!r}&lon={lon!r}&speed=2.0&accuracy=5.0"
+
+
+def _send(wsgi, urls, statuses):
+    from werkzeug.test import Client
+
+    c = Client(wsgi)
+    for url in urls:
+        statuses.append(c.post(url, environ_overrides={"SERVER_PORT": "5055"}).status_code)
+
+
+def _stored(engine, callsigns):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT u.callsign, p.ts, count(*) OVER (PARTITION BY u.id, p.ts) AS n "
+                                 "FROM positions p JOIN units u ON u.id = p.unit_id WHERE u.callsign = ANY(:c) "
+                                 "ORDER BY 1, 2"), {"c": callsigns}).all()
+
+
+def _remove(engine, callsigns):
+    for c in callsigns:
+        _cleanup(engine, c)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM live_events WHERE payload->>'callsign' = ANY(:c)"), {"c": callsigns})
+
+
+def test_concurrent_pings_on_the_port_are_each_stored_once(app, engine):
+    """Send every ping of three units twice over from eight threads: each stored once, one event each."""
+    callsigns = ["GRP-1", "GRP-2", "GRP-3"]
+    for c in callsigns:
+        _committed_unit(engine, c, c.lower(), area=None)
+    wsgi = _port(app, engine)
+    t0 = now() - timedelta(minutes=10)
+    urls = [_ping_url(c.lower(), t0 + timedelta(seconds=5 * i), 114.0 + i * 1e-4) for i in range(40) for c in callsigns]
+    statuses: list = []
+    try:
+        threads = [threading.Thread(target=_send, args=(wsgi, urls[k::4], statuses)) for k in range(4)]
+        threads += [threading.Thread(target=_send, args=(wsgi, urls[k::4][::-1], statuses)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        wsgi.close()          # the writer stops once every ping handed to it is stored and published
+        assert statuses == [200] * (2 * len(urls))
+        rows = _stored(engine, callsigns)
+        assert len(rows) == len(urls) and {r.n for r in rows} == {1}
+        with engine.connect() as conn:
+            last = conn.execute(text("SELECT u.callsign, l.ts FROM unit_last_positions l JOIN units u "
+                                     "ON u.id = l.unit_id WHERE u.callsign = ANY(:c)"), {"c": callsigns}).all()
+            events = conn.execute(text("SELECT count(*) FROM live_events WHERE payload->>'callsign' = ANY(:c)"),
+                                  {"c": callsigns}).scalar()
+        assert {ts for _, ts in last} == {t0 + timedelta(seconds=5 * 39)} and len(last) == 3
+        assert events == len(urls)
+    finally:
+        wsgi.close()
+        _remove(engine, callsigns)
+
+
+def test_a_failing_ping_fails_alone_and_a_lost_database_fails_every_waiting_ping(app, engine, monkeypatch):
+    from web.osmand import GroupCommit, _Waiting
+
+    callsigns = ["GRP-4", "GRP-5"]
+    for c in callsigns:
+        _committed_unit(engine, c, c.lower(), area=None)
+    t0 = now() - timedelta(minutes=5)
+    day = (t0 - timedelta(days=777)).date()
+    old = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+    monkeypatch.setattr(patrol, "_ensure_partitions", lambda run, days: None)   # so that day cannot be stored
+    url = engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    writer = GroupCommit(url)
+    try:
+        # One group: the ping that cannot be stored fails the group's statement; each ping is then
+        # stored on its own, so only that one answers 500 and nothing is stored twice or in part.
+        group = [_Waiting(patrol.Ping("grp-4", [patrol.Fix(ts=t0, lon=114.0, lat=33.6)])),
+                 _Waiting(patrol.Ping("grp-5", [patrol.Fix(ts=old, lon=114.0, lat=33.6)])),
+                 _Waiting(patrol.Ping("grp-4", [patrol.Fix(ts=t0 + timedelta(seconds=5), lon=114.0, lat=33.6)]))]
+        writer._write(group)
+        assert [w.error is None for w in group] == [True, False, True]
+        assert [w.outcome.inserted for w in (group[0], group[2])] == [1, 1]
+        assert [(r.callsign, r.n) for r in _stored(engine, callsigns)] == [("GRP-4", 1), ("GRP-4", 1)]
+    finally:
+        writer.close()
+    # With the database away, every waiting request answers 500 (the app keeps its fixes) and the
+    # port goes on serving.
+    from psycopg.conninfo import make_conninfo
+
+    wsgi = _port(app, engine, conninfo=make_conninfo(url, dbname="anwang_no_such_database"))
+    statuses: list = []
+    try:
+        urls = [_ping_url("grp-5", t0 + timedelta(seconds=i), 114.0) for i in range(6)]
+        threads = [threading.Thread(target=_send, args=(wsgi, urls[k::3], statuses)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert statuses == [500] * 6
+        assert [r.callsign for r in _stored(engine, callsigns)] == ["GRP-4", "GRP-4"]
+    finally:
+        wsgi.close()
+        _remove(engine, callsigns)
+
+
+def test_the_port_can_demand_the_device_token(app, engine, monkeypatch):
+    token = _committed_unit(engine, "GRP-6", "grp-6", area=None)
+    monkeypatch.setenv("ANWANG_OSMAND_REQUIRE_TOKEN", "1")
+    wsgi = _port(app, engine)
+    statuses: list = []
+    try:
+        t0 = now() - timedelta(minutes=1)
+        _send(wsgi, [_ping_url("grp-6", t0, 114.0) + "&token=dev_wrong",
+                     _ping_url("grp-6", t0, 114.0) + f"&token={token}",
+                     _ping_url("nobody", t0, 114.0) + f"&token={token}"], statuses)
+        assert statuses == [401, 200, 401]
+        assert len(_stored(engine, ["GRP-6"])) == 1
+    finally:
+        wsgi.close()
+        _remove(engine, ["GRP-6"])
 
 
 # -- reading ---------------------------------------------------------------------------------
