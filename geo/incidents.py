@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from . import areas as areas_mod
-from . import audit, geocoding
+from . import audit, geocoding, gridlookup
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .models import CATEGORIES, CATEGORY_ZH, INCIDENT_STATUSES, RESOLUTION_LEVELS
 
@@ -405,8 +405,9 @@ def create(session: Session, actor: audit.Actor, data: dict, *,
 
 
 # -- assignment ----------------------------------------------------------------------------------
-# Two shapes of one rule — the finest area containing each point, the lowest id on a shared edge —
-# chosen by size. Both are one UPDATE; rows whose assignment is unchanged are not rewritten.
+# Three shapes of one rule — the finest area containing each point, the lowest id on a shared edge —
+# chosen by size and selection. Each is one UPDATE; rows whose assignment is unchanged are not
+# rewritten.
 #
 # A few incidents: each point probes the GiST index on areas.geom and tests the candidates.
 _ASSIGN_FEW = """
@@ -425,28 +426,18 @@ _ASSIGN_FEW = """
        AND (i.grid_id IS DISTINCT FROM h.area_id OR i.area_id IS DISTINCT FROM h.area_id
             OR i.outside_jurisdiction IS DISTINCT FROM (h.area_id IS NULL))
 """
-# Many incidents: the loop turns round. The areas are cut into pieces that partition the
-# jurisdiction — every leaf area, plus whatever part of a parent its children leave uncovered
-# (nothing, in a valid hierarchy) — each subdivided to at most 64 vertices. Each piece then scans
-# the GiST index on the incidents' points for its bounding box, so one polygon is tested against
-# many points in a row (PostGIS keeps its edge index cached between calls) instead of every point
-# fetching and testing several large polygons. A point on an edge meets two pieces; the finest
-# level and then the lowest area id wins, as above.
+# Many incidents in a boundary edit's region, or anywhere when there is no grid lookup: the loop
+# turns round. The areas near the region (or all) are cut into the pieces that partition the
+# jurisdiction (gridlookup.PIECES); each piece then scans the GiST index on the incidents' points
+# for its bounding box, so one polygon is tested against many points in a row (PostGIS keeps its
+# edge index cached between calls) instead of every point fetching and testing several large
+# polygons. A point on an edge meets two pieces; the finest level and then the lowest area id
+# wins, as above.
 _PIECES_AND_HITS = """
-    WITH pieces AS MATERIALIZED (
-        SELECT a.id, a.level, ST_Subdivide(a.geom, 64) AS geom
-          FROM areas a WHERE NOT EXISTS (SELECT 1 FROM areas c WHERE c.parent_id = a.id)
-           AND {near}
-        UNION ALL
-        SELECT u.id, u.level, ST_Subdivide(u.rest, 64)
-          FROM (SELECT p.id, p.level, ST_Difference(p.geom, ST_Union(c.geom)) AS rest
-                  FROM areas p JOIN areas c ON c.parent_id = p.id
-                 WHERE {near_p}
-                 GROUP BY p.id, p.level, p.geom) u
-         WHERE NOT ST_IsEmpty(u.rest)),
+    WITH pieces AS MATERIALIZED (""" + gridlookup.PIECES + """),
     hits AS (
         -- finest level first, then the lowest id, as one bigint so the aggregate is cheap
-        SELECT t.id, min((CAST(9 - p.level AS bigint) << 32) | p.id) & 4294967295 AS area_id
+        SELECT t.id, min((CAST(9 - p.level AS bigint) << 32) | p.area_id) & 4294967295 AS area_id
           FROM pieces p JOIN {table} t ON t.geom && p.geom AND ST_Intersects(p.geom, t.geom)
          WHERE {where}
          GROUP BY t.id)
@@ -471,8 +462,23 @@ _IMPACT = _PIECES_AND_HITS + """
       FROM {table} t LEFT JOIN hits h ON h.id = t.id
      WHERE t.geom IS NOT NULL AND {where}
 """
+# Many incidents anywhere (all of them, whole subtrees, many ids): each point reads its cell of the
+# grid lookup (gridlookup.changes) and only points in cells a boundary crosses meet a polygon.
+_ASSIGN_LOOKUP = """
+    UPDATE {table} i
+       SET grid_id = h.area, area_id = h.area, outside_jurisdiction = h.area IS NULL,
+           district_code = r.code
+      FROM ({changes}) h
+      LEFT JOIN areas f ON f.id = h.area
+      LEFT JOIN areas r ON r.id = CAST(subpath(f.path, 0, 1)::text AS int)
+     WHERE i.id = h.id
+"""
 FEW = 2000  # below this many incidents the per-point probe is the cheaper shape
+# A stale grid lookup is rebuilt (one to two seconds for the demo's 749 areas) only for at least
+# this many incidents; fewer go the pieces' way, which needs nothing built.
+LOOKUP_REBUILD = 100_000
 BULK_WORK_MEM = "256MB"  # a million incidents' hash aggregate fits without spilling to disk
+BULK_WORKERS = "2"  # parallel workers for a counting statement (an UPDATE never runs in parallel)
 _PRECISE = "(t.geocode_level IS NULL OR t.geocode_level IN ({}))".format(
     ", ".join(f"'{lv}'" for lv in PRECISE_LEVELS))
 
@@ -493,13 +499,38 @@ def assign(session: Session, *, incident_ids: Iterable[int] | None = None,
     if not few and within_wkt is not None:
         # An edit touches a small region: count first (the GiST index answers) and probe point by
         # point when only a few incidents lie there.
-        few = session.execute(text(f"SELECT count(*) FROM {table} t WHERE {where}"),
-                              params).scalar_one() <= FEW
+        few = _count(session, table, where, params) <= FEW
     if few:
         return session.execute(text(_ASSIGN_FEW.format(table=table, where=where)), params).rowcount
-    with _memory(session):
+    lookup = _lookup(session, table, where, params, incident_ids=incident_ids, within_wkt=within_wkt)
+    with _bulk(session):
+        if lookup is not None:
+            sql = _ASSIGN_LOOKUP.format(table=table, changes=gridlookup.changes(table, where, lookup))
+            return session.execute(text(sql), {**params, **lookup.params}).rowcount
         sql = _ASSIGN_MANY.format(table=table, where=where, **_near(within_wkt))
         return session.execute(text(sql), params).rowcount
+
+
+def _count(session: Session, table: str, where: str, params: dict) -> int:
+    """How many incidents the selection holds."""
+    return session.execute(text(f"SELECT count(*) FROM {table} t WHERE {where}"), params).scalar_one()
+
+
+def _lookup(session: Session, table: str, where: str, params: dict, *, incident_ids,
+            within_wkt) -> gridlookup.Lookup | None:
+    """The grid lookup for a bulk run, or None to cut pieces instead.
+
+    An edit's region goes the pieces' way: its areas have just changed, so the lookup is stale, and
+    only the pieces near the region are needed. Anything else reads the lookup when it is current,
+    and rebuilds it first when enough incidents are selected to pay for that.
+    """
+    if within_wkt is not None:
+        return None
+    found = gridlookup.current(session)
+    if found is not None:
+        return found
+    selected = len(params["ids"]) if incident_ids is not None else _count(session, table, where, params)
+    return gridlookup.refresh(session) if selected >= LOOKUP_REBUILD else None
 
 
 def _near(within_wkt: str | None) -> dict:
@@ -518,21 +549,31 @@ def reassignment_impact(session: Session, *, within_wkt: str | None = None,
                                   everything=everything, table=table)
     if where is None:
         return {"checked": 0, "moving": 0, "outside": 0}
-    with _memory(session):
+    lookup = _lookup(session, table, where, params, incident_ids=None, within_wkt=within_wkt)
+    with _bulk(session):
+        if lookup is not None:
+            row = session.execute(text(gridlookup.tallied(table, where, lookup)),
+                                  {**params, **lookup.params}).one()
+            # A boundary edit committed since the lookup was chosen: count the pieces' way.
+            if row.fresh:
+                tally = int(row.tally or 0)
+                return {"checked": row.checked, "moving": tally & 0xFFFFFFFF, "outside": tally >> 32}
         sql = _IMPACT.format(table=table, where=where, **_near(within_wkt))
-        row = session.execute(text(sql), params).mappings().one()
-    return dict(row)
+        return dict(session.execute(text(sql), params).mappings().one())
 
 
 @contextmanager
-def _memory(session: Session, work_mem: str = BULK_WORK_MEM):
-    """Give one bulk statement enough sort/hash memory not to spill, then restore the setting."""
-    before = session.execute(text("SELECT current_setting('work_mem')")).scalar()
-    session.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": work_mem})
-    try:
-        yield
-    finally:
-        session.execute(text("SELECT set_config('work_mem', :m, true)"), {"m": before})
+def _bulk(session: Session):
+    """Give one bulk statement enough sort/hash memory not to spill and parallel workers to count
+    with, then restore the settings (a failed statement's transaction restores them itself)."""
+    settings = {"work_mem": BULK_WORK_MEM, "max_parallel_workers_per_gather": BULK_WORKERS}
+    before = {name: session.execute(text("SELECT current_setting(:n)"), {"n": name}).scalar()
+              for name in settings}
+    for name, value in settings.items():
+        session.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
+    yield
+    for name, value in before.items():
+        session.execute(text("SELECT set_config(:n, :v, true)"), {"n": name, "v": value})
 
 
 def _selection(*, incident_ids, within_wkt, area_codes, everything, table):

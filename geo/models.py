@@ -11,7 +11,7 @@ from datetime import date, datetime
 from geoalchemy2 import Geometry
 from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Date, DateTime, Float, ForeignKey,
                         Integer, SmallInteger, String, Text, UniqueConstraint, func)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import UserDefinedType
 
@@ -255,6 +255,25 @@ class IncidentLink(Base):
     incident_b: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GridLookup(Base):
+    """The grid lookup bulk assignment reads: each cell's area, built from the areas whose
+    fingerprint it carries (geo/gridlookup.py; unlogged, rebuilt when the areas change) (0007)."""
+
+    __tablename__ = "grid_lookups"
+    fingerprint: Mapped[str] = mapped_column(Text, primary_key=True)
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    scale: Mapped[int] = mapped_column(Integer)
+    i0: Mapped[int] = mapped_column(Integer)
+    j0: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    cells = mapped_column(ARRAY(Integer, dimensions=2), nullable=False)
+    candidates = mapped_column(ARRAY(Integer, dimensions=2), nullable=False)
+    lines = mapped_column(ARRAY(Float, dimensions=2), nullable=False)
+    sides = mapped_column(ARRAY(Integer, dimensions=2), nullable=False)
+    pieces = mapped_column(ARRAY(Geometry("GEOMETRY", srid=SRID, spatial_index=False)), nullable=False)
+    piece_areas = mapped_column(ARRAY(Integer), nullable=False)
 
 
 class Unit(Base):

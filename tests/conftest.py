@@ -154,26 +154,40 @@ def tiny(session):
 
     TZ (district) → TZ1, TZ2 (west/east halves) → TZ1A, TZ1B (south/north) → TZ1A1, TZ1A2 (west/east).
     """
-    def add(code, level, parent, x0, y0, x1, y1, households=None):
-        return session.execute(text(
-            "INSERT INTO areas (code, name, level, parent_id, geom, households, population) VALUES "
-            "(:c, :n, :l, (SELECT id FROM areas WHERE code = :p), "
-            "ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)), :h, :pop) RETURNING id"),
-            {"c": code, "n": f"测试{code}", "l": level, "p": parent, "x0": x0, "y0": y0,
-             "x1": x1, "y1": y1, "h": households, "pop": households and households * 3}).scalar_one()
+    from tests import town
 
-    add("TZ", 1, None, 10.0, 10.0, 10.04, 10.04)
-    for ti, (tx0, tx1) in enumerate(((10.0, 10.02), (10.02, 10.04)), start=1):
-        t = f"TZ{ti}"
-        add(t, 2, "TZ", tx0, 10.0, tx1, 10.04)
-        for vi, (vy0, vy1) in zip("AB", ((10.0, 10.02), (10.02, 10.04))):
-            v = f"{t}{vi}"
-            add(v, 3, t, tx0, vy0, tx1, vy1)
-            mid = (tx0 + tx1) / 2
-            add(f"{v}1", 4, v, tx0, vy0, mid, vy1, 300)
-            add(f"{v}2", 4, v, mid, vy0, tx1, vy1, 420)
-    session.flush()
-    return "TZ"
+    return town.add_tiny(session)
+
+
+@pytest.fixture(scope="session")
+def lone_engine(engine):
+    """A second, empty test database for one jurisdiction at a time, as a deployment holds: the
+    shared one gathers regions far apart (the demo, the tiny town, the planner's), too spread out
+    for one grid lookup over them all."""
+    from geo import db
+
+    name = f"{TEST_DB}_lone"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    lone = db.make_engine(engine.url.set(database=name))
+    db.migrate(lone)
+    yield lone
+    lone.dispose()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+
+
+@pytest.fixture()
+def lone(lone_engine) -> Session:
+    """A session in the second database, inside a transaction rolled back after the test."""
+    conn = lone_engine.connect()
+    trans = conn.begin()
+    s = Session(bind=conn, join_transaction_mode="create_savepoint")
+    yield s
+    s.close()
+    trans.rollback()
+    conn.close()
 
 
 # -- browser tests ---------------------------------------------------------------------------

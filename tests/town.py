@@ -1,4 +1,4 @@
-"""A hand-made gazetteer on the `tiny` boxes: Chinese names, a road with door numbers, 小区 with
+"""The `tiny` boxes and a hand-made gazetteer on them: Chinese names, a road with door numbers, 小区 with
 buildings, POIs, village groups and one enterprise — small enough to reason about in a test.
 
     TZ 新安区
@@ -27,6 +27,30 @@ OFFICIAL = {"TZ1A": "玉泉社区居民委员会", "TZ1B": "清河社区居民�
 ROAD_LON = 10.015
 DOOR_STEP = 0.0009
 MISSING_DOOR = 7
+
+
+def add_tiny(session) -> str:
+    """Insert the `tiny` region into `session`'s database; return its root code."""
+    def add(code, level, parent, x0, y0, x1, y1, households=None):
+        return session.execute(text(
+            "INSERT INTO areas (code, name, level, parent_id, geom, households, population) VALUES "
+            "(:c, :n, :l, (SELECT id FROM areas WHERE code = :p), "
+            "ST_Multi(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)), :h, :pop) RETURNING id"),
+            {"c": code, "n": f"测试{code}", "l": level, "p": parent, "x0": x0, "y0": y0,
+             "x1": x1, "y1": y1, "h": households, "pop": households and households * 3}).scalar_one()
+
+    add("TZ", 1, None, 10.0, 10.0, 10.04, 10.04)
+    for ti, (tx0, tx1) in enumerate(((10.0, 10.02), (10.02, 10.04)), start=1):
+        t = f"TZ{ti}"
+        add(t, 2, "TZ", tx0, 10.0, tx1, 10.04)
+        for vi, (vy0, vy1) in zip("AB", ((10.0, 10.02), (10.02, 10.04))):
+            v = f"{t}{vi}"
+            add(v, 3, t, tx0, vy0, tx1, vy1)
+            mid = (tx0 + tx1) / 2
+            add(f"{v}1", 4, v, tx0, vy0, mid, vy1, 300)
+            add(f"{v}2", 4, v, mid, vy0, tx1, vy1, 420)
+    session.flush()
+    return "TZ"
 
 
 def door_point(n: int) -> tuple[float, float]:
