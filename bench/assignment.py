@@ -6,18 +6,29 @@ into the real `incidents` table with all its indexes. Then, on the very same poi
 
   shapely   STRtree(grids).query(points, predicate="intersects") — the baseline (index build
             and query; making the point objects is shown apart)
+  lookup    geo.gridlookup.refresh: the grid lookup built from the areas, as the first bulk run
+            after a boundary change builds it (timed apart: it is maintenance, not assignment)
   compute   geo.incidents.reassignment_impact: the production statement that decides every
-            incident's grid, counted instead of written (one SELECT)
+            incident's grid, counted instead of written (one SELECT) — with its 2 parallel
+            workers, in one process, and the pieces' statement a bulk run uses without a lookup
   assign    geo.incidents.assign(everything=True): the production UPDATE that writes grid_id,
-            area_id, outside flag and district code for a million rows
+            area_id, outside flag and district code for a million rows, then the same UPDATE
+            again when nothing is left to write (an UPDATE never runs in parallel)
+  written   shapely as the app would have to use it to assign: read the points, query, COPY the
+            answers into a temporary table and write the same four columns with one UPDATE … FROM
+            (run last, after the rows are reset and the table vacuumed, so its UPDATE finds free
+            space on every page that the production UPDATE did not have)
 
 Before timing, the table is clustered on its GiST index (CLUSTER … USING incidents_geom_idx, as a
 bulk load or a maintenance window would leave it), so each grid's points sit on neighbouring
 pages; the time this takes is shown, not counted. Shapely is also timed end to end — reading the
-points from PostGIS as WKB, making them, querying — which is what using it in the app would cost.
+points from PostGIS as WKB, making them, querying — which is what using it in the app would cost
+(before writing anything back).
 
-Both PostGIS runs cut the areas into ≤ 64-vertex pieces and drive the join from the pieces into the
-GiST index on the points (see geo/incidents.py); the answers are checked against shapely's.
+Every point reads its cell of the lookup; in a cell a single edge crosses, the side of that edge
+decides, and only the points in the other crossed cells are tested against the pieces (see
+geo/gridlookup.py). The answers are checked against shapely's, point by point, and the three
+compute shapes must count the same.
 
 Usage: python bench/assignment.py [--points N] [--keep]
 """
@@ -27,6 +38,7 @@ import argparse
 import io
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from geo import db  # noqa: E402
+from geo import db, gridlookup  # noqa: E402
 from geo import incidents as core  # noqa: E402
 from databases import drop, step, with_demo  # noqa: E402
 
@@ -76,6 +88,74 @@ def cluster_points(engine) -> float:
         c.execute(text("CLUSTER incidents USING incidents_geom_idx"))
         c.execute(text("ANALYZE incidents"))
     return time.perf_counter() - t0
+
+
+@contextmanager
+def patched(obj, name: str, value):
+    """Set an attribute for the length of a block (to time another shape of the same statement)."""
+    before = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, before)
+
+
+def _crossed_shares(engine, lookup) -> tuple[float, float]:
+    """The shares of the points whose cell a boundary crosses, and of those whose cell no single
+    edge crosses (they meet a polygon test)."""
+    with engine.connect() as c:
+        return tuple(c.execute(text("""
+            SELECT avg(CASE WHEN v < 0 THEN 1.0 ELSE 0 END),
+                   avg(CASE WHEN v < 0 AND l.lines[-v][1] = 0 AND l.lines[-v][2] = 0 THEN 1.0 ELSE 0 END)
+              FROM (SELECT cells[:][:] AS cells, lines[:][:] AS lines
+                      FROM grid_lookups WHERE fingerprint = :f OFFSET 0) l,
+                   LATERAL (SELECT t.geom FROM incidents t WHERE t.source = 'bench') t,
+                   LATERAL (SELECT COALESCE(l.cells[floor(ST_X(t.geom) * :s)::int - :i0 + 1]
+                                               [floor(ST_Y(t.geom) * :s)::int - :j0 + 1], 0) AS v) c"""),
+            {"s": float(lookup.scale), "i0": lookup.i0, "j0": lookup.j0,
+             "f": lookup.fingerprint}).one())
+
+
+def shapely_written(engine, grids, grid_ids) -> float:
+    """Assign every bench incident with shapely and write the answers back; return the seconds."""
+    t0 = time.perf_counter()
+    raw = engine.raw_connection()
+    try:
+        cur = raw.driver_connection.cursor()
+        cur.execute("SELECT set_config('work_mem', %s, true)", (core.BULK_WORK_MEM,))
+        rows = cur.execute("SELECT id, ST_AsBinary(geom) FROM incidents WHERE source = 'bench'").fetchall()
+        ids = np.array([r[0] for r in rows])
+        pi, gi = shapely.STRtree(grids).query(shapely.from_wkb([r[1] for r in rows]), predicate="intersects")
+        del rows
+        # The lowest grid id on a shared edge, as the production rule (grids are all leaves here).
+        none = np.iinfo(np.int64).max
+        best = np.full(len(ids), none)
+        np.minimum.at(best, pi, grid_ids[gi])
+        cur.execute("CREATE TEMP TABLE answers (id bigint, grid integer) ON COMMIT DROP")
+        with cur.copy("COPY answers (id, grid) FROM STDIN") as copy:
+            for i, g in zip(ids.tolist(), best.tolist()):
+                copy.write_row((i, None if g == none else g))
+        cur.execute("""
+            UPDATE incidents i
+               SET grid_id = a.grid, area_id = a.grid, outside_jurisdiction = a.grid IS NULL,
+                   district_code = r.code
+              FROM answers a
+              LEFT JOIN areas f ON f.id = a.grid
+              LEFT JOIN areas r ON r.id = CAST(subpath(f.path, 0, 1)::text AS int)
+             WHERE i.id = a.id""")
+        raw.commit()
+    finally:
+        raw.close()
+    return time.perf_counter() - t0
+
+
+def reset(engine) -> None:
+    """Unassign the bench incidents and vacuum the old row versions away."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text("UPDATE incidents SET grid_id = NULL, area_id = NULL, outside_jurisdiction = false, "
+                       "district_code = NULL WHERE source = 'bench'"))
+        c.execute(text("VACUUM ANALYZE incidents"))
 
 
 def best_of(runs: int, fn):
@@ -138,14 +218,33 @@ def main() -> None:
         del wkb, fetched
         print(f"      {end_to_end:.2f} s")
 
-        step("PostGIS compute: the production statement, counted not written (best of 3)")
+        step("PostGIS: building the grid lookup from the areas (once after every boundary change)")
+        with Session(engine) as s:
+            t0 = time.perf_counter()
+            lookup = gridlookup.refresh(s)
+            s.commit()
+            build_s = time.perf_counter() - t0
+        crossed, tested = _crossed_shares(engine, lookup)
+        print(f"      {build_s:.2f} s: cells 1/{lookup.scale}°, {crossed:.1%} of the points in crossed cells, "
+              f"{tested:.1%} where no single edge decides")
 
         def compute_run():
             with Session(engine) as s:
                 return core.reassignment_impact(s, everything=True)
 
+        step("PostGIS compute: the production statement, counted not written, 2 workers (best of 3)")
         compute_s, impact = best_of(3, compute_run)
         print(f"      {compute_s:.2f} s: {impact['checked']:,} checked, {impact['outside']:,} outside")
+        step("the same in one process (max_parallel_workers_per_gather = 0), best of 3")
+        with patched(core, "BULK_WORKERS", "0"):
+            serial_s, serial_impact = best_of(3, compute_run)
+        print(f"      {serial_s:.2f} s")
+        step("the same without the lookup: the pieces' statement, best of 2")
+        with patched(core, "_lookup", lambda *a, **k: None):
+            pieces_s, pieces_impact = best_of(2, compute_run)
+        print(f"      {pieces_s:.2f} s")
+        if not impact == serial_impact == pieces_impact:
+            raise SystemExit(f"the counts differ: {impact}, {serial_impact}, {pieces_impact}")
 
         step("PostGIS assign: the production UPDATE, one statement, committed")
         with Session(engine) as s:
@@ -154,6 +253,13 @@ def main() -> None:
             s.commit()
             assign_s = time.perf_counter() - t0
         print(f"      {assign_s:.2f} s, {changed:,} rows written")
+        step("PostGIS assign again: every point decided inside the UPDATE, nothing left to write")
+        with Session(engine) as s:
+            t0 = time.perf_counter()
+            unchanged = core.assign(s, everything=True)
+            s.commit()
+            again_s = time.perf_counter() - t0
+        print(f"      {again_s:.2f} s, {unchanged:,} rows written")
 
         step("checking PostGIS against shapely, point by point")
         with engine.connect() as c:
@@ -177,6 +283,15 @@ def main() -> None:
                      "q": expected.get(k) or 0}).scalar()
                 print(f"      ({lon[k]:.9f}, {lat[k]:.9f}): PostGIS {got.get(first + k)}, "
                       f"shapely {expected.get(k)}, {near * 1000:.3f} mm from their boundary")
+
+        step("shapely, written back: unassigning and vacuuming first (not counted)")
+        reset(engine)
+        step("shapely, written back: read, query, COPY the answers, one UPDATE … FROM, committed")
+        written_s = shapely_written(engine, grids, grid_ids)
+        with engine.connect() as c:
+            again = dict(c.execute(text("SELECT id, grid_id FROM incidents WHERE source = 'bench'")).all())
+        written_differ = sum(1 for k, v in got.items() if again.get(k) != v)
+        print(f"      {written_s:.2f} s; {written_differ} rows differ from the production UPDATE's")
     finally:
         engine.dispose()
         if not args.keep:
@@ -186,11 +301,20 @@ def main() -> None:
     print("summary")
     print(f"  shapely STRtree query (baseline)        {shapely_s:8.2f} s   (+ {make_points:.2f} s making points)")
     print(f"  shapely from PostGIS, end to end        {end_to_end:8.2f} s   (read WKB, make points, query)")
-    print(f"  PostGIS compute, one SELECT             {compute_s:8.2f} s   {compute_s / shapely_s:5.2f} × the baseline, "
+    print(f"  PostGIS compute, one SELECT, 2 workers  {compute_s:8.2f} s   {compute_s / shapely_s:5.2f} × the baseline, "
           f"{compute_s / end_to_end:4.2f} × end to end")
-    print(f"  PostGIS assign, one UPDATE (written)    {assign_s:8.2f} s   {assign_s / shapely_s:5.2f} × the baseline")
-    print(f"  assignments that differ from shapely    {disagree:8d}")
-    print(f"  rate of the UPDATE                      {args.points / assign_s:8,.0f} incidents/s")
+    print(f"  PostGIS compute, one process            {serial_s:8.2f} s   {serial_s / shapely_s:5.2f} × the baseline, "
+          f"{serial_s / end_to_end:4.2f} × end to end")
+    print(f"  PostGIS compute without the lookup      {pieces_s:8.2f} s   {pieces_s / shapely_s:5.2f} × the baseline")
+    print(f"  PostGIS assign, one UPDATE (written)    {assign_s:8.2f} s   {assign_s / shapely_s:5.2f} × the baseline, "
+          f"{args.points / assign_s:,.0f} incidents/s")
+    print(f"  shapely, written back (UPDATE … FROM)   {written_s:8.2f} s   the production UPDATE takes "
+          f"{assign_s / written_s:4.2f} × this")
+    print(f"  PostGIS assign again, nothing to write  {again_s:8.2f} s   {again_s / shapely_s:5.2f} × the baseline, "
+          f"{again_s / end_to_end:4.2f} × end to end")
+    print(f"  grid lookup build (after an edit)       {build_s:8.2f} s   cells 1/{lookup.scale}°; points in "
+          f"crossed cells {crossed:.1%}, tested against pieces {tested:.1%}")
+    print(f"  assignments that differ from shapely    {disagree:8d}   (written back: {written_differ} rows differ)")
     print(f"  (the table was clustered on its GiST index first: {cluster_s:.1f} s, not counted)")
 
 
