@@ -145,17 +145,52 @@ def _post_batches(args):
     return ok
 
 
+def _read_response(reader) -> tuple[int, bool, bytes]:
+    """Status, whether the server closes the connection, and body of one HTTP/1.1 response."""
+    status_line = reader.readline(65537)
+    if not status_line:
+        raise ConnectionError("the server closed the connection")
+    status = int(status_line.split(None, 2)[1])
+    length, close = 0, False
+    while True:
+        line = reader.readline(65537)
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection":
+            close = value.strip().lower() == b"close"
+        elif name == b"transfer-encoding":
+            raise RuntimeError(f"unexpected {line.strip()!r} in an OsmAnd answer")
+    return status, close, reader.read(length) if length else b""
+
+
 def _post_pings(args):
+    # The bytes http.client sends for conn.request("POST", url, body=b"", headers={"Content-Length":
+    # "0"}), written and read directly: one request per ping on a kept-alive connection, each waiting
+    # for its answer, without http.client's header parsing taking CPU the server shares.
     port, urls = args
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = f"Host: 127.0.0.1:{port}\r\nAccept-Encoding: identity\r\nContent-Length: 0\r\n\r\n".encode()
+    sock = reader = None
     ok = 0
     for url in urls:
-        conn.request("POST", url, body=b"", headers={"Content-Length": "0"})
-        r = conn.getresponse()
-        data = r.read()
-        if r.status != 200:
-            raise RuntimeError(f"ping failed {r.status}: {data[:300]!r}")
+        if sock is None:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+            reader = sock.makefile("rb")
+        sock.sendall(b"POST " + url.encode() + b" HTTP/1.1\r\n" + headers)
+        status, close, data = _read_response(reader)
+        if status != 200:
+            raise RuntimeError(f"ping failed {status}: {data[:300]!r}")
+        if close:
+            reader.close()
+            sock.close()
+            sock = None
         ok += 1
+    if sock is not None:
+        reader.close()
+        sock.close()
     return ok
 
 

@@ -29,6 +29,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from psycopg.pq import ExecStatus
+from psycopg.rows import dict_row
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -214,11 +216,10 @@ class Runner:
         if self.session is not None:
             result = self.session.connection().exec_driver_sql(sql, params or {})
             return [dict(r) for r in result.mappings().all()] if result.returns_rows else []
-        cur = self.conn.execute(sql, params or {})
-        if cur.description is None:
-            return []
-        names = [c.name for c in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+        # dict_row takes the column names from the result, without building a description per call.
+        cur = self.conn.cursor(row_factory=dict_row)
+        cur.execute(sql, params or {})
+        return cur.fetchall() if cur.pgresult.status == ExecStatus.TUPLES_OK else []
 
     def one(self, sql: str, params: dict | None = None) -> dict | None:
         rows = self.rows(sql, params)
