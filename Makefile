@@ -10,6 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 HOST ?= 127.0.0.1
 PORT ?= 5000
+DEMO_UNITS ?= 20
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps test-deps demo serve test bench db-up db-down translations clean
@@ -54,7 +55,7 @@ db-down:
 demo: setup
 	$(BIN)/anwang db up
 	$(BIN)/anwang demo
-	$(BIN)/anwang serve --host $(HOST) --port $(PORT)
+	$(BIN)/anwang serve --host $(HOST) --port $(PORT) --simulate $(DEMO_UNITS)
 
 serve: setup
 	$(BIN)/anwang serve --host $(HOST) --port $(PORT)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import subprocess
 import sys
 import time
 
@@ -439,8 +440,9 @@ def simulate_group():
 @click.option("--protocol", default="api", show_default=True, type=click.Choice(["api", "osmand"]))
 @click.option("--area", help="Drive only on roads in this area, and make it the units' home.")
 @click.option("--prefix", default="SIM", show_default=True)
+@click.option("--wait", "wait_for_app", is_flag=True, help="Wait up to a minute for the app to answer first.")
 @friendly
-def simulate_patrol(count, interval, url, duration, protocol, area, prefix):
+def simulate_patrol(count, interval, url, duration, protocol, area, prefix, wait_for_app):
     """Drive N units along the demo roads, pinging the app over HTTP every S seconds."""
     from . import simulator
 
@@ -450,6 +452,8 @@ def simulate_patrol(count, interval, url, duration, protocol, area, prefix):
             raise AnwangError("no roads to drive on: load the demo first (`anwang demo`)")
         units = simulator.prepare_units(session, count, prefix, area)
     sim = simulator.Simulator(url, units, network, interval, protocol)
+    if wait_for_app and not simulator.wait_for(url, 60):
+        raise AnwangError(f"no answer from {url}/api/health within 60 s")
     click.echo(f"{count} units on {len(network.roads)} roads, one fix every {interval:g} s "
                f"via {protocol} to {url}" + (f" for {duration:g} s" if duration > 0 else " (Ctrl-C stops)"))
     report = lambda s: click.echo(f"  {s['elapsed_s']:>7.1f} s  sent {s['sent']:,}  errors {s['errors']:,}  "  # noqa: E731
@@ -618,8 +622,11 @@ def report_cmd(area, month, output, no_pdf, lang):
                    "OsmAnd writer, so one worker groups the most pings per commit.")
 @click.option("--osmand-port", default=None, type=int,
               help="Also listen here for the OsmAnd protocol (Traccar Client's server URL), any path.")
+@click.option("--simulate", default=0, show_default=True, type=click.IntRange(0, 5000), metavar="N",
+              help="Also drive N simulated units (SIM-001 …) along the roads, pinging this server every "
+                   "5 s, so that the live map moves; they stop with the server.")
 @friendly
-def serve(host, port, threads, workers, osmand_port):
+def serve(host, port, threads, workers, osmand_port, simulate):
     """Start the database if needed and serve the app with gunicorn."""
     from gunicorn.app.base import BaseApplication
 
@@ -647,4 +654,36 @@ def serve(host, port, threads, workers, osmand_port):
     click.echo(f"serving on http://{host}:{port}  (Ctrl-C to stop)")
     if osmand_port:
         click.echo(f"OsmAnd / Traccar Client server URL: http://{host}:{osmand_port}")
-    Server().run()
+    simulator = _start_simulator(host, port, simulate) if simulate else None
+    try:
+        Server().run()
+    finally:
+        if simulator is not None:
+            simulator.terminate()
+            try:
+                simulator.wait(10)
+            except subprocess.TimeoutExpired:
+                simulator.kill()
+
+
+def _start_simulator(host: str, port: int, count: int) -> subprocess.Popen:
+    """`anwang simulate patrol` against this server in a child process that ends with it."""
+    import ctypes
+    import signal
+
+    target = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    log_path = settings.var_dir() / "simulator.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def die_with_parent() -> None:
+        # PR_SET_PDEATHSIG: the kernel stops the simulator even if the server is killed outright.
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-c", "from web.cli import main; main()", "simulate", "patrol",
+             "--units", str(count), "--interval", "5", "--duration", "0", "--wait",
+             "--url", f"http://{target}:{port}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+    click.echo(f"simulated patrol: {count} units pinging every 5 s (log: {log_path})")
+    return child

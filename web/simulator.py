@@ -151,6 +151,21 @@ def prepare_units(session, count: int, prefix: str = "SIM", area: str | None = N
     return out
 
 
+def wait_for(url: str, timeout: float) -> bool:
+    """Wait until the app at `url` answers its health check; False after `timeout` seconds."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url.rstrip("/") + "/api/health", timeout=2).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    return False
+
+
 class Simulator:
     def __init__(self, url: str, units, network: Network, interval: float, protocol: str = "api",
                  seed: int = 7, workers: int = 8):

@@ -43,3 +43,86 @@ def test_speeds_are_realistic_per_kind():
     assert SPEEDS["car"][1] < patrol.max_speed()
     assert all(lo < hi for lo, hi in SPEEDS.values())
     assert SPEEDS["foot"][1] < 2.0 and math.isclose(SPEEDS["car"][0], 7.0)
+
+
+def test_serve_drives_a_simulated_patrol_that_stops_with_the_server(engine, tmp_path):
+    """`anwang serve --simulate 2`: two units ping the server and move on the live map; stopping the
+    server stops them."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from sqlalchemy import text
+
+    from geo import db
+    from tests.conftest import TEST_DB
+
+    name = f"{TEST_DB}_serve"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    own = db.make_engine(engine.url.set(database=name))
+    db.migrate(own)
+    with own.begin() as conn:
+        conn.execute(text("INSERT INTO areas (code, name, level, geom) VALUES ('SV', '模拟区', 1, "
+                          "ST_Multi(ST_MakeEnvelope(113.98, 33.59, 114.01, 33.62, 4326)))"))
+        for road in (EAST, NORTH):
+            conn.execute(text("INSERT INTO roads (name, geom) VALUES ('路', ST_GeomFromText(:w, 4326))"),
+                         {"w": "LINESTRING(" + ", ".join(f"{x} {y}" for x, y in road) + ")"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, ANWANG_DB_NAME=name, ANWANG_ACCESS_LOG="0")
+    anwang = Path(sys.executable).with_name("anwang")
+    log = open(tmp_path / "serve.log", "wb")
+    server = subprocess.Popen([str(anwang), "serve", "--port", str(port), "--simulate", "2"], env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def simulators() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            if b"simulate" in cmdline and url.encode() in cmdline:
+                found.append(int(entry.name))
+        return found
+
+    seen = "SELECT u.callsign, ST_AsText(l.geom) FROM units u JOIN unit_last_positions l ON l.unit_id = u.id " \
+           "WHERE l.ts > now() - interval '1 minute' ORDER BY 1"
+    try:
+        deadline, first, moved = time.monotonic() + 60, None, None
+        while time.monotonic() < deadline and moved is None:
+            time.sleep(0.5)
+            with own.connect() as conn:
+                rows = conn.execute(text(seen)).all()
+            if len(rows) == 2 and first is None:
+                first = rows
+            elif first is not None and all(a[1] != b[1] for a, b in zip(first, rows)):
+                moved = rows
+        assert first is not None and [r[0] for r in first] == ["SIM-001", "SIM-002"], \
+            (tmp_path / "serve.log").read_text()[-2000:]
+        assert moved is not None, "the simulated units did not move within a minute"
+        assert len(simulators()) == 1
+        server.send_signal(signal.SIGTERM)            # the server only, as a service manager would
+        server.wait(30)
+        assert "simulated patrol: 2 units" in (tmp_path / "serve.log").read_text()
+        deadline = time.monotonic() + 10
+        while simulators() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert simulators() == []
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+        for pid in simulators():
+            os.kill(pid, signal.SIGKILL)
+        log.close()
+        own.dispose()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
