@@ -72,5 +72,5 @@ clean:
 
 # Re-extract the interface strings and merge them into the catalogues (then translate the new ones).
 messages: $(VENV)/.installed
-	$(BIN)/pybabel extract -F web/babel.cfg -o web/translations/messages.pot --no-location .
+	$(BIN)/pybabel extract -F web/babel.cfg -k msg -o web/translations/messages.pot --no-location .
 	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations --no-fuzzy-matching

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from . import crs as crs_mod
 from .errors import InvalidInput, NotFound
+from .messages import msg
 from .models import LEVEL_BY_NAME, LEVELS
 
 GEOJSON_DIGITS = 7  # 1e-7° ≈ 1 cm: exact enough for boundaries, half the bytes of full precision
@@ -252,7 +253,9 @@ def validate_partition(session: Session, root: str | None = None) -> list[dict]:
          ORDER BY code, kind"""), params).mappings()
     for r in coverage:
         problems.append({"kind": r["kind"], "codes": [r["code"]], "area_m2": r["m2"],
-                         "message": f"{r['kind'].replace('_', ' ')} of {r['m2']:.1f} m² in {r['code']}",
+                         "message": msg("gap of {m2:.1f} m² in {code}", m2=r["m2"], code=r["code"])
+                                    if r["kind"] == "gap" else
+                                    msg("outside parent of {m2:.1f} m² in {code}", m2=r["m2"], code=r["code"]),
                          "geometry": json.loads(r["gj"])})
 
     overlaps = session.execute(text(f"""
@@ -266,7 +269,7 @@ def validate_partition(session: Session, root: str | None = None) -> list[dict]:
          ORDER BY a.code, b.code"""), params).mappings()
     for r in overlaps:
         problems.append({"kind": "overlap", "codes": [r["a"], r["b"]], "area_m2": r["m2"],
-                         "message": f"{r['a']} and {r['b']} overlap by {r['m2']:.6f} m²",
+                         "message": msg("{a} and {b} overlap by {m2:.6f} m²", a=r["a"], b=r["b"], m2=r["m2"]),
                          "geometry": json.loads(r["gj"])})
     return problems
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from . import audit, validation
 from .areas import GEOJSON_DIGITS, area_row, parse_bbox, sliver_m2_sql
 from .errors import Conflict, InvalidInput, NotFound
+from .messages import Message, msg
 
 OPS = ("transfer", "split", "merge", "reshape", "partition", "move")
 
@@ -234,11 +235,15 @@ def _plan_transfer(session, rows, codes, geometry, names) -> Plan:
                                "population": _minus(src["population"], moved_p)}
     plan.updates[dst["id"]] = {"geom": r["b_new"], "households": _plus(dst["households"], moved_h),
                                "population": _plus(dst["population"], moved_p)}
-    plan.notes.append(f"{r['moved']:.0f} m² move from {src['code']} to {dst['code']}"
-                      + (f" (about {moved_h} households)" if moved_h else ""))
+    if moved_h:
+        plan.notes.append(msg("{m2:.0f} m² move from {source} to {target} (about {households} households)",
+                              m2=r["moved"], source=src["code"], target=dst["code"], households=moved_h))
+    else:
+        plan.notes.append(msg("{m2:.0f} m² move from {source} to {target}",
+                              m2=r["moved"], source=src["code"], target=dst["code"]))
     if r["ignored"] >= MIN_PIECE_M2:
-        plan.notes.append(f"{r['ignored']:.0f} m² of the drawn region lie outside {src['code']} "
-                          "and are ignored")
+        plan.notes.append(msg("{m2:.0f} m² of the drawn region lie outside {source} and are ignored",
+                              m2=r["ignored"], source=src["code"]))
     return plan
 
 
@@ -290,7 +295,7 @@ def _plan_split(session, rows, codes, geometry, names) -> Plan:
         plan.creates.append(_new_area(session, f"new{i}", code, grid, geom, households[i],
                                       population[i], _name(names, i, session, grid["parent_id"], code)))
     plan.retires[grid["id"]] = f"new{max(range(len(groups)), key=lambda i: areas_m2[i])}"
-    plan.notes.append(f"{grid['code']} splits into {', '.join(new_codes)}")
+    plan.notes.append(msg("{code} splits into {codes}", code=grid["code"], codes=", ".join(new_codes)))
     return plan
 
 
@@ -317,7 +322,7 @@ def _plan_merge(session, rows, codes, geometry, names) -> Plan:
                                 "population": _sum(m["population"] for m in members)}
     for m in members[1:]:
         plan.retires[m["id"]] = keep["id"]
-    plan.notes.append(f"{', '.join(codes[1:])} merge into {keep['code']}")
+    plan.notes.append(msg("{codes} merge into {code}", codes=", ".join(codes[1:]), code=keep["code"]))
     return plan
 
 
@@ -339,8 +344,8 @@ def _plan_reshape(session, rows, codes, geometry, names) -> Plan:
           FROM n, p"""), {"p": parent, "n": outline, "tol": SNAP_DEGREES}).mappings().one()
     plan = Plan("reshape", parents={parent})
     if new["outside"] >= MIN_PIECE_M2:
-        plan.notes.append(f"{new['outside']:.0f} m² of the outline lie outside the parent area and "
-                          "are ignored (move the parent's boundary first)")
+        plan.notes.append(msg("{m2:.0f} m² of the outline lie outside the parent area and are ignored "
+                              "(move the parent's boundary first)", m2=new["outside"]))
     # Slivers are measured with straight edges (sliver_m2_sql): the degenerate strip along an
     # edge the outline was snapped onto is nothing, and that neighbour stays as it is.
     pieces = session.execute(text(f"""
@@ -410,8 +415,9 @@ def _plan_reshape(session, rows, codes, geometry, names) -> Plan:
         net_h, net_p = net_h + dh, net_p + dp
     plan.updates[grid["id"]] = {"geom": new_geom, "households": _minus(grid["households"], net_h),
                                 "population": _minus(grid["population"], net_p)}
-    plan.notes.append(f"{grid['code']} goes from {total:.0f} m² to {_area(session, new_geom):.0f} m²; "
-                      f"{len(plan.updates) - 1} neighbour(s) follow")
+    plan.notes.append(msg("{code} goes from {before:.0f} m² to {after:.0f} m²; {neighbours} neighbour(s) follow",
+                          code=grid["code"], before=total, after=_area(session, new_geom),
+                          neighbours=len(plan.updates) - 1))
     return plan
 
 
@@ -463,8 +469,8 @@ def _plan_partition(session, rows, codes, geometry, names) -> Plan:
                                       population[i], _name(names, i, session, parent["id"], code)))
     for o in old:
         plan.retires[o["id"]] = f"new{_best_overlap(session, o['id'], fitted)}"
-    plan.notes.append(f"{parent['code']} is divided into {len(fitted)} new area(s) "
-                      f"replacing {len(old)}")
+    plan.notes.append(msg("{code} is divided into {new} new area(s) replacing {old}",
+                          code=parent["code"], new=len(fitted), old=len(old)))
     return plan
 
 
@@ -510,8 +516,11 @@ def _plan_move(session, rows, codes, geometry, names) -> Plan:
         if names or grid["name"].startswith(old_parent_name):
             update["name"] = _name(names, 0, session, target["id"], update["code"])
     plan.updates[grid["id"]] = update
-    plan.notes.append(f"{grid['code']} moves to {target['code']}"
-                      + (f" as {update['code']}" if "code" in update else ""))
+    if "code" in update:
+        plan.notes.append(msg("{code} moves to {target} as {new_code}", code=grid["code"],
+                              target=target["code"], new_code=update["code"]))
+    else:
+        plan.notes.append(msg("{code} moves to {target}", code=grid["code"], target=target["code"]))
     return plan
 
 
@@ -657,6 +666,9 @@ def _write(session, plan: Plan, *, reason, actor, payload_input, reverts, previe
     problems = validation.problems_for(session, changed)
     balance = _balance(balance_before, _children_households(session, plan.parents))
     payload = {"op": plan.op, "author": actor.name, "input": payload_input, "notes": plan.notes,
+               # so that the history can be read in the reader's language too
+               "note_templates": [[n.template, n.values] if isinstance(n, Message) else None
+                                  for n in plan.notes],
                "before": {str(i): v for i, v in prior_versions.items()},
                "after": {str(i): after[i]["version"] for i in changed},
                "created": sorted(keys.values()), "retired": {str(k): v for k, v in successors.items()},
@@ -1012,6 +1024,7 @@ def history(session: Session, *, area: str | None = None, limit: int = 50) -> li
     rows = session.execute(text(f"""
         SELECT c.id, c.kind, c.reason, c.created_at, c.reverts_id, COALESCE(u.username, c.payload ->> 'author') AS author,
                c.payload -> 'codes' AS codes, c.payload -> 'notes' AS notes,
+               c.payload -> 'note_templates' AS note_templates,
                (SELECT r.id FROM boundary_changes r WHERE r.reverts_id = c.id LIMIT 1) AS reverted_by
           FROM boundary_changes c LEFT JOIN users u ON u.id = c.author_id
          WHERE {where}
@@ -1023,7 +1036,8 @@ def change_detail(session: Session, change_id: int) -> dict:
     """One change set with, per area, the pieces it added and removed (GeoJSON)."""
     row = session.execute(text("""
         SELECT c.id, c.kind, c.reason, c.created_at, c.reverts_id, COALESCE(u.username, c.payload ->> 'author') AS author,
-               c.payload -> 'codes' AS codes, c.payload -> 'notes' AS notes, c.payload,
+               c.payload -> 'codes' AS codes, c.payload -> 'notes' AS notes,
+               c.payload -> 'note_templates' AS note_templates, c.payload,
                (SELECT r.id FROM boundary_changes r WHERE r.reverts_id = c.id LIMIT 1) AS reverted_by
           FROM boundary_changes c LEFT JOIN users u ON u.id = c.author_id WHERE c.id = :c"""),
         {"c": change_id}).mappings().first()
@@ -1040,10 +1054,18 @@ def change_detail(session: Session, change_id: int) -> dict:
     return out
 
 
+def _notes(notes: list | None, templates: list | None) -> list:
+    """A change's notes as recorded, as Messages again where their templates were recorded too."""
+    notes = notes or []
+    templates = templates or [None] * len(notes)
+    return [Message(t[0], **t[1]) if t else n for n, t in zip(notes, templates)]
+
+
 def _change_dict(r) -> dict:
     return {"id": r["id"], "kind": r["kind"], "reason": r["reason"],
             "created_at": r["created_at"].isoformat(), "author": r["author"],
-            "codes": r["codes"] or [], "notes": r["notes"] or [], "reverts_id": r["reverts_id"],
+            "codes": r["codes"] or [], "notes": _notes(r["notes"], r["note_templates"]),
+            "reverts_id": r["reverts_id"],
             "reverted_by": r["reverted_by"]}
 
 

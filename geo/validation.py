@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from .areas import GEOJSON_DIGITS, area_row, validate_partition
+from .messages import msg
 
 # Households per grid (网格): urban 300–500 (≤ 2,000–2,500 people), rural about one natural
 # village (~300 households); outside these a grid is flagged, not refused.
@@ -72,7 +73,7 @@ def _warnings(session, scope: str, params: dict) -> list[dict]:
     for r in rows:
         found.append({"kind": "non_contiguous", "severity": "warning", "codes": [r["code"]],
                       "area_m2": r["m2"],
-                      "message": f"{r['code']} is in {r['parts']} separate pieces",
+                      "message": msg("{code} is in {parts} separate pieces", code=r["code"], parts=r["parts"]),
                       "geometry": json.loads(r["gj"])})
     rows = session.execute(text(f"""
         SELECT a.code, a.households, a.urban,
@@ -85,19 +86,24 @@ def _warnings(session, scope: str, params: dict) -> list[dict]:
         point = json.loads(r["gj"])
         if outside_norms(r["households"], r["urban"]):
             low, high = NORMS[bool(r["urban"])]
+            values = {"code": r["code"], "households": r["households"], "low": low, "high": high}
             found.append({"kind": "workload", "severity": "warning", "codes": [r["code"]],
                           "area_m2": None, "households": r["households"],
-                          "message": f"{r['code']} has {r['households']} households; the "
-                                     f"{'urban' if r['urban'] else 'rural'} norm is {low}–{high}",
+                          "message": msg("{code} has {households} households; the urban norm is {low}–{high}",
+                                         **values) if r["urban"] else
+                                     msg("{code} has {households} households; the rural norm is {low}–{high}",
+                                         **values),
                           "geometry": point})
         if r["workers"] == 0:
             found.append({"kind": "no_worker", "severity": "warning", "codes": [r["code"]],
                           "area_m2": None, "households": r["households"],
-                          "message": f"{r['code']} has no grid worker (网格员)", "geometry": point})
+                          "message": msg("{code} has no grid worker (网格员)", code=r["code"]),
+                          "geometry": point})
         elif r["households"] / r["workers"] > HOUSEHOLDS_PER_WORKER_MAX:
             found.append({"kind": "worker_load", "severity": "warning", "codes": [r["code"]],
                           "area_m2": None, "households": r["households"],
-                          "message": f"{r['code']}: {r['households'] / r['workers']:.0f} households "
-                                     f"per grid worker (at most {HOUSEHOLDS_PER_WORKER_MAX})",
+                          "message": msg("{code}: {load:.0f} households per grid worker (at most {most})",
+                                         code=r["code"], load=r["households"] / r["workers"],
+                                         most=HOUSEHOLDS_PER_WORKER_MAX),
                           "geometry": point})
     return found

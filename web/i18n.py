@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from flask import Flask, current_app, g, request
-from flask_babel import Babel
+from flask_babel import Babel, gettext
+
+from geo.messages import Message
 
 from .config import project_path
 
@@ -15,6 +17,20 @@ def select_locale() -> str:
     if wanted in languages:
         return wanted
     return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def localize(obj):
+    """`obj` with every Message in it in the reader's language (English where no translation is)."""
+    if isinstance(obj, Message):
+        try:
+            return gettext(obj.template).format(**obj.values)
+        except (KeyError, IndexError, ValueError):     # a translation whose fields do not fit
+            return str(obj)
+    if isinstance(obj, dict):
+        return {k: localize(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [localize(v) for v in obj]
+    return obj
 
 
 def init_app(app: Flask) -> None:

@@ -16,6 +16,7 @@ from geo.errors import Forbidden, InvalidInput, NotFound
 from . import database
 from .api import require_json
 from .auth import ANY_USER, actor, current_user, require_scope, roles
+from .i18n import localize
 from .pages import map_config
 
 bp = Blueprint("planner", __name__)
@@ -25,7 +26,8 @@ IMPORT_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv")
 
 
 def _json(obj, status: int = 200) -> Response:
-    return Response(json.dumps(obj, ensure_ascii=False, default=str), status=status,
+    """A JSON response, its messages in the reader's language."""
+    return Response(json.dumps(localize(obj), ensure_ascii=False, default=str), status=status,
                     mimetype="application/json")
 
 
@@ -122,7 +124,7 @@ def area_problems(code: str):
     collection = validation.as_geojson(found)
     collection["errors"] = sum(1 for p in found if p.get("severity") == "error")
     collection["warnings"] = len(found) - collection["errors"]
-    return Response(json.dumps(collection, ensure_ascii=False, default=str),
+    return Response(json.dumps(localize(collection), ensure_ascii=False, default=str),
                     mimetype="application/geo+json")
 
 

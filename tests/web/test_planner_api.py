@@ -210,3 +210,27 @@ def test_planner_page_needs_the_planner_role(client, login, region):
     assert "/vendor/leaflet-geoman/leaflet-geoman.min.js" in html and 'name="csrf-token"' in html
     login("analyst", "EV")
     assert client.get("/planner").status_code == 403
+
+
+def test_problems_and_preview_notes_speak_the_readers_language(client, planner, session):
+    seen = versions(client)
+    merge = {"op": "merge", "areas": ["EV1001001", "EV1001002"], "reason": "合并", "preview": True,
+             "base_versions": {c: seen[c] for c in ("EV1001001", "EV1001002")}}
+    zh = client.post("/api/changes", json=merge, headers=planner).get_json()
+    en = client.post("/api/changes?lang=en", json=merge, headers=planner).get_json()
+    assert zh["notes"] == ["EV1001002 并入 EV1001001"] and en["notes"] == ["EV1001002 merge into EV1001001"]
+    merge.pop("preview")
+    assert client.post("/api/changes", json=merge, headers=planner).status_code == 201
+
+    def workload(lang: str) -> str:
+        body = client.get(f"/api/areas/EV1001/problems?lang={lang}").get_json()
+        return next(f["properties"]["message"] for f in body["features"]
+                    if f["properties"]["kind"] == "workload" and f["properties"]["codes"] == ["EV1001001"])
+
+    assert workload("zh") == "EV1001001 有 660 户；城市网格标准为 300–500 户"
+    assert workload("en") == "EV1001001 has 660 households; the urban norm is 300–500"
+    # The history, too.
+    assert client.get("/api/changes?area=EV1001&lang=zh").get_json()["changes"][0]["notes"] == \
+        ["EV1001002 并入 EV1001001"]
+    assert client.get("/api/changes?area=EV1001&lang=en").get_json()["changes"][0]["notes"] == \
+        ["EV1001002 merge into EV1001001"]
