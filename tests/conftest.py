@@ -159,23 +159,34 @@ def tiny(session):
     return town.add_tiny(session)
 
 
+def fresh_database(engine, suffix: str):
+    """An empty, migrated database beside the test database; its engine (see drop_database)."""
+    from geo import db
+
+    name = f"{TEST_DB}_{suffix}"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    other = db.make_engine(engine.url.set(database=name))
+    db.migrate(other)
+    return other
+
+
+def drop_database(engine, other) -> None:
+    """Close and drop a database made by fresh_database."""
+    other.dispose()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{other.url.database}"'))
+
+
 @pytest.fixture(scope="session")
 def lone_engine(engine):
     """A second, empty test database for one jurisdiction at a time, as a deployment holds: the
     shared one gathers regions far apart (the demo, the tiny town, the planner's), too spread out
     for one grid lookup over them all."""
-    from geo import db
-
-    name = f"{TEST_DB}_lone"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    lone = db.make_engine(engine.url.set(database=name))
-    db.migrate(lone)
+    lone = fresh_database(engine, "lone")
     yield lone
-    lone.dispose()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    drop_database(engine, lone)
 
 
 @pytest.fixture()

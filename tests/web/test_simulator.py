@@ -58,15 +58,9 @@ def test_serve_drives_a_simulated_patrol_that_stops_with_the_server(engine, tmp_
 
     from sqlalchemy import text
 
-    from geo import db
-    from tests.conftest import TEST_DB
+    from tests.conftest import drop_database, fresh_database
 
-    name = f"{TEST_DB}_serve"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    own = db.make_engine(engine.url.set(database=name))
-    db.migrate(own)
+    own = fresh_database(engine, "serve")
     with own.begin() as conn:
         conn.execute(text("INSERT INTO areas (code, name, level, geom) VALUES ('SV', '模拟区', 1, "
                           "ST_Multi(ST_MakeEnvelope(113.98, 33.59, 114.01, 33.62, 4326)))"))
@@ -77,7 +71,7 @@ def test_serve_drives_a_simulated_patrol_that_stops_with_the_server(engine, tmp_
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, ANWANG_DB_NAME=name, ANWANG_ACCESS_LOG="0")
+    env = dict(os.environ, ANWANG_DB_NAME=own.url.database, ANWANG_ACCESS_LOG="0")
     anwang = Path(sys.executable).with_name("anwang")
     log = open(tmp_path / "serve.log", "wb")
     server = subprocess.Popen([str(anwang), "serve", "--port", str(port), "--simulate", "2"], env=env,
@@ -123,6 +117,4 @@ def test_serve_drives_a_simulated_patrol_that_stops_with_the_server(engine, tmp_
         for pid in simulators():
             os.kill(pid, signal.SIGKILL)
         log.close()
-        own.dispose()
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        drop_database(engine, own)
