@@ -93,6 +93,29 @@
     }).finally(function () { loading(false); });
   }
 
+  // "{name}" in a translated pattern, filled from values (text only: the result goes into textContent).
+  function fill(pattern, values) {
+    return pattern.replace(/\{(\w+)\}/g, function (all, name) {
+      return values[name] === undefined || values[name] === null ? all : String(values[name]);
+    });
+  }
+
+  // A 409 in the reader's language: who changed which area since it was loaded (the server's
+  // details), else the server's own message.
+  function conflictText(error) {
+    const stale = error && error.details && error.details.stale;
+    if (!stale || !stale.length) { return t.conflict + ": " + (error ? error.message : ""); }
+    const parts = stale.map(function (d) {
+      const head = d.current_version ? fill(t.stale_now, { code: d.code, current: d.current_version, yours: d.your_version })
+        : fill(t.stale_gone, { code: d.code, yours: d.your_version });
+      return head + (d.changes || []).slice(-2).map(function (c) {
+        return t.list_sep + fill(t.stale_by, { author: c.author || t.someone, id: c.id, kind: t[c.kind] || c.kind,
+                                              reason: c.reason || "" });
+      }).join("");
+    });
+    return t.conflict + ": " + t.stale_intro + " " + parts.join(t.item_sep) + t.stale_redo;
+  }
+
   function say(text, kind) {
     const box = $("message");
     box.hidden = !text;
@@ -359,7 +382,7 @@
         state.preview = null;
         $("preview-box").hidden = true;
         live("✕ " + (r.body.error ? r.body.error.message : r.status), false);
-        if (r.status === 409) { say(t.conflict + ": " + r.body.error.message, "conflict"); }
+        if (r.status === 409) { say(conflictText(r.body.error), "conflict"); }
         return;
       }
       live("✓ " + t.valid, true);
@@ -412,7 +435,7 @@
     if (state.op === "reshape") { body.geometry = state.reshape.toGeoJSON().geometry; }
     $("save-btn").disabled = true;
     return api("POST", "/api/changes", body).then(function (r) {
-      if (r.status === 409) { say(t.conflict + ": " + r.body.error.message, "conflict"); return; }
+      if (r.status === 409) { say(conflictText(r.body.error), "conflict"); return; }
       if (!r.ok) { say(r.body.error ? r.body.error.message : String(r.status), "error"); updateSave(); return; }
       $("reason").value = "";
       const code = state.village.code;
@@ -468,7 +491,7 @@
     const reason = window.prompt(t.revert_reason);
     if (!reason || reason.trim().length < 2) { return; }
     return api("POST", "/api/changes/" + id + "/revert", { reason: reason.trim() }).then(function (r) {
-      if (r.status === 409) { say(t.conflict + ": " + r.body.error.message, "conflict"); return; }
+      if (r.status === 409) { say(conflictText(r.body.error), "conflict"); return; }
       if (!r.ok) { say(r.body.error ? r.body.error.message : String(r.status), "error"); return; }
       return chooseVillage(state.village.code).then(function () { say(t.reverted + " #" + r.body.change_id, "ok"); });
     });
