@@ -114,6 +114,11 @@ def refresh(session: Session) -> Lookup | None:
     return current(session) or build(session)
 
 
+# Fingerprints of areas that yield no lookup (too spread out, or too many pieces per cell), so that
+# each bulk run does not try again, in this process, what cannot work.
+_NO_LOOKUP: set[str] = set()
+
+
 def resolution(xmin: float, ymin: float, xmax: float, ymax: float) -> int | None:
     """The finest k (cells 2^-k degrees wide) whose cells over this extent fit the budget."""
     for k in range(FINEST, COARSEST - 1, -1):
@@ -251,11 +256,14 @@ _SCRATCH = ("gridlookup_lines", "gridlookup_edges", "gridlookup_cells", "gridloo
 def build(session: Session) -> Lookup | None:
     """Build the lookup for the areas as this transaction sees them and make it the only one."""
     fp = fingerprint(session)
+    if fp in _NO_LOOKUP:
+        return None
     extent = session.execute(text(
         "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
         "FROM (SELECT ST_Extent(geom) AS e FROM areas) x")).one()
     k = None if extent[0] is None else resolution(*extent)
     if k is None:
+        _NO_LOOKUP.add(fp)
         return None
     for name in _SCRATCH:
         session.execute(text(f"DROP TABLE IF EXISTS {name}"))
@@ -287,6 +295,8 @@ def build(session: Session) -> Lookup | None:
                                              "width": max(width, 1)}).first()
     for name in _SCRATCH:
         session.execute(text(f"DROP TABLE {name}"))
+    if row is None:
+        _NO_LOOKUP.add(fp)
     return Lookup(*row) if row else None
 
 
@@ -300,16 +310,22 @@ def _stored(column: str) -> str:
 # Prefix of every statement that reads the lookup `:lookup`.
 LOOKUP_CTE = """
     WITH lookup AS MATERIALIZED (
-        SELECT cells[:][:] AS cells, candidates[:][:] AS candidates, lines[:][:] AS lines,
+        SELECT fingerprint, cells[:][:] AS cells, candidates[:][:] AS candidates, lines[:][:] AS lines,
                sides[:][:] AS sides, pieces[:] AS pieces, piece_areas[:] AS piece_areas
           FROM grid_lookups WHERE fingerprint = :lookup)"""
 
 
+# The lookup was read (it may have been replaced since it was chosen) and was built from the areas
+# this statement sees; NULL when it was not read.
+_FRESH = f"{_stored('fingerprint')} = {FINGERPRINT}"
+
+
 def _cell(geom: str) -> str:
     """The lookup's value for the cell a point lies in (0 beyond its columns and rows)."""
-    return (f"COALESCE({_stored('cells')}"
-            f"[floor(ST_X({geom}) * :lookup_scale)::int - :lookup_i0 + 1]"
-            f"[floor(ST_Y({geom}) * :lookup_scale)::int - :lookup_j0 + 1], 0)")
+    # Coordinates beyond ±360° (no area is there) are brought to it, so that the cell number of a
+    # wild point stays an integer and its cell is simply beyond the lookup.
+    x, y = (f"floor(least(greatest({f}({geom}), -360), 360) * :lookup_scale)::int" for f in ("ST_X", "ST_Y"))
+    return f"COALESCE({_stored('cells')}[{x} - :lookup_i0 + 1][{y} - :lookup_j0 + 1], 0)"
 
 
 def _area(v: str, geom: str, width: int) -> str:
@@ -341,7 +357,7 @@ def changes(table: str, where: str, lookup: Lookup) -> str:
     return f"""{LOOKUP_CTE}
     SELECT d.id, d.area
       FROM (SELECT s.id, s.grid_id, s.area_id, s.outside_jurisdiction,
-                   CASE WHEN {FINGERPRINT} = :lookup
+                   CASE WHEN {_FRESH}
                         THEN NULLIF({_area("s.v", "s.geom", lookup.width)}, 0)
                         ELSE (SELECT a.id FROM areas a
                                WHERE a.geom && s.geom AND ST_Intersects(a.geom, s.geom)
@@ -366,5 +382,5 @@ def tallied(table: str, where: str, lookup: Lookup) -> str:
     SELECT count(*) AS checked,
            sum(CASE {area} WHEN 0 THEN 4294967296 + (t.grid_id IS NOT NULL)::int
                            WHEN COALESCE(t.grid_id, 0) THEN 0 ELSE 1 END) AS tally,
-           {FINGERPRINT} = :lookup AS fresh
+           {_FRESH} AS fresh
       FROM {table} t WHERE t.geom IS NOT NULL AND {where}"""

@@ -337,6 +337,26 @@ def test_a_stale_lookup_never_decides(lone, monkeypatch):
     assert core.reassignment_impact(lone, everything=True) == {"checked": 3, "moving": 0, "outside": 0}
 
 
+def test_a_lookup_replaced_meanwhile_never_decides_and_wild_points_are_outside(lone, monkeypatch):
+    town.add_tiny(lone)
+    ids = add_points(lone, [(10.005, 10.005), (10.035, 10.035), (500000.0, 3700000.0)])
+    by_lookup(lone, ids, monkeypatch)
+    first = gridlookup.current(lone)
+    # An edit and its revert, while another bulk run rebuilt the lookup for the edited areas: the
+    # areas are as the first lookup was built from, but its row is gone.
+    lone.execute(text("UPDATE areas SET geom = ST_Translate(geom, 0.001, 0) WHERE code = 'TZ1A1'"))
+    gridlookup.build(lone)
+    lone.execute(text("UPDATE areas SET geom = ST_Translate(geom, -0.001, 0) WHERE code = 'TZ1A1'"))
+    assert gridlookup.fingerprint(lone) == first.fingerprint and gridlookup.current(lone) is None
+    monkeypatch.setattr(gridlookup, "current", lambda session: first)
+    monkeypatch.setattr(core, "FEW", 0)
+    unassign(lone, ids)
+    core.assign(lone, incident_ids=ids)
+    got = assigned(lone, ids)
+    assert [got[i] for i in ids] == ["TZ1A1", "TZ2B2", None]
+    assert core.reassignment_impact(lone, everything=True) == {"checked": 3, "moving": 0, "outside": 1}
+
+
 def test_whoever_does_not_get_the_build_lock_assigns_without_a_lookup(lone, lone_engine, monkeypatch):
     town.add_tiny(lone)
     ids = add_points(lone, [EDGE, (10.005, 10.005), (10.05, 10.05)])
