@@ -655,10 +655,12 @@ def serve(host, port, threads, workers, osmand_port, simulate):
     if osmand_port:
         click.echo(f"OsmAnd / Traccar Client server URL: http://{host}:{osmand_port}")
     simulator = _start_simulator(host, port, simulate) if simulate else None
+    parent = os.getpid()
     try:
         Server().run()
     finally:
-        if simulator is not None:
+        # Gunicorn's workers leave through here too; only the server that started it stops it.
+        if simulator is not None and os.getpid() == parent:
             simulator.terminate()
             try:
                 simulator.wait(10)
@@ -671,7 +673,7 @@ def _start_simulator(host: str, port: int, count: int) -> subprocess.Popen:
     import ctypes
     import signal
 
-    target = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    target = "127.0.0.1" if host in ("", "0.0.0.0", "::") else f"[{host}]" if ":" in host else host
     log_path = settings.var_dir() / "simulator.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
 

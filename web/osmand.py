@@ -101,7 +101,14 @@ class GroupCommit:
             stopping = None in group
             group = [w for w in group if w is not None]
             if group:
-                self._write(group)
+                try:
+                    self._write(group)
+                except Exception as exc:  # noqa: BLE001 — no handler may be left waiting
+                    log.exception("OsmAnd writer failed on a group of %d pings", len(group))
+                    for w in group:
+                        if w.outcome is None and w.error is None:
+                            w.error = exc
+                            w.done.release()
 
     def _connection(self):
         import psycopg
@@ -160,11 +167,11 @@ class OsmandPort:
 
     def _writer(self) -> GroupCommit:
         writer = self.writer
-        if writer is not None and writer.pid == os.getpid():
+        if writer is not None and writer.pid == os.getpid() and writer.thread.is_alive():
             return writer
         with self.lock:
             # Made on first use in each worker process: threads do not survive gunicorn's fork.
-            if self.writer is None or self.writer.pid != os.getpid():
+            if self.writer is None or self.writer.pid != os.getpid() or not self.writer.thread.is_alive():
                 info = self.conninfo() if callable(self.conninfo) else self.conninfo
                 self.writer = GroupCommit(info)
             return self.writer
