@@ -31,7 +31,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spannin
 from scipy.spatial import Delaunay
 from shapely.geometry import LineString, MultiPolygon, Point, box
 
-from geo import crs, settings
+from geo import crs
 from geo.errors import SetupError
 
 DEMO_VERSION = "2"
@@ -48,6 +48,7 @@ BOUNDARY_TIME = datetime(2025, 10, 1, tzinfo=TZ)  # the import predates every de
 OUTLINE_FILE = "411103_yancheng_outline_gcj02.geojson"
 DIVISIONS_FILE = "411103_divisions.csv"
 NAMES_FILE = Path(__file__).with_name("yancheng_names.json")
+REFERENCE_DIR = Path(__file__).with_name("reference")
 
 SHANGQIAO = "411103102"
 SHANGQIAO_GRIDS = 97  # the article: 97 third-level grids (villager groups)
@@ -158,11 +159,10 @@ def _as_multi(geom) -> MultiPolygon:
 
 # -- real inputs --------------------------------------------------------------------------------
 def realdata_file(name: str) -> Path:
-    """Path of a real reference file, or a one-line SetupError saying where it was looked for."""
-    path = settings.realdata_dir() / "yancheng" / name
+    """Path of a real reference file kept in data/reference (sources in data/SOURCES.md)."""
+    path = REFERENCE_DIR / name
     if not path.is_file():
-        raise SetupError(f"real data file {path} is missing: set ANWANG_REALDATA to the folder "
-                         "holding yancheng/ (default ../shared/realdata)")
+        raise SetupError(f"real data file {path} is missing from the repository (see data/SOURCES.md)")
     return path
 
 

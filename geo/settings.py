@@ -16,8 +16,9 @@ def var_dir() -> Path:
 
 
 def realdata_dir() -> Path:
-    """Folder of third-party reference data (`ANWANG_REALDATA`, default ../shared/realdata)."""
-    return Path(os.environ.get("ANWANG_REALDATA") or PROJECT_ROOT.parent / "shared" / "realdata").resolve()
+    """Folder of the third-party reference sets the tests read (`ANWANG_REALDATA` overrides the
+    copy kept in the repository under tests/data/realdata)."""
+    return Path(os.environ.get("ANWANG_REALDATA") or PROJECT_ROOT / "tests" / "data" / "realdata").resolve()
 
 
 def database_url() -> str | None:

@@ -131,14 +131,12 @@ def login(client, make_user, session):
 
 @pytest.fixture(scope="session")
 def realdata() -> Path:
-    """The shared real-data folder; skipped with a reason outside CI when absent, an error in CI."""
+    """The third-party reference sets (tests/data/realdata, or ANWANG_REALDATA)."""
     from geo import settings
 
     path = settings.realdata_dir()
     if not path.is_dir():
-        if in_ci():
-            pytest.fail(f"real data folder {path} is missing (set ANWANG_REALDATA)")
-        pytest.skip(f"real data folder {path} is absent (set ANWANG_REALDATA to run these)")
+        pytest.fail(f"real data folder {path} is missing (the repository carries tests/data/realdata)")
     return path
 
 

@@ -14,7 +14,6 @@ import shapely
 from pyproj import Transformer
 
 from data import yancheng
-from geo import settings
 
 TO_METRIC = Transformer.from_crs(4326, 4547, always_xy=True)
 
@@ -83,7 +82,7 @@ def test_another_seed_changes_the_synthetic_data_but_not_the_article(demo):
 
 
 def test_real_divisions_with_official_names(areas):
-    path = settings.realdata_dir() / "yancheng" / "411103_divisions.csv"
+    path = yancheng.REFERENCE_DIR / "411103_divisions.csv"
     with path.open(encoding="utf-8-sig", newline="") as f:
         rows = [{k.strip(): v.strip() for k, v in r.items()} for r in csv.DictReader(f)]
     townships = [a for a in areas.values() if a["level"] == 2]

@@ -1,4 +1,4 @@
-"""GCJ-02 and BD-09 against published vectors (shared/realdata/coords), and the exact inverses."""
+"""GCJ-02 and BD-09 against published vectors (tests/data/realdata/coords), and the exact inverses."""
 import json
 import math
 

@@ -4,7 +4,9 @@ import math
 import pytest
 from sqlalchemy import text
 
+from data import yancheng
 from geo import areas, crs
+from geo.boundaries import partition
 from geo.errors import InvalidInput
 
 
@@ -33,7 +35,7 @@ def test_shangqiao_reproduces_the_article(session, demo):
 
 def test_every_level_is_an_exact_partition(session, demo):
     # Gaps above 1 m², overlaps above 1e-6 m², invalid rings and children outside their parent.
-    assert areas.validate_partition(session, "411103") == []
+    assert partition.validate_partition(session, "411103") == []
 
 
 def test_every_grid_has_yi_zhang_liang_yuan(session, demo):
@@ -76,12 +78,12 @@ def test_outside_the_district_is_a_clear_answer(session, demo):
     assert err.value.field == "lat"
 
 
-def test_the_outline_is_the_real_one_converted_from_gcj02(session, demo, realdata):
+def test_the_outline_is_the_real_one_converted_from_gcj02(session, demo):
     import json
 
     from shapely.geometry import shape
 
-    raw = json.loads((realdata / "yancheng" / "411103_yancheng_outline_gcj02.geojson").read_text())
+    raw = json.loads((yancheng.REFERENCE_DIR / "411103_yancheng_outline_gcj02.geojson").read_text())
     gcj = shape(raw["features"][0]["geometry"])
     x, y = gcj.exterior.coords[0] if gcj.geom_type == "Polygon" else gcj.geoms[0].exterior.coords[0]
     wlon, wlat = crs.gcj02_to_wgs84(x, y)

@@ -1,4 +1,4 @@
-"""GPX import on the real files in ../shared/realdata/gpx: every file is imported with its track
+"""GPX import on the real files in tests/data/realdata/gpx: every file is imported with its track
 length within 1 % of gpxpy's length_2d, or refused with a clear reason; tracks without usable
 times (none, or the bogus 1901 ones) become untimed routes and never positions."""
 from __future__ import annotations
@@ -7,8 +7,9 @@ import gpxpy
 import pytest
 from sqlalchemy import text
 
-from geo import audit, gpx, patrol
+from geo import audit
 from geo.errors import InvalidInput
+from geo.patrol import gpx, units
 
 pytestmark = pytest.mark.realdata
 ACTOR = audit.Actor("test")
@@ -16,7 +17,7 @@ ACTOR = audit.Actor("test")
 
 @pytest.fixture()
 def walker(session):
-    uid, _ = patrol.add_unit(session, ACTOR, "GPX-1", "foot", "gpx-1")
+    uid, _ = units.add_unit(session, ACTOR, "GPX-1", "foot", "gpx-1")
     return uid
 
 
