@@ -47,12 +47,11 @@ import shapely
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from databases import drop, step, with_demo  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from geo import db, gridlookup  # noqa: E402
-from geo import incidents as core  # noqa: E402
-from databases import drop, step, with_demo  # noqa: E402
+from geo.incidents import assignment, gridlookup  # noqa: E402
 
 BENCH_DB = "anwang_bench_assignment"
 CHUNK = 200_000
@@ -123,7 +122,7 @@ def shapely_written(engine, grids, grid_ids) -> float:
     raw = engine.raw_connection()
     try:
         cur = raw.driver_connection.cursor()
-        cur.execute("SELECT set_config('work_mem', %s, true)", (core.BULK_WORK_MEM,))
+        cur.execute("SELECT set_config('work_mem', %s, true)", (assignment.BULK_WORK_MEM,))
         rows = cur.execute("SELECT id, ST_AsBinary(geom) FROM incidents WHERE source = 'bench'").fetchall()
         ids = np.array([r[0] for r in rows])
         pi, gi = shapely.STRtree(grids).query(shapely.from_wkb([r[1] for r in rows]), predicate="intersects")
@@ -162,7 +161,7 @@ def timed_assign(engine) -> tuple[float, int]:
     """Seconds and rows written by the production bulk assignment of every incident, committed."""
     with Session(engine) as s:
         t0 = time.perf_counter()
-        changed = core.assign(s, everything=True)
+        changed = assignment.assign(s, everything=True)
         s.commit()
         return time.perf_counter() - t0, changed
 
@@ -239,17 +238,17 @@ def main() -> None:
 
         def compute_run():
             with Session(engine) as s:
-                return core.reassignment_impact(s, everything=True)
+                return assignment.reassignment_impact(s, everything=True)
 
         step("PostGIS compute: the production statement, counted not written, 2 workers (best of 3)")
         compute_s, impact = best_of(3, compute_run)
         print(f"      {compute_s:.2f} s: {impact['checked']:,} checked, {impact['outside']:,} outside")
         step("the same in one process (max_parallel_workers_per_gather = 0), best of 3")
-        with patched(core, "BULK_WORKERS", "0"):
+        with patched(assignment, "BULK_WORKERS", "0"):
             serial_s, serial_impact = best_of(3, compute_run)
         print(f"      {serial_s:.2f} s")
         step("the same without the lookup: the pieces' statement, best of 2")
-        with patched(core, "_lookup", lambda *a, **k: None):
+        with patched(assignment, "_lookup", lambda *a, **k: None):
             pieces_s, pieces_impact = best_of(2, compute_run)
         print(f"      {pieces_s:.2f} s")
         if not impact == serial_impact == pieces_impact:

@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from databases import drop, step, with_demo  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from geo import db, geocoding  # noqa: E402
-from databases import drop, step, with_demo  # noqa: E402
+from geo.incidents import geocoding  # noqa: E402
 
 BENCH_DB = "anwang_bench_geocoding"
 EVAL = ROOT / "tests" / "data" / "geocoding_eval.csv"

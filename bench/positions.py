@@ -31,6 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 import databases  # noqa: E402
 
+from geo.patrol import units as patrol_units
+
 BENCH_DB = "anwang_bench_patrol"
 LON0, LAT0 = 113.98, 33.58
 OSMAND_CLIENTS = int(os.environ.get("BENCH_CLIENTS") or 6)
@@ -44,13 +46,13 @@ def free_port() -> int:
 
 def make_units(url: str, n: int, prefix: str = "B") -> list[tuple[int, str, str]]:
     """n on-duty units: (id, device id, token)."""
-    from geo import audit, db, patrol
+    from geo import audit, db
 
     engine = db.make_engine(url)
     out = []
     with db.session_scope(engine) as s:
         for i in range(n):
-            uid, token = patrol.add_unit(s, audit.Actor("bench"), f"{prefix}{i:05d}", "car", f"{prefix.lower()}{i:05d}",
+            uid, token = patrol_units.add_unit(s, audit.Actor("bench"), f"{prefix}{i:05d}", "car", f"{prefix.lower()}{i:05d}",
                                          status="on_duty")
             out.append((uid, f"{prefix.lower()}{i:05d}", token))
     engine.dispose()

@@ -56,7 +56,8 @@ def main() -> None:
 
     from data import load as demo_load
     from data import yancheng
-    from geo import audit, db, edits
+    from geo import audit, db
+    from geo.boundaries import changes
     from geo.errors import InvalidInput
 
     quick = "--quick" in sys.argv
@@ -81,7 +82,7 @@ def main() -> None:
                     floor_times.append(time.perf_counter() - t)
                     t = time.perf_counter()
                     try:
-                        edits.apply(s, "transfer", areas=case["areas"], geometry=case["region"],
+                        changes.apply(s, "transfer", areas=case["areas"], geometry=case["region"],
                                     reason=None, actor=actor, preview=True)
                     except InvalidInput:
                         refused += 1

@@ -15,8 +15,8 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo import incidents
 from geo.errors import Conflict
+from geo.incidents import assignment
 
 from .yancheng import BOUNDARY_TIME, DEMO_VERSION, DISTRICT_CODE, DISTRICT_NAME, Demo
 
@@ -52,7 +52,7 @@ def load(session: Session, demo: Demo, *, progress: Progress | None = None) -> d
     _load_roads(cur, demo, summary, report)
     incident_ids = _load_incidents(cur, demo, summary, report)
     # The same rule as every other intake: the finest area containing the point, lowest id on edges.
-    incidents.assign(session, incident_ids=incident_ids)
+    assignment.assign(session, incident_ids=incident_ids)
     summary["incidents_in_grids"] = session.execute(
         text("SELECT count(*) FROM incidents WHERE id = ANY(:ids) AND grid_id IS NOT NULL"),
         {"ids": incident_ids}).scalar_one()

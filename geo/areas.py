@@ -6,7 +6,6 @@ metric for any jurisdiction (郾城区 or an imported Chicago), never degrees.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -15,14 +14,9 @@ from sqlalchemy.orm import Session
 
 from . import crs as crs_mod
 from .errors import InvalidInput, NotFound
-from .messages import msg
-from .models import LEVEL_BY_NAME, LEVELS
+from .vocabulary import LEVEL_BY_NAME, LEVELS
 
 GEOJSON_DIGITS = 7  # 1e-7° ≈ 1 cm: exact enough for boundaries, half the bytes of full precision
-
-# Tolerances of the partition check: a gap or overlap smaller than this is numerical noise.
-GAP_TOLERANCE_M2 = 1.0
-OVERLAP_TOLERANCE_M2 = 1e-6
 
 
 def parse_level(value) -> int | None:
@@ -202,76 +196,6 @@ def lookup(session: Session, lon, lat, crs: str | None = "wgs84") -> Lookup:
     if abs(wlon) <= 90 and finest_at(session, wlat, wlon):
         hint += "; with lon and lat swapped it would fall inside — check the order (lon, lat)"
     return Lookup(float(lon), float(lat), system, (wlon, wlat), [], hint)
-
-
-def sliver_m2_sql(expr: str) -> str:
-    """SQL for the area in m² of a small piece of EPSG:4326, its edges straight in degrees.
-
-    Gaps and overlaps are slivers along shared edges. Measured on `geography`, whose edges are
-    geodesics, a vertex added on a long straight edge (a split's node) shows up as a phantom
-    sliver of many m² (a 2 km edge sags about a centimetre); measured in the geometry's own
-    plane and scaled by the metres in a degree at that latitude (111,320 m × cos φ east–west,
-    110,574 m north–south; within about 1 %), a true coincidence stays zero.
-    """
-    return (f"COALESCE(ST_Area({expr}) * 111320.0 * 110574.0 "
-            f"* cos(radians((ST_YMin({expr}) + ST_YMax({expr})) / 2)), 0)")
-
-
-def validate_partition(session: Session, root: str | None = None) -> list[dict]:
-    """Report invalid geometry, children outside their parent, gaps and sibling overlaps.
-
-    Each problem is a dict with kind, codes, area_m2 and a GeoJSON geometry of the offending piece.
-    """
-    params: dict = {"gap": GAP_TOLERANCE_M2, "overlap": OVERLAP_TOLERANCE_M2,
-                    "digits": GEOJSON_DIGITS}
-    scope = "true"
-    if root:
-        row = area_row(session, root)
-        scope = "a.path <@ CAST(:root_path AS ltree)"
-        params["root_path"] = row["path"]
-    problems: list[dict] = []
-
-    invalid = session.execute(text(f"""
-        SELECT a.code, ST_IsValidReason(a.geom) AS reason FROM areas a
-         WHERE {scope} AND NOT ST_IsValid(a.geom) ORDER BY a.code"""), params).mappings()
-    for r in invalid:
-        problems.append({"kind": "invalid_geometry", "codes": [r["code"]], "message": r["reason"],
-                         "area_m2": None, "geometry": None})
-
-    # Per parent: the children's union against the parent, both ways.
-    coverage = session.execute(text(f"""
-        WITH kids AS (
-            SELECT p.id, p.code, p.geom AS pgeom, ST_Union(a.geom) AS ugeom
-              FROM areas a JOIN areas p ON p.id = a.parent_id
-             WHERE {scope.replace('a.path', 'p.path')} AND ST_IsValid(a.geom)
-             GROUP BY p.id, p.code, p.geom)
-        SELECT code, kind, {sliver_m2_sql('piece')} AS m2, ST_AsGeoJSON(piece, :digits) AS gj
-          FROM (SELECT code, 'gap' AS kind, ST_Difference(pgeom, ugeom) AS piece FROM kids
-                UNION ALL
-                SELECT code, 'outside_parent', ST_Difference(ugeom, pgeom) FROM kids) d
-         WHERE NOT ST_IsEmpty(piece) AND {sliver_m2_sql('piece')} > :gap
-         ORDER BY code, kind"""), params).mappings()
-    for r in coverage:
-        problems.append({"kind": r["kind"], "codes": [r["code"]], "area_m2": r["m2"],
-                         "message": msg("gap of {m2:.1f} m² in {code}", m2=r["m2"], code=r["code"])
-                                    if r["kind"] == "gap" else
-                                    msg("outside parent of {m2:.1f} m² in {code}", m2=r["m2"], code=r["code"]),
-                         "geometry": json.loads(r["gj"])})
-
-    overlaps = session.execute(text(f"""
-        SELECT a.code AS a, b.code AS b, {sliver_m2_sql('x')} AS m2, ST_AsGeoJSON(x, :digits) AS gj
-          FROM areas a
-          JOIN areas b ON b.parent_id = a.parent_id AND b.id > a.id AND b.geom && a.geom
-          CROSS JOIN LATERAL (SELECT ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS x) i
-         WHERE {scope} AND ST_IsValid(a.geom) AND ST_IsValid(b.geom)
-           AND ST_Intersects(a.geom, b.geom) AND NOT ST_IsEmpty(x)
-           AND {sliver_m2_sql('x')} > :overlap
-         ORDER BY a.code, b.code"""), params).mappings()
-    for r in overlaps:
-        problems.append({"kind": "overlap", "codes": [r["a"], r["b"]], "area_m2": r["m2"],
-                         "message": msg("{a} and {b} overlap by {m2:.6f} m²", a=r["a"], b=r["b"], m2=r["m2"]),
-                         "geometry": json.loads(r["gj"])})
-    return problems
 
 
 def counts_by_level(session: Session, root: str | None = None) -> dict[int, int]:

@@ -137,8 +137,8 @@ def from_wgs84(lon: float, lat: float, crs: str = WGS84) -> tuple[float, float]:
 
 def transform_geometry(geom, crs: str):
     """Return a shapely geometry with every vertex converted from `crs` to WGS84."""
-    from shapely import transform
     import numpy as np
+    from shapely import transform
 
     convert = _TO_WGS84[normalise_crs(crs)]
 

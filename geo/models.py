@@ -9,29 +9,26 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Date, DateTime, Float, ForeignKey,
-                        Integer, SmallInteger, String, Text, UniqueConstraint, func)
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import UserDefinedType
 
 SRID = 4326
-
-# Levels mean the same everywhere: 1 district, 2 township/sub-district, 3 village/community,
-# 4 grid, 5 micro-grid (optional).
-LEVELS = {1: "district", 2: "township", 3: "village", 4: "grid", 5: "microgrid"}
-LEVEL_BY_NAME = {name: number for number, name in LEVELS.items()}
-
-CATEGORIES = ("petition", "accident", "criminal", "dispute", "hazard")
-CATEGORY_ZH = {"petition": "信访", "accident": "事故", "criminal": "案件", "dispute": "矛盾纠纷",
-               "hazard": "隐患"}
-INCIDENT_STATUSES = ("reported", "accepted", "handling", "resolved", "followed_up", "closed",
-                     "escalated")
-RESOLUTION_LEVELS = ("group", "village", "township", "district")  # 组/村/镇/区, the 三级过滤网 and above
-STAFF_ROLES = ("leader", "worker", "supervisor")  # 一长两员: 网格长, 网格员, 监督员
-RISK_COLOURS = ("blue", "yellow", "orange", "red")  # 蓝黄橙红, red highest
-ROLES = ("admin", "dispatcher", "planner", "analyst", "grid_worker")
-UNIT_KINDS = ("car", "foot", "volunteer")
 
 
 class LTree(UserDefinedType):

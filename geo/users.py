@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import audit
 from .errors import Conflict, InvalidInput, NotFound
-from .models import ROLES
+from .vocabulary import ROLES
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 TOKEN_PREFIX = "anw_"

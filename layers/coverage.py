@@ -14,8 +14,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo import tracks
 from geo.errors import InvalidInput
+from geo.patrol import tracks
 
 WINDOWS = {"24h": 24, "7d": 24 * 7}
 HIGH_RISK = ("red", "orange")

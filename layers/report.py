@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 
 from geo import areas
 from geo.errors import InvalidInput, SetupError
-from geo.models import CATEGORIES
+from geo.vocabulary import CATEGORIES, RESOLVED_STATUSES
 
 from . import heat, review, risk, scorecards, selection
 from .metric import Plane
-from .selection import DONE_STATUSES, TZ
+from .selection import TZ
 
 TEMPLATES = Path(__file__).with_name("templates")
 OVERDUE_DAYS = 30
@@ -110,7 +110,7 @@ def weekly(session: Session, path: str, start: datetime, end: datetime) -> list[
              WHERE g.path <@ CAST(:p AS ltree) AND i.reported_at < :w1
                AND (i.reported_at >= :m0 OR {done_at} >= :w0)"""),
             {"w0": w0, "w1": w1, "m0": start, "m1": end, "p": path,
-             "done": list(DONE_STATUSES)}).mappings().one()
+             "done": list(RESOLVED_STATUSES)}).mappings().one()
         weeks.append({"from": w0.date().isoformat(), "to": (w1 - timedelta(seconds=1)).date().isoformat(),
                       **row, "rate": round(100.0 * row["assigned_resolved"] / row["assigned"], 1)
                       if row["assigned"] else None})
@@ -124,7 +124,7 @@ def resolution(session: Session, path: str, start: datetime, end: datetime) -> d
         SELECT i.resolution_level, count(*) FROM incidents i JOIN areas g ON g.id = i.grid_id
          WHERE g.path <@ CAST(:p AS ltree) AND i.category = 'dispute' AND i.status = ANY(:done)
            AND COALESCE(i.resolved_at, i.closed_at) >= :s AND COALESCE(i.resolved_at, i.closed_at) < :e
-         GROUP BY 1"""), {"p": path, "s": start, "e": end, "done": list(DONE_STATUSES)}).all())
+         GROUP BY 1"""), {"p": path, "s": start, "e": end, "done": list(RESOLVED_STATUSES)}).all())
     total = sum(rows.values())
     levels = [{"level": lvl, "count": rows.get(lvl, 0),
                "share": round(100.0 * rows.get(lvl, 0) / total, 1) if total else None}
@@ -137,7 +137,7 @@ def resolution(session: Session, path: str, start: datetime, end: datetime) -> d
 
 def overdue(session: Session, path: str, end: datetime, limit: int = 15) -> dict:
     """Matters open at month end for more than OVERDUE_DAYS days (no names, no phone numbers)."""
-    params = {"p": path, "end": end, "cut": end - timedelta(days=OVERDUE_DAYS), "done": list(DONE_STATUSES)}
+    params = {"p": path, "end": end, "cut": end - timedelta(days=OVERDUE_DAYS), "done": list(RESOLVED_STATUSES)}
     where = """g.path <@ CAST(:p AS ltree) AND i.reported_at < :cut
                AND ((COALESCE(i.resolved_at, i.closed_at) IS NULL AND NOT (i.status = ANY(:done)))
                     OR COALESCE(i.resolved_at, i.closed_at) >= :end)"""

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo import areas, settings
-from geo.models import CATEGORIES
+from geo.vocabulary import CATEGORIES
 
 from . import heat, hotspots, risk, selection
 

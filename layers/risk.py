@@ -22,15 +22,13 @@ from sqlalchemy.orm import Session
 
 from geo import areas, audit
 from geo.errors import InvalidInput, NotFound
-from geo.models import CATEGORIES, RISK_COLOURS
+from geo.vocabulary import CATEGORIES, RESOLVED_STATUSES, RISK_COLOUR_ZH, RISK_COLOURS
 
-from .selection import DONE_STATUSES, TZ
+from .selection import TZ
 
 LEVELS = RISK_COLOURS
 RANK = {level: i for i, level in enumerate(LEVELS)}
-LEVEL_ZH = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
-CATEGORY_ZH = {"petition": "信访", "accident": "事故", "criminal": "案件", "dispute": "矛盾纠纷",
-               "hazard": "隐患"}
+LEVEL_ZH = RISK_COLOUR_ZH
 POLICY_FILE = Path(__file__).with_name("risk_policy.yaml")
 PERIOD_ANCHOR = date(2000, 1, 3)  # a Monday: weekly periods start on Mondays
 MAX_OVERRIDE_DAYS = 90
@@ -192,13 +190,13 @@ def assess(session: Session, policy: Policy, as_of: datetime, grid_ids: list[int
                 OR (COALESCE(i.resolved_at, i.closed_at) IS NULL AND NOT (i.status = ANY(:done))))
          ORDER BY i.id"""),
         {"grids": list(grid_ids), "as_of": as_of, "window_start": window_start,
-         "done": list(DONE_STATUSES)}).mappings().all()
+         "done": list(RESOLVED_STATUSES)}).mappings().all()
     decay = math.log(2) / policy.half_life_days
     floor_hits: dict[tuple[int, str], list[int]] = {}
     for r in rows:
         a = result[r["grid_id"]]
         done_at = r["done_at"]
-        is_open = (done_at is None and r["status"] not in DONE_STATUSES) or \
+        is_open = (done_at is None and r["status"] not in RESOLVED_STATUSES) or \
             (done_at is not None and done_at >= as_of)
         age = (as_of - r["occurred_at"]).total_seconds() / 86400.0
         if r["occurred_at"] >= window_start:

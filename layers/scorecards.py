@@ -14,8 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo import areas
+from geo.vocabulary import RESOLVED_STATUSES
 
-from .selection import DONE_STATUSES, TZ
+from .selection import TZ
 
 SANLING = ("petition", "accident", "criminal")
 SANLING_ZH = {"petition": "零上访", "accident": "零事故", "criminal": "零案件"}
@@ -112,9 +113,9 @@ def _disputes(session: Session, params: dict, as_of: datetime, days: int) -> dic
            AND i.occurred_at > :as_of - make_interval(days => :days) AND i.occurred_at <= :as_of
          GROUP BY i.status, i.resolution_level"""), {**params, "days": days}).mappings().all()
     total = sum(r["n"] for r in rows)
-    resolved = sum(r["n"] for r in rows if r["status"] in DONE_STATUSES)
+    resolved = sum(r["n"] for r in rows if r["status"] in RESOLVED_STATUSES)
     escalated = sum(r["n"] for r in rows if r["status"] == "escalated")
-    by_level = {lvl: sum(r["n"] for r in rows if r["status"] in DONE_STATUSES and r["resolution_level"] == lvl)
+    by_level = {lvl: sum(r["n"] for r in rows if r["status"] in RESOLVED_STATUSES and r["resolution_level"] == lvl)
                 for lvl in RESOLUTION_ORDER}
     in_village = by_level["group"] + by_level["village"]
     in_township = in_village + by_level["township"]

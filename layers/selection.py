@@ -17,11 +17,9 @@ from sqlalchemy.orm import Session
 
 from geo import areas
 from geo.errors import InvalidInput
-from geo.models import CATEGORIES
+from geo.vocabulary import CATEGORIES
 
 TZ = ZoneInfo("Asia/Shanghai")
-OPEN_STATUSES = ("reported", "accepted", "handling", "escalated")
-DONE_STATUSES = ("resolved", "followed_up", "closed")
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 

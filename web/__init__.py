@@ -6,8 +6,20 @@ from flask import Flask
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: defaults, then the environment, then `config` (tests pass a mapping)."""
-    from . import (api, auth, database, errors, i18n, incidents, live, pages, patrol, planner,
-                   review, vendor)
+    from . import (
+        api,
+        auth,
+        database,
+        errors,
+        i18n,
+        incidents,
+        live,
+        pages,
+        patrol,
+        planner,
+        review,
+        vendor,
+    )
     from .config import load
 
     app = Flask(__name__)

@@ -1,10 +1,11 @@
 """The JSON/GeoJSON API under /api. Views parse, call geo/, serialise."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
 
-from geo import areas, db, edits
+from geo import areas, db
+from geo.boundaries import history
 from geo.errors import InvalidInput
 
 from . import database
@@ -36,8 +37,8 @@ def area_list():
     bbox = areas.parse_bbox(request.args.get("bbox"))
     parent = request.args.get("parent") or None
     if request.args.get("as_of"):  # the boundaries as they were then (area_versions)
-        when = edits.parse_as_of(request.args["as_of"])
-        return geojson(edits.features_as_of(database.session(), when, level=level, parent=parent,
+        when = history.parse_as_of(request.args["as_of"])
+        return geojson(history.features_as_of(database.session(), when, level=level, parent=parent,
                                             bbox=bbox))
     return geojson(areas.features(database.session(), level=level, parent=parent, bbox=bbox))
 

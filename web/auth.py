@@ -8,8 +8,18 @@ from __future__ import annotations
 import functools
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Flask, current_app, flash, g, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import text

@@ -17,6 +17,7 @@ from flask.cli import FlaskGroup
 from geo import audit, db, settings
 from geo.cluster import Cluster
 from geo.errors import AnwangError
+from geo.patrol import fixes, units
 
 
 def _create_app():
@@ -253,7 +254,8 @@ def areas_validate(area):
     Partition errors (gap, overlap, outside the parent, invalid geometry) exit with status 1;
     warnings (non-contiguous grids, households per grid or per grid worker) do not.
     """
-    from geo import areas, validation
+    from geo import areas
+    from geo.boundaries import validation
 
     with db.session_scope(ready_engine()) as session:
         counts = areas.counts_by_level(session, area)
@@ -289,7 +291,7 @@ def areas_validate(area):
 def areas_import(path, level, parent, parent_field, code_field, name_field, crs, code_prefix,
                  layer, repair, merge_duplicates, fit, skip_bad, dry_run):
     """Import boundaries from GeoJSON, GeoPackage, Shapefile or CSV (WKT), reprojected to WGS84."""
-    from geo import ingest
+    from geo.boundaries import ingest
 
     with db.session_scope(ready_engine()) as session:
         report = ingest.load(session, path, level=level, parent=parent, parent_field=parent_field,
@@ -312,10 +314,10 @@ def areas_import(path, level, parent, parent_field, code_field, name_field, crs,
 @friendly
 def areas_export(level, parent, fmt, output):
     """Export boundaries (full precision: import → export → import gives the same geometry)."""
-    from geo import ingest
+    from geo.boundaries import export
 
     with db.session_scope(ready_engine()) as session:
-        n = ingest.export(session, output, level=level, parent=parent, fmt=fmt)
+        n = export.export(session, output, level=level, parent=parent, fmt=fmt)
     click.echo(f"{n} area(s) written to {output}")
 
 
@@ -335,10 +337,9 @@ def units_group():
 @friendly
 def units_add(callsign, kind, device_id, area, status):
     """Create a unit and print its device token (shown only once)."""
-    from geo import patrol
 
     with db.session_scope(ready_engine()) as session:
-        _, token = patrol.add_unit(session, audit.Actor.cli(), callsign, kind, device_id, area, status)
+        _, token = units.add_unit(session, audit.Actor.cli(), callsign, kind, device_id, area, status)
     click.echo(token)
 
 
@@ -347,10 +348,9 @@ def units_add(callsign, kind, device_id, area, status):
 @friendly
 def units_token(callsign):
     """Replace a unit's device token and print the new one."""
-    from geo import patrol
 
     with db.session_scope(ready_engine()) as session:
-        click.echo(patrol.rotate_token(session, audit.Actor.cli(), callsign))
+        click.echo(units.rotate_token(session, audit.Actor.cli(), callsign))
 
 
 @units_group.command("status", with_appcontext=False)
@@ -359,10 +359,9 @@ def units_token(callsign):
 @friendly
 def units_status(callsign, status):
     """Set a unit's duty status."""
-    from geo import patrol
 
     with db.session_scope(ready_engine()) as session:
-        patrol.set_status(session, audit.Actor.cli(), callsign, status)
+        units.set_status(session, audit.Actor.cli(), callsign, status)
     click.echo(f"{callsign} is {status}")
 
 
@@ -376,11 +375,10 @@ def units_shift(callsign, start, hours, task):
     """Add a duty shift (24 hours by default)."""
     from datetime import datetime, timezone
 
-    from geo import patrol
 
-    starts = patrol.parse_time(start, "start") if start else datetime.now(timezone.utc).replace(microsecond=0)
+    starts = fixes.parse_time(start, "start") if start else datetime.now(timezone.utc).replace(microsecond=0)
     with db.session_scope(ready_engine()) as session:
-        sid = patrol.add_shift(session, audit.Actor.cli(), callsign, starts, hours, task)
+        sid = units.add_shift(session, audit.Actor.cli(), callsign, starts, hours, task)
     click.echo(f"shift {sid}: {callsign} from {starts.isoformat()} for {hours:g} h")
 
 
@@ -395,7 +393,7 @@ def tracks_group():
 @friendly
 def tracks_import(path, callsign):
     """Import a GPX file; print the points imported and the length in metres."""
-    from geo import gpx
+    from geo.patrol import gpx
 
     with db.session_scope(ready_engine()) as session:
         result = gpx.import_path(session, audit.Actor.cli(), callsign, path)
@@ -415,10 +413,10 @@ def tracks_import(path, callsign):
 @friendly
 def tracks_build(callsign, shift_id):
     """Build a unit's shift track from its clean positions."""
-    from geo import patrol, tracks
+    from geo.patrol import tracks
 
     with db.session_scope(ready_engine()) as session:
-        out = tracks.build(session, patrol.unit_id(session, callsign), shift_id)
+        out = tracks.build(session, units.unit_id(session, callsign), shift_id)
     if out is None:
         click.echo(f"{callsign}: fewer than two clean positions in that shift")
         sys.exit(1)
@@ -489,7 +487,7 @@ def incidents_group():
 @friendly
 def incidents_import(path, maps, category, crs, time_format, tz, source, skip_bad, dry_run):
     """Import incidents from a CSV or XLSX file; every rejected row is reported with its line."""
-    from geo import tabular
+    from geo.incidents import tabular
 
     mapping = tabular.parse_mapping(maps)
     with db.session_scope(ready_engine()) as session:
@@ -518,12 +516,12 @@ def incidents_import(path, maps, category, crs, time_format, tz, source, skip_ba
 @friendly
 def incidents_assign(areas):
     """Re-assign incidents to the finest area containing them (after boundary edits)."""
-    from geo import incidents
+    from geo.incidents import assignment
 
     with db.session_scope(ready_engine()) as session:
-        changed = incidents.assign(session, area_codes=list(areas) if areas else None,
+        changed = assignment.assign(session, area_codes=list(areas) if areas else None,
                                    everything=not areas)
-        audit.record(session, audit.Actor.cli(), "incidents.assign",
+        audit.record(session, audit.Actor.cli(), "assignment.assign",
                      details={"areas": list(areas), "changed": changed})
     click.echo(f"{changed:,} incident(s) re-assigned")
 
@@ -628,9 +626,9 @@ def report_cmd(area, month, output, no_pdf, lang):
 @friendly
 def serve(host, port, threads, workers, osmand_port, simulate):
     """Start the database if needed and serve the app with gunicorn."""
-    from gunicorn.app.base import BaseApplication
-
     import os
+
+    from gunicorn.app.base import BaseApplication
 
     ready_engine()
     if osmand_port:

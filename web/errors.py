@@ -6,7 +6,14 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from geo.errors import AnwangError, Conflict, Forbidden, InvalidInput, NotFound, SetupError
+from geo.errors import (
+    AnwangError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    SetupError,
+)
 
 STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, Forbidden: 403, SetupError: 503}
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Chinese by default, English selectable (?lang=en, remembered in a cookie)."""
 from __future__ import annotations
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from flask_babel import Babel, gettext
 
 from geo.messages import Message

@@ -5,9 +5,17 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, render_template, request
 from sqlalchemy import text
 
-from geo import geocoding
-from geo import incidents as core
+from geo import vocabulary
 from geo.errors import InvalidInput, NotFound
+from geo.incidents import (
+    duplicates,
+    fields,
+    geocoding,
+    intake,
+    lifecycle,
+    queries,
+    stats,
+)
 
 from . import database
 from .api import require_json
@@ -17,13 +25,13 @@ bp = Blueprint("incidents", __name__)
 REPORTERS = ("admin", "dispatcher", "grid_worker")
 
 
-def _viewer() -> core.Viewer:
-    return core.Viewer.of(current_user())
+def _viewer() -> queries.Viewer:
+    return queries.Viewer.of(current_user())
 
 
 def _authorize(area_code: str | None) -> None:
     """Writes need the area in the caller's scope; outside every jurisdiction only an unscoped admin."""
-    core.check_forbidden_outside(_viewer(), area_code)
+    queries.check_forbidden_outside(_viewer(), area_code)
     if area_code is not None:
         require_scope(area_code)
 
@@ -40,7 +48,7 @@ def create():
     s = database.session()
     body = require_json()
     body.setdefault("source", "网格员上报" if current_user().role == "grid_worker" else "api")
-    result = core.create(s, actor(), body, authorize=_authorize)
+    result = intake.create(s, actor(), body, authorize=_authorize)
     s.commit()
     return _dumps(result), 201
 
@@ -48,38 +56,38 @@ def create():
 @bp.get("/api/incidents")
 @roles(*ANY_USER)
 def listing():
-    filters = core.parse_filters(request.args)
-    return _dumps(core.features(database.session(), _viewer(), filters))
+    filters = queries.parse_filters(request.args)
+    return _dumps(queries.features(database.session(), _viewer(), filters))
 
 
 @bp.get("/api/incidents/stats")
 @roles("admin", "dispatcher", "analyst", "grid_worker")
-def stats():
+def statistics():
     args = request.args
     area = args.get("area")
     if not area:
         raise InvalidInput("area", "area is required: the code of the area to summarise")
     require_scope(area)
-    start = core.parse_time(args["from"], "from") if args.get("from") else None
-    end = core.parse_time(args["to"], "to") if args.get("to") else None
-    return jsonify(core.stats(database.session(), area, start, end,
+    start = fields.parse_time(args["from"], "from") if args.get("from") else None
+    end = fields.parse_time(args["to"], "to") if args.get("to") else None
+    return jsonify(stats.stats(database.session(), area, start, end,
                               children=args.get("children", "1") != "0"))
 
 
 @bp.get("/api/incidents/<incident_id>")
 @roles(*ANY_USER)
 def detail(incident_id: str):
-    return _dumps(core.get(database.session(), incident_id, _viewer()))
+    return _dumps(queries.get(database.session(), incident_id, _viewer()))
 
 
 @bp.post("/api/incidents/<incident_id>/transitions")
 @roles(*REPORTERS)
-def transition(incident_id: str):
+def transition_view(incident_id: str):
     s = database.session()
     body = require_json()
-    row = core.require_visible(s, incident_id, _viewer())
+    row = queries.require_visible(s, incident_id, _viewer())
     _authorize(row["area_code"])
-    result = core.transition(s, actor(), row["id"], str(body.get("to") or ""), note=body.get("note"),
+    result = lifecycle.transition(s, actor(), row["id"], str(body.get("to") or ""), note=body.get("note"),
                              level=body.get("level"), expected_status=body.get("from"))
     s.commit()
     return _dumps(result)
@@ -87,18 +95,18 @@ def transition(incident_id: str):
 
 @bp.get("/api/incidents/<incident_id>/duplicates")
 @roles(*REPORTERS)
-def duplicates(incident_id: str):
+def duplicate_list(incident_id: str):
     s = database.session()
-    row = core.require_visible(s, incident_id, _viewer())
+    row = queries.require_visible(s, incident_id, _viewer())
     viewer = _viewer()
-    found = [d for d in core.duplicates(s, row["id"])
+    found = [d for d in duplicates.duplicates(s, row["id"])
              if _may_see(s, d["id"], viewer)]
     return jsonify({"incident": row["id"], "duplicates": found})
 
 
-def _may_see(s, incident_id: int, viewer: core.Viewer) -> bool:
+def _may_see(s, incident_id: int, viewer: queries.Viewer) -> bool:
     try:
-        core.require_visible(s, incident_id, viewer)
+        queries.require_visible(s, incident_id, viewer)
     except NotFound:
         return False
     return True
@@ -110,9 +118,9 @@ def link(incident_id: str):
     s = database.session()
     body = require_json()
     for key in (incident_id, body.get("other")):
-        row = core.require_visible(s, key, _viewer())
+        row = queries.require_visible(s, key, _viewer())
         _authorize(row["area_code"])
-    result = core.link(s, actor(), incident_id, body.get("other"))
+    result = duplicates.link(s, actor(), incident_id, body.get("other"))
     s.commit()
     return jsonify(result), 201 if result["created"] else 200
 
@@ -122,9 +130,9 @@ def link(incident_id: str):
 def unlink(incident_id: str, other: str):
     s = database.session()
     for key in (incident_id, other):
-        row = core.require_visible(s, key, _viewer())
+        row = queries.require_visible(s, key, _viewer())
         _authorize(row["area_code"])
-    core.unlink(s, actor(), incident_id, other)
+    duplicates.unlink(s, actor(), incident_id, other)
     s.commit()
     return "", 204
 
@@ -164,7 +172,7 @@ def report_form():
     from .pages import map_config
 
     return render_template("report.html", grids=grids, map_config=map_config(),
-                           categories=[(c, core.CATEGORY_ZH[c]) for c in core.CATEGORIES])
+                           categories=[(c, vocabulary.CATEGORY_ZH[c]) for c in vocabulary.CATEGORIES])
 
 
 

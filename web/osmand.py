@@ -18,8 +18,8 @@ import queue
 import threading
 from urllib.parse import parse_qsl
 
-from geo import patrol
 from geo.errors import InvalidInput
+from geo.patrol import groupcommit, osmand, units
 
 log = logging.getLogger(__name__)
 MAX_GROUP = 500        # pings per commit: bounds the statement and the wait behind a long queue
@@ -31,15 +31,15 @@ def parse_osmand(args, body: bytes, form=None) -> tuple[str, list]:
     # The query string (GET or POST, as Traccar Client for Android sends it), a form body, or the
     # JSON body of Traccar Client 9.
     if args:
-        return patrol.parse_osmand_query(args)
+        return osmand.parse_osmand_query(args)
     if body[:1] in (b"{", b"["):
         try:
             data = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput("body", "the body is not valid JSON") from None
-        return patrol.parse_osmand_json(data)
+        return osmand.parse_osmand_json(data)
     if form:
-        return patrol.parse_osmand_query(form)
+        return osmand.parse_osmand_query(form)
     raise InvalidInput("id", "no position: expected ?id=&lat=&lon=&timestamp=… or a JSON body")
 
 
@@ -53,7 +53,7 @@ class _Waiting:
 
     __slots__ = ("ping", "done", "outcome", "error")
 
-    def __init__(self, ping: patrol.Ping):
+    def __init__(self, ping: groupcommit.Ping):
         self.ping, self.outcome, self.error = ping, None, None
         # Held until the writer releases it: the cheapest one-shot wake-up between two threads.
         self.done = threading.Lock()
@@ -71,8 +71,8 @@ class GroupCommit:
         self.thread = threading.Thread(target=self._run, name="anwang-osmand-writer", daemon=True)
         self.thread.start()
 
-    def store(self, ping: patrol.Ping):
-        """Store a ping with the next group commit and return its outcome (see patrol.ingest_pings)."""
+    def store(self, ping: groupcommit.Ping):
+        """Store a ping with the next group commit and return its outcome (see groupcommit.ingest_pings)."""
         waiting = _Waiting(ping)
         self.queue.put(waiting)
         if not waiting.done.acquire(timeout=self.wait_s):
@@ -127,7 +127,7 @@ class GroupCommit:
     def _write(self, group: list[_Waiting]) -> None:
         try:
             conn = self._connection()
-            outcomes = patrol.ingest_pings(conn, [w.ping for w in group])
+            outcomes = groupcommit.ingest_pings(conn, [w.ping for w in group])
         except Exception as exc:  # noqa: BLE001 — the writer must outlive any one group
             self._drop_connection()
             if len(group) > 1:
@@ -146,7 +146,7 @@ class GroupCommit:
             w.outcome = outcome
             w.done.release()
         try:
-            patrol.publish_pings(conn, outcomes)
+            groupcommit.publish_pings(conn, outcomes)
         except Exception:  # noqa: BLE001 — the fixes are stored; only their live events are lost
             log.exception("live events of %d stored OsmAnd pings were not published", len(group))
             self._drop_connection()
@@ -213,16 +213,16 @@ class OsmandPort:
             device, fixes = parse_osmand(args, body, form)
         except InvalidInput as exc:
             return self._error(start_response, "400 BAD REQUEST", exc.code, exc.message, exc.field)
-        token_hash = patrol.hash_token(args.get("token") or "") if require_token() else None
+        token_hash = units.hash_token(args.get("token") or "") if require_token() else None
         try:
-            outcome = self._writer().store(patrol.Ping(device, fixes, token_hash))
+            outcome = self._writer().store(groupcommit.Ping(device, fixes, token_hash))
         except Exception:  # noqa: BLE001 — answer 500 (the app retries) and keep serving
             return self._error(start_response, "500 INTERNAL SERVER ERROR", "internal_error",
                                "internal server error")
-        if outcome == patrol.UNAUTHORIZED:
+        if outcome == groupcommit.UNAUTHORIZED:
             return self._error(start_response, "401 UNAUTHORIZED", "unauthorized",
                                "this server needs the device token (token=…)", "token")
-        if outcome == patrol.UNKNOWN_DEVICE:
+        if outcome == groupcommit.UNKNOWN_DEVICE:
             return self._error(start_response, "400 BAD REQUEST", "unknown_device",
                                f"no unit has device id {device!r}", "id")
         return self._reply(start_response, "200 OK")

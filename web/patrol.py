@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, render_template, request
 
-from geo import dispatch, gpx, patrol, tracks
 from geo.errors import Forbidden, InvalidInput, NotFound
+from geo.patrol import dispatch, fixes, gpx, ingest, tracks, units
 from layers import coverage
 
 from . import database
@@ -42,7 +42,7 @@ def _time_arg(name: str) -> datetime | None:
     value = request.args.get(name)
     if value in (None, ""):
         return None
-    return patrol.parse_time(value, name)
+    return fixes.parse_time(value, name)
 
 
 def _int_arg(name: str, default=None, lo=None, hi=None):
@@ -98,16 +98,16 @@ def _unit_in_scope(callsign: str) -> int:
 @bp.get("/dispatch")
 @roles(*ACT)
 def dispatch_page():
-    cfg = {**map_config(), "staleSeconds": patrol.STALE_SECONDS}
+    cfg = {**map_config(), "staleSeconds": units.STALE_SECONDS}
     return render_template("dispatch.html", map_config=cfg)
 
 
 # -- units -----------------------------------------------------------------------------------
 @bp.get("/api/units")
 @roles(*VIEW)
-def units():
+def unit_list():
     """Units at their last clean position (or at ?at=T) as GeoJSON."""
-    fc = patrol.units_geojson(database.session(), _scopes(), at=_time_arg("at"))
+    fc = units.units_geojson(database.session(), _scopes(), at=_time_arg("at"))
     return _json(fc, mimetype=GEOJSON)
 
 
@@ -121,7 +121,7 @@ def unit_add():
     elif not current_user().everywhere:
         raise InvalidInput("area", "give the unit's home area (a code inside your scope)")
     s = database.session()
-    uid, token = patrol.add_unit(s, actor(), body.get("callsign"), body.get("kind"),
+    uid, token = units.add_unit(s, actor(), body.get("callsign"), body.get("kind"),
                                  body.get("device_id"), area, body.get("status") or "off_duty")
     s.commit()
     return _json({"id": uid, "callsign": body.get("callsign"), "token": token}, 201)
@@ -132,7 +132,7 @@ def unit_add():
 def unit_status(callsign):
     _unit_in_scope(callsign)
     s = database.session()
-    out = patrol.set_status(s, actor(), callsign, _body().get("status"))
+    out = units.set_status(s, actor(), callsign, _body().get("status"))
     s.commit()
     return _json(out)
 
@@ -142,7 +142,7 @@ def unit_status(callsign):
 def unit_token(callsign):
     _unit_in_scope(callsign)
     s = database.session()
-    token = patrol.rotate_token(s, actor(), callsign)
+    token = units.rotate_token(s, actor(), callsign)
     s.commit()
     return _json({"callsign": callsign, "token": token})
 
@@ -151,7 +151,7 @@ def unit_token(callsign):
 @roles(*VIEW)
 def unit_shifts(callsign):
     _unit_in_scope(callsign)
-    return _json({"callsign": callsign, "shifts": patrol.shifts(database.session(), callsign)})
+    return _json({"callsign": callsign, "shifts": units.shifts(database.session(), callsign)})
 
 
 @bp.post("/api/units/<callsign>/shifts")
@@ -159,14 +159,14 @@ def unit_shifts(callsign):
 def unit_shift_add(callsign):
     _unit_in_scope(callsign)
     body = _body()
-    starts = patrol.parse_time(body.get("starts_at"), "starts_at") if body.get("starts_at") else \
+    starts = fixes.parse_time(body.get("starts_at"), "starts_at") if body.get("starts_at") else \
         datetime.now(timezone.utc).replace(second=0, microsecond=0)
     try:
         hours = float(body.get("hours", 24))
     except (TypeError, ValueError):
         raise InvalidInput("hours", "hours must be a number") from None
     s = database.session()
-    sid = patrol.add_shift(s, actor(), callsign, starts, hours, body.get("task"))
+    sid = units.add_shift(s, actor(), callsign, starts, hours, body.get("task"))
     s.commit()
     return _json({"id": sid, "callsign": callsign}, 201)
 
@@ -175,7 +175,7 @@ def unit_shift_add(callsign):
 @roles(*VIEW)
 def unit_trails():
     minutes = _float_arg("minutes", 10.0)
-    return _json(patrol.trails(database.session(), minutes, _scopes(), at=_time_arg("at")),
+    return _json(units.trails(database.session(), minutes, _scopes(), at=_time_arg("at")),
                  mimetype=GEOJSON)
 
 
@@ -200,13 +200,13 @@ def positions():
     body = request.get_json(silent=True)
     if body is None:
         raise InvalidInput("body", "expected JSON with Content-Type: application/json")
-    fixes = patrol.parse_batch(body)
+    batch = fixes.parse_batch(body)
     s = database.session()
-    unit = patrol.unit_for_token(s, token, patrol.utc_days(fixes))
+    unit = units.unit_for_token(s, token, ingest.utc_days(batch))
     if unit is None:
         return _error(401, "unauthorized", "unknown or revoked device token")
-    result = patrol.ingest(s, unit, fixes)
-    patrol.commit_and_publish(s, result)
+    result = ingest.ingest(s, unit, batch)
+    ingest.commit_and_publish(s, result)
     return _json({"unit": unit.callsign, **result.as_dict()})
 
 
@@ -223,16 +223,16 @@ def _error(status, code, message, field=None):
 def osmand():
     """The OsmAnd protocol as Traccar Client sends it: 200 with an empty body when stored, 400 for
     an unknown device (the app then keeps the fix and retries)."""
-    device, fixes = parse_osmand(request.args, request.get_data(), request.form)
+    device, batch = parse_osmand(request.args, request.get_data(), request.form)
     s = database.session()
-    unit = patrol.unit_for_device(s, device, patrol.utc_days(fixes))
+    unit = units.unit_for_device(s, device, ingest.utc_days(batch))
     if unit is None:
         return _error(400, "unknown_device", f"no unit has device id {device!r}", "id")
     if require_token():
-        found = patrol.unit_for_token(s, request.args.get("token") or "")
+        found = units.unit_for_token(s, request.args.get("token") or "")
         if found is None or found.id != unit.id:
             return _error(401, "unauthorized", "this server needs the device token (token=…)", "token")
-    patrol.commit_and_publish(s, patrol.ingest(s, unit, fixes))
+    ingest.commit_and_publish(s, ingest.ingest(s, unit, batch))
     return Response(b"", status=200)
 
 

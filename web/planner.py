@@ -10,7 +10,7 @@ from flask import Blueprint, Response, render_template, request
 from sqlalchemy import text
 from werkzeug.utils import secure_filename
 
-from geo import edits, ingest, validation
+from geo.boundaries import changes, export, history, ingest, locks, plans, validation
 from geo.errors import Forbidden, InvalidInput, NotFound
 
 from . import database
@@ -72,7 +72,7 @@ def change_create():
         _scope_of_change([c for c in codes if isinstance(c, str)])
     s = database.session()
     preview = _flag(body.get("preview"))
-    result = edits.apply(s, body.get("op"), areas=codes, geometry=body.get("geometry"),
+    result = changes.apply(s, body.get("op"), areas=codes, geometry=body.get("geometry"),
                          base_versions=body.get("base_versions"), reason=body.get("reason"),
                          actor=actor(), preview=preview, names=body.get("names"))
     if not preview:
@@ -91,13 +91,13 @@ def change_list():
     limit = request.args.get("limit", "50")
     if not limit.isdigit():
         raise InvalidInput("limit", f"limit must be a positive integer; got {limit!r}")
-    return _json({"changes": edits.history(database.session(), area=area, limit=int(limit))})
+    return _json({"changes": history.change_list(database.session(), area=area, limit=int(limit))})
 
 
 @bp.get("/api/changes/<int:change_id>")
 @roles(*VIEWERS)
 def change_detail(change_id: int):
-    detail = edits.change_detail(database.session(), change_id)
+    detail = history.change_detail(database.session(), change_id)
     _scope_of_change(detail["codes"][:1])
     return _json(detail)
 
@@ -107,9 +107,9 @@ def change_detail(change_id: int):
 def change_revert(change_id: int):
     body = request.get_json(silent=True) or {}
     s = database.session()
-    _scope_of_change(edits.change_detail(s, change_id)["codes"])
+    _scope_of_change(history.change_detail(s, change_id)["codes"])
     preview = _flag(body.get("preview"))
-    result = edits.revert(s, change_id, reason=body.get("reason"), actor=actor(), preview=preview)
+    result = changes.revert(s, change_id, reason=body.get("reason"), actor=actor(), preview=preview)
     if not preview:
         s.commit()
     return _json(result.as_dict(), 200 if preview else 201)
@@ -131,7 +131,7 @@ def area_problems(code: str):
 @bp.get("/api/areas/<code>/versions")
 @roles(*VIEWERS)
 def area_versions(code: str):
-    return _json({"code": code, "versions": edits.versions(database.session(), code)})
+    return _json({"code": code, "versions": history.versions(database.session(), code)})
 
 
 @bp.get("/api/areas/<code>/diff")
@@ -143,7 +143,7 @@ def area_diff(code: str):
         if not raw.isdigit():
             raise InvalidInput(name, f"{name} must be a version number; got {raw!r}")
         versions.append(int(raw))
-    return Response(json.dumps(edits.diff(database.session(), code, *versions), ensure_ascii=False),
+    return Response(json.dumps(history.diff(database.session(), code, *versions), ensure_ascii=False),
                     mimetype="application/geo+json")
 
 
@@ -151,7 +151,7 @@ def area_diff(code: str):
 @bp.get("/api/locks")
 @roles(*VIEWERS)
 def lock_list():
-    return _json({"locks": edits.locks(database.session(), request.args.get("parent") or None)})
+    return _json({"locks": locks.held(database.session(), request.args.get("parent") or None)})
 
 
 @bp.post("/api/areas/<code>/lock")
@@ -159,7 +159,7 @@ def lock_list():
 def lock_take(code: str):
     require_scope(code)
     s = database.session()
-    lock = edits.acquire_lock(s, code, actor())
+    lock = locks.acquire_lock(s, code, actor())
     s.commit()
     return _json(lock)
 
@@ -168,7 +168,7 @@ def lock_take(code: str):
 @roles(*PLANNERS)
 def lock_release(code: str):
     s = database.session()
-    edits.release_lock(s, code, actor())
+    locks.release_lock(s, code, actor())
     s.commit()
     return _json({"released": code})
 
@@ -239,7 +239,7 @@ def area_export():
         require_scope(parent)
     elif not current_user().everywhere:
         raise InvalidInput("parent", "parent is required: the code of an area in your scope")
-    content, filename, mime = ingest.export_bytes(database.session(), level=args.get("level"),
+    content, filename, mime = export.export_bytes(database.session(), level=args.get("level"),
                                                   parent=parent, fmt=args.get("format", "geojson"))
     return Response(content, mimetype=mime,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -252,7 +252,7 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
     change = {"name": "change_id", "in": "path", "required": True, "schema": {"type": "integer"}}
     body = {"content": {"application/json": {"schema": {"type": "object", "required": ["op", "areas"],
             "properties": {
-                "op": {"enum": list(edits.OPS)},
+                "op": {"enum": list(plans.OPS)},
                 "areas": {"type": "array", "items": {"type": "string"},
                           "description": "transfer [from, to]; split/reshape [grid]; merge [keep, …]; "
                                          "partition [village]; move [grid, new parent]"},

@@ -14,7 +14,8 @@ from layers.registry import LAYERS
 
 from . import database
 from .api import GEOJSON, require_json
-from .auth import ANY_USER, actor, current_user, public as public_view, require_scope, roles
+from .auth import ANY_USER, actor, current_user, require_scope, roles
+from .auth import public as public_view
 from .pages import map_config
 
 bp = Blueprint("review", __name__)

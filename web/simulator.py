@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import text
 
-from geo import audit, patrol
+from geo import audit
+from geo.patrol import filters, osmand, units
 
 SPEEDS = {"car": (7.0, 14.0), "foot": (1.1, 1.6), "volunteer": (1.0, 1.5)}   # m/s
 M_PER_DEG_LAT = 111320.0
@@ -37,7 +38,7 @@ class Network:
         for coords in lines:
             if len(coords) < 2:
                 continue
-            lengths = [patrol.haversine(*a, *b) for a, b in zip(coords, coords[1:])]
+            lengths = [filters.haversine(*a, *b) for a, b in zip(coords, coords[1:])]
             total = sum(lengths)
             if total < 1:
                 continue
@@ -136,10 +137,10 @@ def prepare_units(session, count: int, prefix: str = "SIM", area: str | None = N
         exists = session.execute(text("SELECT kind, device_id FROM units WHERE callsign = :c"),
                                  {"c": callsign}).first()
         if exists is None:
-            _, token = patrol.add_unit(session, actor, callsign, kind, device, area, status="on_duty")
+            _, token = units.add_unit(session, actor, callsign, kind, device, area, status="on_duty")
         else:
             kind, device = exists.kind, exists.device_id
-            token = patrol.rotate_token(session, actor, callsign)
+            token = units.rotate_token(session, actor, callsign)
             session.execute(text(
                 "UPDATE units u SET status = 'on_duty', "
                 "home_area_id = coalesce(u.home_area_id, a.id), district_code = coalesce(u.district_code, a.code) "
@@ -205,7 +206,7 @@ class Simulator:
             if self.protocol == "osmand":
                 r = self._session().post(self.url + "/osmand", params={
                     "id": w.device_id, "timestamp": int(when.timestamp()), "lat": f"{lat:.7f}",
-                    "lon": f"{lon:.7f}", "speed": f"{speed / patrol.KNOTS:.2f}", "bearing": f"{heading:.1f}",
+                    "lon": f"{lon:.7f}", "speed": f"{speed / osmand.KNOTS:.2f}", "bearing": f"{heading:.1f}",
                     "altitude": "60.0", "accuracy": f"{accuracy:.1f}", "batt": "80.0"}, timeout=10)
             else:
                 r = self._session().post(self.url + "/api/positions", json={"positions": [{

@@ -13,8 +13,9 @@ import json
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from .areas import GEOJSON_DIGITS, area_row, validate_partition
-from .messages import msg
+from geo.areas import GEOJSON_DIGITS, area_row
+from geo.boundaries.partition import validate_partition
+from geo.messages import msg
 
 # Households per grid (网格): urban 300–500 (≤ 2,000–2,500 people), rural about one natural
 # village (~300 households); outside these a grid is flagged, not refused.

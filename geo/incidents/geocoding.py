@@ -27,7 +27,7 @@ from typing import Iterable
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from . import areas as areas_mod
+from geo import areas as areas_mod
 
 # How fine each kind of entry is; a tie in score goes to the finer one.
 RANK = {"building": 9, "door": 8, "compound": 7, "poi": 7, "entity": 7, "group": 6, "road": 5,
@@ -459,7 +459,7 @@ class _Run:
 
     def result(self, result: dict, scored: list, mentions: list[_Mention],
                unresolved: list[_Mention]) -> dict:
-        top_score, top_rank, top = scored[0][0], scored[0][1], scored[0][2]
+        top_score, top_rank = scored[0][0], scored[0][1]
         tied: list[tuple] = []
         for row in scored:
             if row[0] < top_score - 1e-9 or row[1] < top_rank:
@@ -806,11 +806,11 @@ def invalidate() -> None:
 def geocode(session: Session, address: str) -> dict:
     """Geocode one address against the current gazetteer."""
     if address is None or not str(address).strip():
-        from .errors import InvalidInput
+        from geo.errors import InvalidInput
 
         raise InvalidInput("q", "q must be a non-empty address, e.g. 郾城区沙北街道黄河路123号")
     if len(address) > 300:
-        from .errors import InvalidInput
+        from geo.errors import InvalidInput
 
         raise InvalidInput("q", f"q must be at most 300 characters; got {len(address)}")
     return gazetteer(session).geocode(str(address))

@@ -23,9 +23,9 @@ from typing import Iterator
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from . import audit, geocoding
-from . import incidents as incidents_mod
-from .errors import AnwangError, InvalidInput
+from geo import audit
+from geo.errors import AnwangError, InvalidInput
+from geo.incidents import fields, geocoding, intake
 
 # Field → header spellings, most specific first; matched after NFKC, lower case, no spaces/_/-.
 FIELD_ALIASES: dict[str, tuple[str, ...]] = {
@@ -191,17 +191,17 @@ def _cell(value) -> str | None:
 
 def _time(value, fmt: str | None, tz: str | None) -> datetime:
     if isinstance(value, datetime):
-        return incidents_mod.parse_time(value, tz=tz)
+        return fields.parse_time(value, tz=tz)
     raw = _cell(value)
     if fmt or raw is None:
-        return incidents_mod.parse_time(raw, fmt=fmt, tz=tz)
+        return fields.parse_time(raw, fmt=fmt, tz=tz)
     try:
-        return incidents_mod.parse_time(raw, tz=tz)
+        return fields.parse_time(raw, tz=tz)
     except InvalidInput:
         pass
     for candidate in TIME_FORMATS:
         try:
-            return incidents_mod.parse_time(raw, fmt=candidate, tz=tz)
+            return fields.parse_time(raw, fmt=candidate, tz=tz)
         except InvalidInput:
             continue
     raise InvalidInput("occurred_at", f"occurred_at {raw!r} is no known date/time; "
@@ -216,11 +216,11 @@ def import_file(session: Session, actor: audit.Actor, path: str | Path, *,
     """Import incidents from a CSV or XLSX file (see the module docstring); return the report."""
     path = Path(path)
     if category is not None:
-        category = incidents_mod.parse_category(category)
+        category = fields.parse_category(category)
     if crs is not None:
-        from . import areas as areas_mod
+        from geo import areas as areas_mod
         areas_mod.parse_point(0, 0, crs)  # an unknown crs is refused before any row is read
-    incidents_mod._tz(tz)
+    fields.timezone_of(tz)
     headers, rows = read(path)
     columns = recognise(headers, mapping)
     if "occurred_at" not in columns:
@@ -252,7 +252,7 @@ def import_file(session: Session, actor: audit.Actor, path: str | Path, *,
         values["source"] = values.get("source") or source
         try:
             values["occurred_at"] = _time(row.get(columns["occurred_at"]), time_format, tz)
-            clean = incidents_mod.validate(values, now=now, tz=tz)
+            clean = intake.validate(values, now=now, tz=tz)
             key = clean["external_id"]
             if key is not None:
                 if key in seen:
@@ -265,15 +265,15 @@ def import_file(session: Session, actor: audit.Actor, path: str | Path, *,
         cleaned.append((line, clean, {k: v[:200] for k, v in extra.items() if v}))
     existing = _existing(session, [(c["source"], c["external_id"]) for _, c, _ in cleaned])
     points = [(c["lon"], c["lat"]) for _, c, _ in cleaned if c["lon"] is not None]
-    inside = iter(incidents_mod._contains(session, points))
-    prepared: list[incidents_mod.Prepared] = []
+    inside = iter(intake.contains(session, points))
+    prepared: list[intake.Prepared] = []
     for line, clean, extra in cleaned:
         answer = next(inside) if clean["lon"] is not None else None
         try:
             if (clean["source"], clean["external_id"]) in existing:
                 raise InvalidInput("external_id", f"external_id {clean['external_id']!r} was already "
                                                   f"imported as incident {existing[(clean['source'], clean['external_id'])]}")
-            p = incidents_mod.locate(session, clean, gazetteer=gazetteer, inside=answer)
+            p = intake.locate(session, clean, gazetteer=gazetteer, inside=answer)
         except AnwangError as exc:
             report.rejected.append({"line": line, "field": exc.field, "reason": exc.message})
             continue
@@ -289,7 +289,7 @@ def import_file(session: Session, actor: audit.Actor, path: str | Path, *,
         return report  # refused: nothing written
     savepoint = session.begin_nested() if dry_run else None
     try:
-        ids = incidents_mod.insert(session, actor, prepared, note=f"imported from {path.name}",
+        ids = intake.insert(session, actor, prepared, note=f"imported from {path.name}",
                                    audit_each=False)
         report.imported = len(ids)
         report.ids = ids

@@ -10,8 +10,9 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from . import audit, patrol
-from .errors import Conflict, InvalidInput, NotFound
+from geo import audit, live
+from geo.errors import Conflict, InvalidInput, NotFound
+from geo.patrol import units
 
 OPEN = ("assigned", "acknowledged", "arrived")
 TRANSITIONS = {                     # action -> (allowed from, new status, timestamp column)
@@ -72,7 +73,7 @@ def nearest(session: Session, incident_id: int | None = None, lon=None, lat=None
         {"id": r["id"], "callsign": r["callsign"], "kind": r["kind"], "status": r["status"],
          "lon": r["lon"], "lat": r["lat"], "heading": r["heading"], "speed": r["speed"],
          "distance_m": round(float(r["distance_m"]), 1), "age_s": round(float(r["age_s"]), 1),
-         "last_seen": r["seen_at"].isoformat(), "stale": float(r["age_s"]) > patrol.STALE_SECONDS}
+         "last_seen": r["seen_at"].isoformat(), "stale": float(r["age_s"]) > units.STALE_SECONDS}
         for r in rows]}
 
 
@@ -130,7 +131,7 @@ def assign(session: Session, actor: audit.Actor, incident_id: int, callsign: str
     a = _assignment(session, aid)
     audit.record(session, actor, "dispatch.assign", target_type="incident", target_id=incident_id,
                  details={"unit": callsign, "assignment": aid, "distance_m": a["distance_m"]})
-    patrol.publish(session, "assignment", a["area_path"], _public(a))
+    live.publish(session, "assignment", a["area_path"], _public(a))
     return _public(a)
 
 
@@ -154,7 +155,7 @@ def transition(session: Session, actor: audit.Actor, assignment_id: int, action:
     a = _assignment(session, assignment_id)
     audit.record(session, actor, f"dispatch.{action}", target_type="incident", target_id=a["incident_id"],
                  details={"assignment": assignment_id, "unit": a["callsign"]})
-    patrol.publish(session, "assignment", a["area_path"], _public(a))
+    live.publish(session, "assignment", a["area_path"], _public(a))
     return _public(a)
 
 

@@ -22,10 +22,11 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from . import audit, patrol
-from .errors import InvalidInput
+from geo import audit
+from geo.errors import InvalidInput
+from geo.patrol import fixes, ingest, units
 
-EARLIEST = patrol.EARLIEST
+EARLIEST = fixes.EARLIEST
 
 
 @dataclass
@@ -136,18 +137,18 @@ def import_gpx(session: Session, actor: audit.Actor, callsign: str, data: bytes 
         what.extend(skipped)
         raise InvalidInput("file", f"{name}: no track or route with at least two points"
                                    + (f" (found only {'; '.join(what)})" if what else " (the file is empty)"))
-    ref = patrol.unit_by_id(session, patrol.unit_id(session, callsign))
+    ref = units.unit_by_id(session, units.unit_id(session, callsign))
     uid = ref.id
     result = ImportResult(file=name, skipped=skipped)
     imported_at = datetime.now(timezone.utc)
     for part in found:
         coords = [(p.longitude, p.latitude) for p in part.points]
         if part.timed:
-            fixes = [patrol.Fix(ts=_utc(p.time), lon=p.longitude, lat=p.latitude,
-                                altitude=p.elevation, speed=None,
-                                accuracy=(p.horizontal_dilution * 5 if p.horizontal_dilution else None))
+            batch = [fixes.Fix(ts=_utc(p.time), lon=p.longitude, lat=p.latitude,
+                               altitude=p.elevation, speed=None,
+                               accuracy=(p.horizontal_dilution * 5 if p.horizontal_dilution else None))
                      for p in part.points]
-            res = patrol.ingest(session, ref, fixes, publish_live=False, update_last=False)
+            res = ingest.ingest(session, ref, batch, publish_live=False, update_last=False)
             result.points += res.inserted
             starts, ends = _utc(part.points[0].time), _utc(part.points[-1].time)
             source = "gpx"

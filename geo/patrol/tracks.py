@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from .errors import InvalidInput, NotFound
+from geo.errors import InvalidInput, NotFound
 
 MAX_GAP_S = 600
 GRID_LEVEL = 4

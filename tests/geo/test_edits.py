@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from geo import areas, audit, edits
+from geo import audit
+from geo.boundaries import changes, history, locks, partition
 from geo.errors import Conflict, InvalidInput
 from tests.geo import planner_fixtures
 
@@ -39,14 +40,14 @@ def wkb(session, prefix="EV"):
 
 def run(session, op, codes, geometry=None, **kw):
     current = versions(session)
-    return edits.apply(session, op, areas=codes, geometry=geometry,
+    return changes.apply(session, op, areas=codes, geometry=geometry,
                        base_versions={c: current[c] for c in codes}, reason=kw.pop("reason", "测试"),
                        actor=ACTOR, **kw)
 
 
 def assert_exact_partition(session, root="EV"):
     """Children's union equals each parent (planar sliver < 1e-3 m²) and no two overlap (< 1e-6 m²)."""
-    m2 = areas.sliver_m2_sql
+    m2 = partition.sliver_m2_sql
     rows = session.execute(text(f"""
         SELECT p.code, {m2('ST_SymDifference(p.geom, u.g)')} AS diff
           FROM areas p, areas r,
@@ -58,7 +59,7 @@ def assert_exact_partition(session, root="EV"):
           FROM areas a JOIN areas b ON a.parent_id = b.parent_id AND a.id < b.id AND a.geom && b.geom
           JOIN areas r ON r.code = :root WHERE a.path <@ r.path"""), {"root": root}).scalar()
     assert (overlap or 0) < 1e-6, overlap
-    assert areas.validate_partition(session, root) == []
+    assert partition.validate_partition(session, root) == []
 
 
 # -- each operation --------------------------------------------------------------------------
@@ -89,7 +90,7 @@ def test_transfer_moves_a_piece_and_households_and_reassigns_incidents(session, 
 def test_preview_reports_impact_and_writes_nothing(session, region):
     before_wkb, before_changes = wkb(session), session.execute(
         text("SELECT count(*) FROM boundary_changes")).scalar()
-    result = edits.apply(session, "transfer", areas=["EV1001001", "EV1001002"],
+    result = changes.apply(session, "transfer", areas=["EV1001001", "EV1001002"],
                          geometry=box(20.010, 20.020, 20.016, 20.026), reason=None, actor=ACTOR,
                          preview=True)
     assert result.preview and result.change_id is None
@@ -178,7 +179,7 @@ def test_stale_base_version_is_a_conflict_naming_the_change(session, region):
     run(session, "transfer", ["EV1001001", "EV1001002"], box(20.010, 20.020, 20.016, 20.026),
         reason="first planner")
     with pytest.raises(Conflict) as caught:
-        edits.apply(session, "merge", areas=["EV1001001", "EV1001002"],
+        changes.apply(session, "merge", areas=["EV1001001", "EV1001002"],
                     base_versions={"EV1001001": stale["EV1001001"], "EV1001002": stale["EV1001002"]},
                     reason="second planner", actor=ACTOR)
     assert "first planner" in caught.value.message and "version 2" in caught.value.message
@@ -201,7 +202,7 @@ def test_bad_requests_name_the_field(session, region):
         kwargs.setdefault("reason", "x y")
         kwargs.setdefault("base_versions", {"EV1001001": 1, "EV1001002": 1})
         with pytest.raises(InvalidInput) as caught:
-            edits.apply(session, actor=ACTOR, **kwargs)
+            changes.apply(session, actor=ACTOR, **kwargs)
         assert caught.value.field == field, (kwargs, caught.value.message)
 
 
@@ -216,31 +217,31 @@ def test_refused_edit_leaves_nothing_behind(session, region):
 def test_history_as_of_diff_and_revert(session, region):
     before_edit = session.execute(text("SELECT clock_timestamp()")).scalar()
     split = run(session, "split", ["EV1001003"], line((19.99, 20.007), (20.02, 20.010)))
-    listed = edits.history(session, area="EV1001")
+    listed = history.change_list(session, area="EV1001")
     assert listed[0]["id"] == split.change_id and listed[0]["kind"] == "split"
-    detail = edits.change_detail(session, split.change_id)
+    detail = history.change_detail(session, split.change_id)
     kinds = {(f["properties"]["code"], f["properties"]["kind"]) for f in detail["diff"]["features"]}
     assert ("EV1001003", "removed") in kinds and ("EV1001005", "added") in kinds
     import json
-    old = json.loads(edits.features_as_of(session, before_edit, level=4, parent="EV1001"))
-    now = json.loads(edits.features_as_of(session, session.execute(text("SELECT clock_timestamp()")).scalar(),
+    old = json.loads(history.features_as_of(session, before_edit, level=4, parent="EV1001"))
+    now = json.loads(history.features_as_of(session, session.execute(text("SELECT clock_timestamp()")).scalar(),
                                           level=4, parent="EV1001"))
     assert [f["id"] for f in old["features"]] == ["EV1001001", "EV1001002", "EV1001003", "EV1001004"]
     assert "EV1001005" in [f["id"] for f in now["features"]]
     assert "EV1001003" not in [f["id"] for f in now["features"]]
-    assert [v["version"] for v in edits.versions(session, "EV1001003")] == [1]
-    undo = edits.revert(session, split.change_id, reason="撤销", actor=ACTOR)
+    assert [v["version"] for v in history.versions(session, "EV1001003")] == [1]
+    undo = changes.revert(session, split.change_id, reason="撤销", actor=ACTOR)
     assert undo.reverts_id == split.change_id
     assert session.execute(text("SELECT count(*) FROM areas WHERE code IN ('EV1001005', 'EV1001006')")).scalar() == 0
     with pytest.raises(Conflict, match="already reverted"):
-        edits.revert(session, split.change_id, reason="again", actor=ACTOR)
+        changes.revert(session, split.change_id, reason="again", actor=ACTOR)
 
 
 def test_revert_is_refused_while_a_later_change_stands(session, region):
     first = run(session, "transfer", ["EV1001001", "EV1001002"], box(20.010, 20.020, 20.016, 20.026))
     run(session, "merge", ["EV1001001", "EV1001002"])
     with pytest.raises(Conflict, match="revert the later changes first"):
-        edits.revert(session, first.change_id, reason="undo", actor=ACTOR)
+        changes.revert(session, first.change_id, reason="undo", actor=ACTOR)
 
 
 def test_split_and_revert_carry_a_units_home_grid(session, region):
@@ -250,7 +251,7 @@ def test_split_and_revert_carry_a_units_home_grid(session, region):
         "SELECT a.code FROM units u JOIN areas a ON a.id = u.home_area_id WHERE u.callsign = '巡测-1'")).scalar()
     split = run(session, "split", ["EV1001003"], line((19.99, 20.007), (20.02, 20.010)))
     assert home() in ("EV1001005", "EV1001006")
-    edits.revert(session, split.change_id, reason="undo", actor=ACTOR)
+    changes.revert(session, split.change_id, reason="undo", actor=ACTOR)
     assert home() == "EV1001003"
 
 
@@ -268,18 +269,18 @@ def test_revert_restores_staff_incidents_and_entities(session, region):
     original = state()
     merged = run(session, "merge", ["EV1001001", "EV1001002"])
     assert state() != original
-    edits.revert(session, merged.change_id, reason="undo", actor=ACTOR)
+    changes.revert(session, merged.change_id, reason="undo", actor=ACTOR)
     assert state() == original
 
 
 def test_soft_lock_is_shown_to_others(session, region):
-    mine = edits.acquire_lock(session, "EV1001", audit.Actor("alice"))
+    mine = locks.acquire_lock(session, "EV1001", audit.Actor("alice"))
     assert mine["mine"] and mine["username"] == "alice"
-    theirs = edits.acquire_lock(session, "EV1001", audit.Actor("bob"))
+    theirs = locks.acquire_lock(session, "EV1001", audit.Actor("bob"))
     assert not theirs["mine"] and theirs["username"] == "alice"
-    assert [l["username"] for l in edits.locks(session, "EV")] == ["alice"]
-    edits.release_lock(session, "EV1001", audit.Actor("alice"))
-    assert edits.locks(session, "EV") == []
+    assert [l["username"] for l in locks.held(session, "EV")] == ["alice"]
+    locks.release_lock(session, "EV1001", audit.Actor("alice"))
+    assert locks.held(session, "EV") == []
 
 
 # -- the property ----------------------------------------------------------------------------
@@ -354,7 +355,7 @@ def test_random_edits_keep_the_partition_and_revert_to_the_same_wkb(session, ops
                 assert_exact_partition(session)
             applied.append(result.change_id)
         for change_id in reversed(applied):
-            edits.revert(session, change_id, reason="undo everything", actor=ACTOR)
+            changes.revert(session, change_id, reason="undo everything", actor=ACTOR)
             assert_exact_partition(session)
         assert wkb(session) == original
     finally:
@@ -362,9 +363,9 @@ def test_random_edits_keep_the_partition_and_revert_to_the_same_wkb(session, ops
 
 
 def test_problems_show_a_grid_left_in_pieces_and_workload(session, region):
-    from geo import validation
+    from geo.boundaries import validation
 
-    result = edits.apply(session, "transfer", areas=["EV1001001", "EV1001002"],
+    result = changes.apply(session, "transfer", areas=["EV1001001", "EV1001002"],
                          geometry=box(20.005, 20.025, 20.02, 20.03), reason=None, actor=ACTOR,
                          preview=True)
     assert result.rows[0]["after"]["parts"] == 2

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from geo import geocoding
 from geo.errors import InvalidInput
+from geo.incidents import geocoding
 from tests import town
 
 EVAL = Path(__file__).resolve().parents[1] / "data" / "geocoding_eval.csv"

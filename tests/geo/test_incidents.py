@@ -9,10 +9,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from geo import audit, crs, gridlookup
-from geo import incidents as core
-from geo import tabular
+from geo import audit, crs
 from geo.errors import Conflict, Forbidden, InvalidInput, NotFound
+from geo.incidents import (
+    assignment,
+    duplicates,
+    gridlookup,
+    intake,
+    lifecycle,
+    queries,
+    stats,
+    tabular,
+    workflow,
+)
 from tests import town
 from tests.incident_cases import BAD_REPORTS, VALID, report
 
@@ -26,7 +35,7 @@ def places(session, tiny):
 
 
 def new(session, **changes) -> dict:
-    return core.create(session, ACTOR, report(changes))
+    return intake.create(session, ACTOR, report(changes))
 
 
 def count(session, table: str) -> int:
@@ -114,7 +123,7 @@ def test_authorize_is_asked_with_the_area_before_anything_is_written(session, pl
 
     before = count(session, "incidents")
     with pytest.raises(Forbidden):
-        core.create(session, ACTOR, report({}), authorize=refuse)
+        intake.create(session, ACTOR, report({}), authorize=refuse)
     assert asked == ["TZ1A1"] and count(session, "incidents") == before
 
 
@@ -132,7 +141,7 @@ def test_a_point_on_a_shared_edge_goes_to_the_smaller_id(session, places):
     ids = dict(session.execute(text("SELECT code, id FROM areas WHERE code IN ('TZ1A1', 'TZ1A2')")).all())
     expected = min(ids, key=ids.get)
     assert body["properties"]["grid_code"] == expected
-    assert core.assign(session, incident_ids=[body["id"]]) == 0  # stable: nothing to change
+    assert assignment.assign(session, incident_ids=[body["id"]]) == 0  # stable: nothing to change
 
 
 def test_reassignment_after_a_boundary_edit(session, places):
@@ -145,15 +154,15 @@ def test_reassignment_after_a_boundary_edit(session, places):
     session.execute(text("UPDATE areas SET geom = ST_Multi(ST_MakeEnvelope(10.006, 10.0, 10.02, 10.02, 4326)) "
                          "WHERE code = 'TZ1A2'"))
     touched = "POLYGON((10.006 10.0, 10.01 10.0, 10.01 10.02, 10.006 10.02, 10.006 10.0))"
-    assert core.reassignment_impact(session, within_wkt=touched) == {"checked": 1, "moving": 1,
+    assert assignment.reassignment_impact(session, within_wkt=touched) == {"checked": 1, "moving": 1,
                                                                       "outside": 0}
-    assert core.assign(session, within_wkt=touched) == 1
+    assert assignment.assign(session, within_wkt=touched) == 1
     grids = dict(session.execute(text(
         "SELECT i.id, a.code FROM incidents i JOIN areas a ON a.id = i.grid_id WHERE i.id IN (:a, :b, :c)"),
         {"a": moved, "b": stays, "c": other}).all())
     assert grids == {moved: "TZ1A2", stays: "TZ1A1", other: "TZ2B2"}
-    assert core.assign(session, area_codes=["TZ"]) == 0
-    assert core.reassignment_impact(session, area_codes=["TZ"])["moving"] == 0
+    assert assignment.assign(session, area_codes=["TZ"]) == 0
+    assert assignment.reassignment_impact(session, area_codes=["TZ"])["moving"] == 0
 
 
 def test_both_shapes_of_assignment_agree(session, places, monkeypatch):
@@ -161,13 +170,13 @@ def test_both_shapes_of_assignment_agree(session, places, monkeypatch):
            ((10.005, 10.005), (10.01, 10.005), (10.02, 10.02), (10.035, 10.025), (11.5, 12.5))]
     few = dict(session.execute(text("SELECT id, grid_id FROM incidents WHERE id = ANY(:i)"), {"i": ids}).all())
     session.execute(text("UPDATE incidents SET grid_id = NULL, area_id = NULL WHERE id = ANY(:i)"), {"i": ids})
-    monkeypatch.setattr(core, "FEW", 0)   # force the piece-by-piece shape
-    assert core.assign(session, incident_ids=ids) == 4                   # the outside one stays NULL
+    monkeypatch.setattr(assignment, "FEW", 0)   # force the piece-by-piece shape
+    assert assignment.assign(session, incident_ids=ids) == 4                   # the outside one stays NULL
     many = dict(session.execute(text("SELECT id, grid_id FROM incidents WHERE id = ANY(:i)"), {"i": ids}).all())
     assert many == few and list(few.values()).count(None) == 1
     session.execute(text("UPDATE incidents SET grid_id = NULL, area_id = NULL WHERE id = ANY(:i)"), {"i": ids})
     box = "POLYGON((10 10, 10.04 10, 10.04 10.04, 10 10.04, 10 10))"
-    assert core.assign(session, within_wkt=box) == 4                     # pieces near the box only
+    assert assignment.assign(session, within_wkt=box) == 4                     # pieces near the box only
     assert dict(session.execute(text("SELECT id, grid_id FROM incidents WHERE id = ANY(:i)"),
                                 {"i": ids}).all()) == few
 
@@ -177,15 +186,15 @@ def test_a_parent_not_covered_by_its_children_keeps_the_rest(session, places):
     session.execute(text("UPDATE areas SET geom = ST_Multi(ST_MakeEnvelope(10.0, 10.0, 10.008, 10.02, 4326)) "
                          "WHERE code = 'TZ1A1'"))
     i = new(session, lon=10.009, lat=10.005)["id"]
-    assert core.get(session, i)["properties"]["grid_code"] == "TZ1A"
+    assert queries.get(session, i)["properties"]["grid_code"] == "TZ1A"
     session.execute(text("UPDATE incidents SET grid_id = NULL, area_id = NULL WHERE id = :i"), {"i": i})
-    assert core.assign(session, within_wkt="POLYGON((10 10, 10.04 10, 10.04 10.04, 10 10.04, 10 10))") == 1
-    assert core.get(session, i)["properties"]["grid_code"] == "TZ1A"
+    assert assignment.assign(session, within_wkt="POLYGON((10 10, 10.04 10, 10.04 10.04, 10 10.04, 10 10))") == 1
+    assert queries.get(session, i)["properties"]["grid_code"] == "TZ1A"
 
 
 def test_assignment_needs_a_selection(session, places):
     with pytest.raises(InvalidInput):
-        core.assign(session)
+        assignment.assign(session)
 
 
 # -- the grid lookup (bulk assignment) ---------------------------------------------------------
@@ -214,16 +223,16 @@ def by_lookup(session, ids, monkeypatch) -> dict:
     """Assign the incidents by the grid lookup (built if need be, whatever their number)."""
     unassign(session, ids)
     with monkeypatch.context() as m:
-        m.setattr(core, "FEW", 0)
-        m.setattr(core, "LOOKUP_REBUILD", 0)
-        core.assign(session, incident_ids=ids)
+        m.setattr(assignment, "FEW", 0)
+        m.setattr(assignment, "LOOKUP_REBUILD", 0)
+        assignment.assign(session, incident_ids=ids)
     return assigned(session, ids)
 
 
 def by_probe(session, ids) -> dict:
     """Assign the incidents point by point against the areas' own GiST index."""
     unassign(session, ids)
-    core.assign(session, incident_ids=ids)
+    assignment.assign(session, incident_ids=ids)
     return assigned(session, ids)
 
 
@@ -290,16 +299,16 @@ def test_the_counting_statement_agrees_with_the_pieces(lone, monkeypatch):
     ids = add_points(lone, [(9.9985 + 0.0013 * i, 9.9985 + 0.0013 * j) for i in range(34) for j in range(34)])
     lone.execute(text("UPDATE incidents SET grid_id = (SELECT id FROM areas WHERE code = 'TZ2B2') "
                       "WHERE id = ANY(:i) AND id % 3 = 0"), {"i": ids})
-    monkeypatch.setattr(core, "LOOKUP_REBUILD", 0)
-    looked_up = core.reassignment_impact(lone, everything=True)
+    monkeypatch.setattr(assignment, "LOOKUP_REBUILD", 0)
+    looked_up = assignment.reassignment_impact(lone, everything=True)
     assert gridlookup.current(lone) is not None
-    monkeypatch.setattr(core, "_lookup", lambda *a, **k: None)
-    assert looked_up == core.reassignment_impact(lone, everything=True)
+    monkeypatch.setattr(assignment, "_lookup", lambda *a, **k: None)
+    assert looked_up == assignment.reassignment_impact(lone, everything=True)
     assert looked_up["checked"] == len(ids) and 0 < looked_up["outside"] < looked_up["moving"]
 
 
 def test_a_split_makes_the_lookup_stale_and_the_next_bulk_run_rebuilds_it(lone, monkeypatch):
-    from geo import edits
+    from geo.boundaries import changes
     from tests.geo import planner_fixtures
 
     planner_fixtures.build(lone)
@@ -307,7 +316,7 @@ def test_a_split_makes_the_lookup_stale_and_the_next_bulk_run_rebuilds_it(lone, 
     by_lookup(lone, ids, monkeypatch)
     before = gridlookup.current(lone)
     versions = {"EV1001003": lone.execute(text("SELECT version FROM areas WHERE code = 'EV1001003'")).scalar()}
-    edits.apply(lone, "split", areas=["EV1001003"], base_versions=versions, reason="测试", actor=ACTOR,
+    changes.apply(lone, "split", areas=["EV1001003"], base_versions=versions, reason="测试", actor=ACTOR,
                 geometry={"type": "LineString", "coordinates": [[19.99, 20.007], [20.02, 20.010]]})
     assert gridlookup.current(lone) is None                 # the areas changed under it
     after = by_lookup(lone, ids, monkeypatch)
@@ -329,12 +338,12 @@ def test_a_stale_lookup_never_decides(lone, monkeypatch):
     lone.execute(text("UPDATE areas SET geom = ST_Multi(ST_MakeEnvelope(10.006, 10.0, 10.02, 10.02, 4326)) "
                       "WHERE code = 'TZ1A2'"))
     monkeypatch.setattr(gridlookup, "current", lambda session: stale)
-    monkeypatch.setattr(core, "FEW", 0)
+    monkeypatch.setattr(assignment, "FEW", 0)
     unassign(lone, ids)
-    core.assign(lone, incident_ids=ids)
+    assignment.assign(lone, incident_ids=ids)
     got = assigned(lone, ids)
     assert [got[i] for i in ids] == ["TZ1A2", "TZ1A1", "TZ2B2"]
-    assert core.reassignment_impact(lone, everything=True) == {"checked": 3, "moving": 0, "outside": 0}
+    assert assignment.reassignment_impact(lone, everything=True) == {"checked": 3, "moving": 0, "outside": 0}
 
 
 def test_a_lookup_replaced_meanwhile_never_decides_and_wild_points_are_outside(lone, monkeypatch):
@@ -349,12 +358,12 @@ def test_a_lookup_replaced_meanwhile_never_decides_and_wild_points_are_outside(l
     lone.execute(text("UPDATE areas SET geom = ST_Translate(geom, -0.001, 0) WHERE code = 'TZ1A1'"))
     assert gridlookup.fingerprint(lone) == first.fingerprint and gridlookup.current(lone) is None
     monkeypatch.setattr(gridlookup, "current", lambda session: first)
-    monkeypatch.setattr(core, "FEW", 0)
+    monkeypatch.setattr(assignment, "FEW", 0)
     unassign(lone, ids)
-    core.assign(lone, incident_ids=ids)
+    assignment.assign(lone, incident_ids=ids)
     got = assigned(lone, ids)
     assert [got[i] for i in ids] == ["TZ1A1", "TZ2B2", None]
-    assert core.reassignment_impact(lone, everything=True) == {"checked": 3, "moving": 0, "outside": 1}
+    assert assignment.reassignment_impact(lone, everything=True) == {"checked": 3, "moving": 0, "outside": 1}
 
 
 def test_whoever_does_not_get_the_build_lock_assigns_without_a_lookup(lone, lone_engine, monkeypatch):
@@ -384,7 +393,7 @@ def test_no_lookup_over_regions_too_far_apart(lone):
 def walk(session, incident_id, *steps):
     body = None
     for to, extra in steps:
-        body = core.transition(session, ACTOR, incident_id, to, **extra)
+        body = lifecycle.transition(session, ACTOR, incident_id, to, **extra)
     return body
 
 
@@ -438,7 +447,7 @@ def test_invalid_transitions_are_refused_and_change_nothing(session, places, ste
     before = session.execute(text("SELECT status FROM incidents WHERE id = :i"), {"i": i}).scalar()
     events = count(session, "incident_events")
     with pytest.raises(InvalidInput) as err:
-        core.transition(session, ACTOR, i, to, **extra)
+        lifecycle.transition(session, ACTOR, i, to, **extra)
     assert err.value.field == field
     assert session.execute(text("SELECT status FROM incidents WHERE id = :i"), {"i": i}).scalar() == before
     assert count(session, "incident_events") == events
@@ -448,7 +457,7 @@ def test_a_stale_expected_status_is_a_conflict(session, places):
     i = new(session)["id"]
     walk(session, i, ("accepted", {}))
     with pytest.raises(Conflict):
-        core.transition(session, ACTOR, i, "handling", expected_status="reported")
+        lifecycle.transition(session, ACTOR, i, "handling", expected_status="reported")
 
 
 def test_reopening_clears_the_resolution(session, places):
@@ -460,19 +469,19 @@ def test_reopening_clears_the_resolution(session, places):
 
 def test_unknown_incident(session, places):
     with pytest.raises(NotFound):
-        core.transition(session, ACTOR, 987654321, "accepted")
+        lifecycle.transition(session, ACTOR, 987654321, "accepted")
     with pytest.raises(InvalidInput):
-        core.get(session, "abc")
+        queries.get(session, "abc")
 
 
 def test_response_time_targets_per_category(session, places):
     accident = new(session, category="事故")["id"]
     row = session.execute(text("SELECT * FROM incidents WHERE id = :i"), {"i": accident}).mappings().one()
-    t = core.targets(dict(row), now=row["reported_at"] + timedelta(minutes=10))
+    t = workflow.targets(dict(row), now=row["reported_at"] + timedelta(minutes=10))
     assert t["accept"]["hours"] == 0.5 and t["accept"]["met"] is None and not t["accept"]["overdue"]
-    late = core.targets(dict(row), now=row["reported_at"] + timedelta(hours=2))
+    late = workflow.targets(dict(row), now=row["reported_at"] + timedelta(hours=2))
     assert late["accept"]["overdue"] and late["accept"]["met"] is False
-    assert core.RESPONSE_TARGETS["petition"]["accept"] == timedelta(days=15)
+    assert workflow.RESPONSE_TARGETS["petition"]["accept"] == timedelta(days=15)
 
 
 # -- statistics --------------------------------------------------------------------------------
@@ -483,7 +492,7 @@ def test_stats_give_the_dispute_resolution_rate_and_where_matters_end(session, p
         walk(session, i, ("accepted", {}), ("handling", {}), ("resolved", {"level": level}))
     walk(session, new(session)["id"], ("accepted", {}))                          # still open
     new(session, category="hazard", lon=10.035, lat=10.035)                       # 柳桥镇
-    s = core.stats(session, "TZ")
+    s = stats.stats(session, "TZ")
     assert s["total"] == 9 and s["by_category"] == {"dispute": 8, "hazard": 1}
     d = s["disputes"]
     assert d["total"] == 8 and d["resolved"] == 7 and d["resolution_rate"] == round(7 / 8, 4)
@@ -492,12 +501,12 @@ def test_stats_give_the_dispute_resolution_rate_and_where_matters_end(session, p
     assert s["response"]["accepted"] == 8 and s["response"]["accepted_on_time"] == 1.0
     children = {c["area"]["code"]: c["total"] for c in s["children"]}
     assert children == {"TZ1": 8, "TZ2": 1}
-    quiet = core.stats(session, "TZ", datetime(2027, 1, 1, tzinfo=SHANGHAI), None)
+    quiet = stats.stats(session, "TZ", datetime(2027, 1, 1, tzinfo=SHANGHAI), None)
     assert quiet["total"] == 0 and quiet["disputes"]["resolution_rate"] is None
 
 
 def test_stats_on_the_demo_reproduce_the_article(session, demo):
-    s = core.stats(session, "411103", children=False)
+    s = stats.stats(session, "411103", children=False)
     assert s["total"] == 20000
     assert s["disputes"]["resolution_rate"] > 0.96                # 化解率 96 % 以上
     assert s["disputes"]["within_township"] > s["disputes"]["within_village"] > 0.5
@@ -509,7 +518,7 @@ def test_a_second_channel_reporting_the_same_matter_is_suggested(session, places
     far = new(session, lon=10.035, lat=10.035, description="玉泉社区两户因排水沟堵塞发生争执")["id"]
     later = new(session, occurred_at="2026-10-09T09:30:00+08:00")["id"]
     other = new(session, category="hazard", description="路灯损坏", lon=10.0052)["id"]
-    body = core.create(session, ACTOR, report({"source": "网格员上报", "lon": 10.0051,
+    body = intake.create(session, ACTOR, report({"source": "网格员上报", "lon": 10.0051,
                                                "occurred_at": "2026-10-01T11:00:00+08:00",
                                                "description": "两户排水沟堵塞争执"}))
     ids = [d["id"] for d in body["duplicates"]]
@@ -521,33 +530,33 @@ def test_a_second_channel_reporting_the_same_matter_is_suggested(session, places
 
 def test_link_and_unlink(session, places):
     a, b = new(session)["id"], new(session, source="110接警")["id"]
-    assert core.link(session, ACTOR, b, a) == {"incident_a": min(a, b), "incident_b": max(a, b),
+    assert duplicates.link(session, ACTOR, b, a) == {"incident_a": min(a, b), "incident_b": max(a, b),
                                                 "created": True}
-    assert core.link(session, ACTOR, a, b)["created"] is False
-    assert core.get(session, a)["properties"]["links"] == [b]
-    assert any(d["id"] == b and d["linked"] for d in core.duplicates(session, a))
-    core.unlink(session, ACTOR, a, b)
-    assert core.linked(session, a) == []
+    assert duplicates.link(session, ACTOR, a, b)["created"] is False
+    assert queries.get(session, a)["properties"]["links"] == [b]
+    assert any(d["id"] == b and d["linked"] for d in duplicates.duplicates(session, a))
+    duplicates.unlink(session, ACTOR, a, b)
+    assert queries.linked(session, a) == []
     with pytest.raises(NotFound):
-        core.unlink(session, ACTOR, a, b)
+        duplicates.unlink(session, ACTOR, a, b)
     with pytest.raises(InvalidInput):
-        core.link(session, ACTOR, a, a)
+        duplicates.link(session, ACTOR, a, a)
     with pytest.raises(NotFound):
-        core.link(session, ACTOR, a, 987654321)
+        duplicates.link(session, ACTOR, a, 987654321)
 
 
 def test_similarity_works_on_chinese():
-    assert core.similarity("两户因排水沟堵塞发生争执", "排水沟堵塞两户争执") > 0.4
-    assert core.similarity("路灯损坏", "两户因排水沟堵塞发生争执") == 0
+    assert duplicates.similarity("两户因排水沟堵塞发生争执", "排水沟堵塞两户争执") > 0.4
+    assert duplicates.similarity("路灯损坏", "两户因排水沟堵塞发生争执") == 0
 
 
 # -- privacy -----------------------------------------------------------------------------------
 def test_sensitive_points_and_reporters_only_for_those_who_act(session, places):
     secret = new(session, sensitive=True, lon=10.002, lat=10.003, address="翠湖路3号")["id"]
     plain = new(session, lon=10.006, lat=10.006)["id"]
-    analyst = core.Viewer("analyst", ("*",), True)
-    dispatcher = core.Viewer("dispatcher", ("*",), True)
-    seen = {f["id"]: f for f in core.features(session, analyst, core.Filters(area="TZ"))["features"]}
+    analyst = queries.Viewer("analyst", ("*",), True)
+    dispatcher = queries.Viewer("dispatcher", ("*",), True)
+    seen = {f["id"]: f for f in queries.features(session, analyst, queries.Filters(area="TZ"))["features"]}
     hidden = seen[secret]
     centre = session.execute(text("SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
                                   "FROM areas WHERE code = 'TZ1A1'")).one()
@@ -556,37 +565,37 @@ def test_sensitive_points_and_reporters_only_for_those_who_act(session, places):
     assert hidden["properties"]["address"] is None and hidden["properties"]["reporter_name"] is None
     assert seen[plain]["geometry"]["coordinates"] == [10.006, 10.006]
     assert seen[plain]["properties"]["reporter_phone"] is None        # reporters: never for analysts
-    exact = {f["id"]: f for f in core.features(session, dispatcher, core.Filters(area="TZ"))["features"]}
+    exact = {f["id"]: f for f in queries.features(session, dispatcher, queries.Filters(area="TZ"))["features"]}
     assert exact[secret]["geometry"]["coordinates"] == [10.002, 10.003]
     assert exact[secret]["properties"]["reporter_name"] == VALID["reporter_name"]
     # A small box around the true point must not reveal a generalised incident to the analyst.
-    box = core.Filters(bbox=(10.0015, 10.0025, 10.0025, 10.0035))
-    assert secret not in {f["id"] for f in core.features(session, analyst, box)["features"]}
-    assert secret in {f["id"] for f in core.features(session, dispatcher, box)["features"]}
-    assert core.get(session, secret, analyst)["properties"]["generalised"] is True
+    box = queries.Filters(bbox=(10.0015, 10.0025, 10.0025, 10.0035))
+    assert secret not in {f["id"] for f in queries.features(session, analyst, box)["features"]}
+    assert secret in {f["id"] for f in queries.features(session, dispatcher, box)["features"]}
+    assert queries.get(session, secret, analyst)["properties"]["generalised"] is True
 
 
 def test_viewers_see_only_their_scope(session, places):
     mine = new(session)["id"]
     theirs = new(session, lon=10.035, lat=10.035)["id"]
     path = session.execute(text("SELECT path::text FROM areas WHERE code = 'TZ1A1'")).scalar()
-    worker = core.Viewer("grid_worker", (path,), False)
-    assert [f["id"] for f in core.features(session, worker, core.Filters())["features"]] == [mine]
+    worker = queries.Viewer("grid_worker", (path,), False)
+    assert [f["id"] for f in queries.features(session, worker, queries.Filters())["features"]] == [mine]
     with pytest.raises(NotFound):
-        core.get(session, theirs, worker)
+        queries.get(session, theirs, worker)
 
 
 def test_list_filters(session, places):
     a = new(session, category="hazard", severity=3, occurred_at="2026-09-01T08:00:00+08:00")["id"]
     b = new(session, occurred_at="2026-10-05T08:00:00+08:00")["id"]
     walk(session, b, ("accepted", {}))
-    f = core.parse_filters({"category": "隐患,事故", "area": "TZ"})
-    assert [x["id"] for x in core.features(session, core.ADMIN, f)["features"]] == [a]
-    f = core.parse_filters({"status": "accepted", "from": "2026-10-01", "to": "2026-10-31", "area": "TZ"})
-    assert [x["id"] for x in core.features(session, core.ADMIN, f)["features"]] == [b]
-    f = core.parse_filters({"severity": "3", "area": "TZ1A"})
-    assert [x["id"] for x in core.features(session, core.ADMIN, f)["features"]] == [a]
-    page = core.features(session, core.ADMIN, core.parse_filters({"limit": "1", "area": "TZ"}))
+    f = queries.parse_filters({"category": "隐患,事故", "area": "TZ"})
+    assert [x["id"] for x in queries.features(session, queries.ADMIN, f)["features"]] == [a]
+    f = queries.parse_filters({"status": "accepted", "from": "2026-10-01", "to": "2026-10-31", "area": "TZ"})
+    assert [x["id"] for x in queries.features(session, queries.ADMIN, f)["features"]] == [b]
+    f = queries.parse_filters({"severity": "3", "area": "TZ1A"})
+    assert [x["id"] for x in queries.features(session, queries.ADMIN, f)["features"]] == [a]
+    page = queries.features(session, queries.ADMIN, queries.parse_filters({"limit": "1", "area": "TZ"}))
     assert page["numberMatched"] == 2 and page["numberReturned"] == 1
     props = page["features"][0]["properties"]
     assert {"id", "external_id", "category", "severity", "status", "occurred_at", "grid_code",
@@ -601,7 +610,7 @@ def test_list_filters(session, places):
 ])
 def test_bad_list_filters(args, field):
     with pytest.raises(InvalidInput) as err:
-        core.parse_filters(args)
+        queries.parse_filters(args)
     assert err.value.field == field
 
 

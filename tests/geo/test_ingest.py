@@ -7,7 +7,9 @@ import json
 import pytest
 from sqlalchemy import text
 
-from geo import areas, audit, ingest
+from data import yancheng
+from geo import audit
+from geo.boundaries import export, ingest, partition
 from geo.errors import InvalidInput
 from tests.geo.planner_fixtures import bad_imports, feature, square, write_geojson
 
@@ -81,7 +83,7 @@ def test_children_must_partition_their_parent_or_be_fitted(session, tiny, tmp_pa
     assert all(e.fix and "--fit" in e.fix for e in refused.errors)
     fitted = load(session, path, level=5, parent_field="parent", fit=True)
     assert not fitted.refused and fitted.fitted
-    assert areas.validate_partition(session, "TZ1A1") == []
+    assert partition.validate_partition(session, "TZ1A1") == []
 
 
 def test_parent_reference_with_zero_padding_is_matched_and_noted(session, tiny, tmp_path):
@@ -108,7 +110,7 @@ def test_import_export_import_round_trips_exactly(session, tmp_path, fmt):
     assert not load(session, source).refused
     original = wkb_by_code(session, ["X1", "X2", "X3"])
     exported = tmp_path / f"out.{fmt}"
-    assert ingest.export(session, exported, level=1, fmt=fmt) >= 3
+    assert export.export(session, exported, level=1, fmt=fmt) >= 3
     first.rollback()
     second = session.begin_nested()
     # Other level-1 areas in the database (the demo's district) came along: they already
@@ -122,13 +124,13 @@ def test_import_export_import_round_trips_exactly(session, tmp_path, fmt):
 
 
 def test_export_bytes_zips_a_shapefile(session, tiny):
-    content, name, mime = ingest.export_bytes(session, level=4, parent="TZ", fmt="shp")
+    content, name, mime = export.export_bytes(session, level=4, parent="TZ", fmt="shp")
     import io
     import zipfile
 
     assert name.endswith(".zip") and mime == "application/zip"
     assert {n.rsplit(".", 1)[1] for n in zipfile.ZipFile(io.BytesIO(content)).namelist()} >= {"shp", "shx", "dbf", "prj"}
-    body, name, _ = ingest.export_bytes(session, level=4, parent="TZ", fmt="geojson")
+    body, name, _ = export.export_bytes(session, level=4, parent="TZ", fmt="geojson")
     assert len(json.loads(body)["features"]) == 8
 
 
@@ -163,7 +165,7 @@ def test_chicago_districts_and_beats_with_every_anomaly_reported(session, realda
                                    "'police_districts.geojson'")).scalars().all()
     assert len(chicago) == 23
     for code in chicago:
-        assert areas.validate_partition(session, code) == [], code
+        assert partition.validate_partition(session, code) == [], code
     beat = session.execute(text("SELECT p.code FROM areas b JOIN areas p ON p.id = b.parent_id "
                                 "WHERE b.code = '0111'")).scalar()
     assert beat == "1"
@@ -221,7 +223,7 @@ def test_projected_coordinates_are_reprojected_to_wgs84(session, tmp_path):
 
 @pytest.mark.realdata
 def test_gcj02_outline_is_converted_exactly_and_out_of_china_refused(session, realdata, tmp_path):
-    outline = realdata / "yancheng" / "411103_yancheng_outline_gcj02.geojson"
+    outline = yancheng.REFERENCE_DIR / "411103_yancheng_outline_gcj02.geojson"
     report = load(session, outline, code_field="adcode", name_field="name", crs="gcj02",
                   code_prefix="GCJ-", dry_run=True)
     assert report.source_crs == "gcj02" and not report.warnings, report.lines()

@@ -14,8 +14,8 @@ from geo import audit, db
 from geo.errors import InvalidInput, NotFound
 from layers import risk
 from layers.selection import TZ
-from web import live
 from tests.layers.incidents import add_follow_up, add_incident
+from web import live
 
 ACTOR = audit.Actor("test")
 G = "TZ1A1"          # a tiny grid: lon 10.00–10.01, lat 10.00–10.02

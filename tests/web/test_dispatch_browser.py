@@ -10,7 +10,8 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from geo import audit, db, patrol
+from geo import audit, db
+from geo.patrol import units as patrol_units
 from tests.browser import login, open_page
 
 pytestmark = pytest.mark.browser
@@ -23,7 +24,7 @@ def units(engine, demo):
     with db.session_scope(engine) as s:
         for cs, device in ((CALLSIGN, "browser-1"), (SILENT, "browser-2")):
             s.execute(text("DELETE FROM units WHERE callsign = :c"), {"c": cs})
-            _, tokens[cs] = patrol.add_unit(s, audit.Actor("test"), cs, "car", device, "411103", "on_duty")
+            _, tokens[cs] = patrol_units.add_unit(s, audit.Actor("test"), cs, "car", device, "411103", "on_duty")
     yield tokens
     with db.session_scope(engine) as s:
         for cs in (CALLSIGN, SILENT):

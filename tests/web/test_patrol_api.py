@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import text
 
-from geo import audit, patrol
+from geo import audit
+from geo.patrol import fixes, groupcommit, units
 
 ACTOR = audit.Actor("test")
 
@@ -24,7 +25,7 @@ def now():
 @pytest.fixture()
 def device(session, tiny):
     """A unit in grid TZ1A1 with device id 8723451 (Traccar Client's random 8-digit id)."""
-    uid, token = patrol.add_unit(session, ACTOR, "巡A-1", "car", "8723451", "TZ1A1", "on_duty")
+    uid, token = units.add_unit(session, ACTOR, "巡A-1", "car", "8723451", "TZ1A1", "on_duty")
     session.flush()
     return {"id": uid, "token": token, "callsign": "巡A-1", "device_id": "8723451"}
 
@@ -251,15 +252,15 @@ def test_a_failing_ping_fails_alone_and_a_lost_database_fails_every_waiting_ping
     t0 = now() - timedelta(minutes=5)
     day = (t0 - timedelta(days=777)).date()
     old = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
-    monkeypatch.setattr(patrol, "_ensure_partitions", lambda run, days: None)   # so that day cannot be stored
+    monkeypatch.setattr(groupcommit, "ensure_partitions_with", lambda run, days: None)   # so that day cannot be stored
     url = engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
     writer = GroupCommit(url)
     try:
         # One group: the ping that cannot be stored fails the group's statement; each ping is then
         # stored on its own, so only that one answers 500 and nothing is stored twice or in part.
-        group = [_Waiting(patrol.Ping("grp-4", [patrol.Fix(ts=t0, lon=114.0, lat=33.6)])),
-                 _Waiting(patrol.Ping("grp-5", [patrol.Fix(ts=old, lon=114.0, lat=33.6)])),
-                 _Waiting(patrol.Ping("grp-4", [patrol.Fix(ts=t0 + timedelta(seconds=5), lon=114.0, lat=33.6)]))]
+        group = [_Waiting(groupcommit.Ping("grp-4", [fixes.Fix(ts=t0, lon=114.0, lat=33.6)])),
+                 _Waiting(groupcommit.Ping("grp-5", [fixes.Fix(ts=old, lon=114.0, lat=33.6)])),
+                 _Waiting(groupcommit.Ping("grp-4", [fixes.Fix(ts=t0 + timedelta(seconds=5), lon=114.0, lat=33.6)]))]
         writer._write(group)
         assert [w.error is None for w in group] == [True, False, True]
         assert [w.outcome.inserted for w in (group[0], group[2])] == [1, 1]
@@ -428,7 +429,7 @@ def _committed_unit(engine, callsign, device, area="411103"):
 
     with db.session_scope(engine) as s:
         s.execute(text("DELETE FROM units WHERE callsign = :c"), {"c": callsign})
-        _, token = patrol.add_unit(s, ACTOR, callsign, "car", device, area, "on_duty")
+        _, token = units.add_unit(s, ACTOR, callsign, "car", device, area, "on_duty")
     return token
 
 

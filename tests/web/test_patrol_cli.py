@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from geo import db, patrol
+from geo import db
+from geo.patrol import units
 from web.cli import main
 
 CALLSIGN = "命令行-1"
@@ -29,7 +30,7 @@ def test_units_add_prints_a_working_token_and_tracks_import_prints_points_and_le
     token = added.output.strip()
     assert token.startswith("dev_")
     with db.session_scope(engine) as s:
-        assert patrol.unit_for_token(s, token).callsign == CALLSIGN
+        assert units.unit_for_token(s, token).callsign == CALLSIGN
     again = run("units", "add", CALLSIGN, "--kind", "foot")
     assert again.exit_code == 1 and again.output.count("\n") == 1 and "already exists" in again.output
 

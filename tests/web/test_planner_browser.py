@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from geo import audit, db, edits
+from geo import audit, db
+from geo.boundaries import changes
 from tests.browser import login, open_page
 
 pytestmark = pytest.mark.browser
@@ -121,7 +122,7 @@ def test_split_a_grid_in_the_planner_offline(live_server, browser, browser_user,
                     "SELECT id FROM boundary_changes WHERE kind = 'split' AND payload -> 'codes' ? :c "
                     "ORDER BY id DESC LIMIT 1"), {"c": grid["code"]}).scalar()
             if change_id is not None:
-                edits.revert(s, change_id, reason="test cleanup", actor=audit.Actor("test"))
+                changes.revert(s, change_id, reason="test cleanup", actor=audit.Actor("test"))
             s.execute(text("DELETE FROM area_locks"))
     assert external == []
     # The one console line Chromium writes for the conflict the test provoked, and nothing else.

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from geo import patrol
+from geo.patrol import filters
 from web.simulator import SPEEDS, Network, Walker
 
 # Two roads meeting at (114.0, 33.6): one running east, one running north from the junction.
@@ -31,7 +31,7 @@ def test_a_car_drives_along_the_roads_and_turns_at_the_junction():
     for _ in range(40):                 # 40 fixes 5 s apart at ~10 m/s
         lon, lat, heading = car.step(net, 5.0)
         assert on_road(lon, lat)
-        travelled += patrol.haversine(last[0], last[1], lon, lat)
+        travelled += filters.haversine(last[0], last[1], lon, lat)
         headings.add(round(heading / 90) % 4)
         last = (lon, lat, heading)
     assert 1 in headings                 # went east (90°) …
@@ -40,7 +40,7 @@ def test_a_car_drives_along_the_roads_and_turns_at_the_junction():
 
 
 def test_speeds_are_realistic_per_kind():
-    assert SPEEDS["car"][1] < patrol.max_speed()
+    assert SPEEDS["car"][1] < filters.max_speed()
     assert all(lo < hi for lo, hi in SPEEDS.values())
     assert SPEEDS["foot"][1] < 2.0 and math.isclose(SPEEDS["car"][0], 7.0)
 

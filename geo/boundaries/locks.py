@@ -1,0 +1,58 @@
+"""Soft locks: who is editing a village, so planners do not work over each other.
+"""
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo import audit
+from geo.areas import area_row
+from geo.boundaries.plans import LOCK_MINUTES
+
+
+# -- soft locks ------------------------------------------------------------------------------
+def acquire_lock(session: Session, code: str, actor: audit.Actor, minutes: int = LOCK_MINUTES) -> dict:
+    """Take or refresh the soft lock on an area; if someone else holds it, say who (no error)."""
+    area = area_row(session, code)
+    session.execute(text("DELETE FROM area_locks WHERE expires_at < now()"))
+    row = session.execute(text("""
+        INSERT INTO area_locks (area_id, user_id, username, acquired_at, expires_at)
+        VALUES (:a, :u, :n, now(), now() + make_interval(mins => :m))
+        ON CONFLICT (area_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
+         WHERE area_locks.username = EXCLUDED.username
+        RETURNING username"""), {"a": area["id"], "u": actor.user_id, "n": actor.name,
+                                 "m": minutes}).first()
+    lock = _lock_of(session, area["id"])
+    lock["mine"] = row is not None
+    return lock
+
+
+def release_lock(session: Session, code: str, actor: audit.Actor) -> None:
+    """Give up one's own soft lock on an area (others' locks are left alone)."""
+    area = area_row(session, code)
+    session.execute(text("DELETE FROM area_locks WHERE area_id = :a AND username = :n"),
+                    {"a": area["id"], "n": actor.name})
+
+
+def held(session: Session, parent: str | None = None) -> list[dict]:
+    """The soft locks in force (under `parent` if given)."""
+    params, where = {}, "l.expires_at > now()"
+    if parent:
+        params["p"] = area_row(session, parent)["path"]
+        where += " AND a.path <@ CAST(:p AS ltree)"
+    rows = session.execute(text(f"""
+        SELECT a.code, a.name, l.username, l.acquired_at, l.expires_at FROM area_locks l
+          JOIN areas a ON a.id = l.area_id WHERE {where} ORDER BY a.code"""), params).mappings()
+    return [_lock_dict(r) for r in rows]
+
+
+def _lock_of(session, area_id: int) -> dict:
+    r = session.execute(text("""
+        SELECT a.code, a.name, l.username, l.acquired_at, l.expires_at FROM area_locks l
+          JOIN areas a ON a.id = l.area_id WHERE l.area_id = :a"""), {"a": area_id}).mappings().one()
+    return _lock_dict(r)
+
+
+def _lock_dict(r) -> dict:
+    return {"code": r["code"], "name": r["name"], "username": r["username"],
+            "acquired_at": r["acquired_at"].isoformat(), "expires_at": r["expires_at"].isoformat()}
