@@ -52,8 +52,8 @@ def alembic_config(url: str):
     return cfg
 
 
-def migrate(engine: Engine, revision: str = "heads") -> None:
-    """Bring the schema to `revision` (every branch head by default) inside one transaction."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (the one head by default) inside one transaction."""
     from alembic import command
 
     cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
@@ -63,7 +63,7 @@ def migrate(engine: Engine, revision: str = "heads") -> None:
 
 
 def schema_revision(engine: Engine) -> str | None:
-    """The schema's current Alembic revision(s), comma-separated, or None before the first migration."""
+    """The schema's current Alembic revision, or None before the first migration."""
     with engine.connect() as conn:
         exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
         if not exists:

@@ -90,3 +90,12 @@ def test_incident_category_is_checked(session):
     with pytest.raises(IntegrityError):
         with session.begin_nested():
             session.execute(text("INSERT INTO incidents (category, occurred_at) VALUES ('gossip', now())"))
+
+
+def test_the_migrations_have_one_head():
+    from alembic.script import ScriptDirectory
+
+    from geo import db
+
+    script = ScriptDirectory.from_config(db.alembic_config("postgresql+psycopg://"))
+    assert len(script.get_heads()) == 1, script.get_heads()

@@ -1,0 +1,93 @@
+"""`anwang serve`: the app under gunicorn, optionally with the OsmAnd port and a simulated patrol.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+
+from geo import settings
+from web.cli.common import friendly, ready_engine
+
+
+# -- serve -----------------------------------------------------------------------------------
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--threads", default=None, type=int,
+              help="Worker threads (default ANWANG_THREADS or 128: each live-map viewer holds one).")
+@click.option("--workers", default=None, type=int,
+              help="Worker processes (default ANWANG_WORKERS or 1); each has its own live listener and "
+                   "OsmAnd writer, so one worker groups the most pings per commit.")
+@click.option("--osmand-port", default=None, type=int,
+              help="Also listen here for the OsmAnd protocol (Traccar Client's server URL), any path.")
+@click.option("--simulate", default=0, show_default=True, type=click.IntRange(0, 5000), metavar="N",
+              help="Also drive N simulated units (SIM-001 …) along the roads, pinging this server every "
+                   "5 s, so that the live map moves; they stop with the server.")
+@friendly
+def serve(host, port, threads, workers, osmand_port, simulate):
+    """Start the database if needed and serve the app with gunicorn."""
+    import os
+
+    from gunicorn.app.base import BaseApplication
+
+    ready_engine()
+    if osmand_port:
+        os.environ["ANWANG_OSMAND_PORT"] = str(osmand_port)
+    threads = threads or int(os.environ.get("ANWANG_THREADS") or 128)
+    workers = workers or int(os.environ.get("ANWANG_WORKERS") or 1)
+    from web import create_app
+
+    app = create_app()
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", [f"{host}:{port}"] + ([f"{host}:{osmand_port}"] if osmand_port else []))
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", threads)
+            self.cfg.set("timeout", 120)
+            self.cfg.set("accesslog", None if os.environ.get("ANWANG_ACCESS_LOG") == "0" else "-")
+
+        def load(self):
+            return app
+
+    click.echo(f"serving on http://{host}:{port}  (Ctrl-C to stop)")
+    if osmand_port:
+        click.echo(f"OsmAnd / Traccar Client server URL: http://{host}:{osmand_port}")
+    simulator = _start_simulator(host, port, simulate) if simulate else None
+    parent = os.getpid()
+    try:
+        Server().run()
+    finally:
+        # Gunicorn's workers leave through here too; only the server that started it stops it.
+        if simulator is not None and os.getpid() == parent:
+            simulator.terminate()
+            try:
+                simulator.wait(10)
+            except subprocess.TimeoutExpired:
+                simulator.kill()
+
+
+def _start_simulator(host: str, port: int, count: int) -> subprocess.Popen:
+    """`anwang simulate patrol` against this server in a child process that ends with it."""
+    import ctypes
+    import signal
+
+    target = "127.0.0.1" if host in ("", "0.0.0.0", "::") else f"[{host}]" if ":" in host else host
+    log_path = settings.var_dir() / "simulator.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def die_with_parent() -> None:
+        # PR_SET_PDEATHSIG: the kernel stops the simulator even if the server is killed outright.
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-c", "from web.cli import main; main()", "simulate", "patrol",
+             "--units", str(count), "--interval", "5", "--duration", "0", "--wait",
+             "--url", f"http://{target}:{port}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+    click.echo(f"simulated patrol: {count} units pinging every 5 s (log: {log_path})")
+    return child
