@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import databases  # noqa: E402
+from geo.policy import Scope
 
 BENCH_DB = "anwang_bench_planner"
 HALF_SIDE = 0.00055  # degrees: a square of about 120 m around the point on the shared edge
@@ -83,7 +84,7 @@ def main() -> None:
                     t = time.perf_counter()
                     try:
                         changes.apply(s, "transfer", areas=case["areas"], geometry=case["region"],
-                                    reason=None, actor=actor, preview=True)
+                                    reason=None, actor=actor, preview=True, scope=Scope.all())
                     except InvalidInput:
                         refused += 1
                         break

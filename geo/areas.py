@@ -13,8 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from . import crs as crs_mod
-from .errors import InvalidInput, NotFound
-from .vocabulary import LEVEL_BY_NAME, LEVELS
+from .errors import Forbidden, InvalidInput
+from .policy import Scope, area_row
+from .vocabulary import LEVEL_BY_NAME, LEVELS, STAFF_ROLES
 
 GEOJSON_DIGITS = 7  # 1e-7° ≈ 1 cm: exact enough for boundaries, half the bytes of full precision
 
@@ -73,15 +74,6 @@ def parse_point(lon, lat, crs: str | None = "wgs84") -> tuple[float, float, str]
     return wlon, wlat, system
 
 
-def area_row(session: Session, code: str, field: str = "code"):
-    """Fetch one area's id, code, level and path, or raise NotFound naming `field`."""
-    row = session.execute(text("SELECT id, code, name, level, path::text AS path FROM areas "
-                               "WHERE code = :c"), {"c": code}).mappings().first()
-    if row is None:
-        raise NotFound(f"no area with code {code!r}", field=field)
-    return row
-
-
 def subtree_filter(session: Session, level: int | None = None,
                    parent: str | None = None) -> tuple[list[str], dict]:
     """SQL conditions on `areas a` selecting one level and/or the subtree below `parent`."""
@@ -90,7 +82,7 @@ def subtree_filter(session: Session, level: int | None = None,
         where.append("a.level = :level")
         params["level"] = level
     if parent:
-        root = area_row(session, parent)
+        root = area_row(session, parent, "parent")
         # `path <@ root` is answered by the GiST index on areas.path; the root itself is excluded.
         where.append("a.path <@ CAST(:root_path AS ltree) AND a.id <> :root_id")
         params.update(root_path=root["path"], root_id=root["id"])
@@ -111,10 +103,23 @@ _FEATURE_SQL = """
 """
 
 
-def features(session: Session, *, level: int | None = None, parent: str | None = None,
+def visible_sql(scope: Scope, params: dict) -> str:
+    """SQL on `areas a`: the areas a scope may read — its subtrees and their ancestors (the
+    outlines a map of one's own area is drawn in)."""
+    if scope.everywhere:
+        return "true"
+    inside, scope_params = scope.sql()
+    params.update(scope_params)
+    return f"({inside} OR a.path @> CAST(:scope_paths AS ltree[]))"
+
+
+def features(session: Session, scope: Scope, *, level: int | None = None,
+             parent: str | None = None,
              bbox: tuple[float, float, float, float] | None = None) -> str:
-    """Return a GeoJSON FeatureCollection (as text) of areas filtered by level, subtree and bbox."""
+    """Return a GeoJSON FeatureCollection (as text) of the areas a scope may read, filtered by
+    level, subtree and bbox."""
     where, params = subtree_filter(session, level, parent)
+    where.append(visible_sql(scope, params))
     params["digits"] = GEOJSON_DIGITS
     if bbox:
         # `&&` against an envelope in the column's SRID lets the GiST index on geom prune.
@@ -132,9 +137,14 @@ def features(session: Session, *, level: int | None = None, parent: str | None =
     return session.execute(text(sql), params).scalar_one()
 
 
-def detail(session: Session, code: str) -> dict:
-    """Return one area as a GeoJSON Feature with its ancestors, children count and staff."""
-    row = area_row(session, code)
+def detail(session: Session, code: str, scope: Scope) -> dict:
+    """Return one area as a GeoJSON Feature with its ancestors, children count and staff (whose
+    phone numbers only a scope holding the area may read)."""
+    row = area_row(session, code, "code")
+    inside = scope.covers(row["path"])
+    if not inside and not any(p.startswith(row["path"] + ".") for p in scope.paths):
+        raise Forbidden(f"area {row['code']} is outside your scope ({', '.join(scope.codes)})",
+                        field="area")
     feature = session.execute(
         text(f"SELECT {_FEATURE_SQL} FROM areas a LEFT JOIN areas p ON p.id = a.parent_id "
              "LEFT JOIN area_groups g ON g.id = a.group_id WHERE a.id = :id"),
@@ -144,10 +154,39 @@ def detail(session: Session, code: str) -> dict:
     props["children"] = session.execute(text("SELECT count(*) FROM areas WHERE parent_id = :id"),
                                         {"id": row["id"]}).scalar_one()
     props["staff"] = [dict(r) for r in session.execute(
-        text("SELECT s.role, p.name, p.phone FROM area_staff s JOIN people p ON p.id = s.person_id "
-             "WHERE s.area_id = :id ORDER BY array_position(ARRAY['leader','worker','supervisor'], "
-             "s.role), p.name"), {"id": row["id"]}).mappings()]
+        text("SELECT s.role, p.name, CASE WHEN :inside THEN p.phone END AS phone "
+             "FROM area_staff s JOIN people p ON p.id = s.person_id "
+             "WHERE s.area_id = :id ORDER BY array_position(CAST(:roles AS text[]), s.role), p.name"),
+        {"id": row["id"], "inside": inside, "roles": list(STAFF_ROLES)}).mappings()]
     return feature
+
+
+def leaves(session: Session, scope: Scope) -> dict:
+    """The finest areas of a scope (a grid worker's grids) as GeoJSON: where one may report.
+
+    Unscoped, the finest level of every jurisdiction."""
+    params: dict = {"everywhere": scope.everywhere}
+    inside, scope_params = scope.sql()
+    params.update(scope_params)
+    return session.execute(text(f"""
+        SELECT json_build_object('type', 'FeatureCollection', 'features',
+                   COALESCE(json_agg(json_build_object('type', 'Feature', 'id', a.code,
+                       'geometry', ST_AsGeoJSON(a.geom, 6)::json,
+                       'properties', json_build_object('code', a.code, 'name', a.name))
+                       ORDER BY a.code), '[]'::json))
+          FROM areas a
+         WHERE {inside} AND NOT EXISTS (SELECT 1 FROM areas c WHERE c.parent_id = a.id)
+           AND (:everywhere = false OR a.level = (SELECT max(level) FROM areas))"""),
+        params).scalar_one()
+
+
+def extent(session: Session, code: str) -> list[float]:
+    """An area's bounding box [minx, miny, maxx, maxy] in degrees (where its map opens)."""
+    row = area_row(session, code)
+    box = session.execute(text("SELECT ST_XMin(g), ST_YMin(g), ST_XMax(g), ST_YMax(g) "
+                               "FROM (SELECT geom::box2d AS g FROM areas WHERE id = :id) b"),
+                          {"id": row["id"]}).one()
+    return [round(float(v), 7) for v in box]
 
 
 def ancestors(session: Session, path: str) -> list[dict]:

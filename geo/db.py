@@ -62,6 +62,11 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def postgis_version(session: Session) -> str:
+    """The PostGIS library version of the server (for the health check)."""
+    return session.execute(text("SELECT postgis_lib_version()")).scalar_one()
+
+
 def schema_revision(engine: Engine) -> str | None:
     """The schema's current Alembic revision, or None before the first migration."""
     with engine.connect() as conn:

@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import audit
 from .errors import Conflict, InvalidInput, NotFound
+from .policy import Scope
 from .vocabulary import ROLES
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
@@ -32,6 +33,13 @@ class Principal:
     @property
     def everywhere(self) -> bool:
         return self.role == "admin" and not self.scope_paths
+
+    @property
+    def scope(self) -> Scope:
+        """The area subtrees this user may act in (everywhere for an unscoped administrator)."""
+        if self.everywhere:
+            return Scope.all()
+        return Scope(tuple(self.scope_codes), tuple(self.scope_paths))
 
     def actor(self, remote_addr: str | None = None) -> audit.Actor:
         return audit.Actor(name=self.username, user_id=self.id, role=self.role, remote_addr=remote_addr)

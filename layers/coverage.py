@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput
 from geo.patrol import tracks
+from geo.policy import Scope
 
 WINDOWS = {"24h": 24, "7d": 24 * 7}
 HIGH_RISK = ("red", "orange")
@@ -52,7 +53,7 @@ SELECT DISTINCT ON (r.area_id) r.area_id,
 """
 
 
-def coverage(session: Session, hours: float = 24, scope_paths: list[str] | None = None,
+def coverage(session: Session, scope: Scope, hours: float = 24,
              level: int = tracks.GRID_LEVEL, end: datetime | None = None) -> list[dict]:
     """Every grid (in scope) with its risk colour, patrol minutes, visits, units and last patrol."""
     end = end or datetime.now(timezone.utc)
@@ -64,12 +65,12 @@ def coverage(session: Session, hours: float = 24, scope_paths: list[str] | None 
     patrolled = {g["id"]: g for g in tracks.grid_time(
         session, source, {"s": start, "e": end, "sample": sample}, max_gap=max(600, 3 * sample),
         level=level)}
+    inside, params = scope.sql()
     grids = session.execute(text(f"""
         SELECT a.id, a.code, a.name, coalesce(r.colour, 'unknown') AS risk, r.score
           FROM areas a LEFT JOIN ({RISK_SQL}) r ON r.area_id = a.id
-         WHERE a.level = :level
-           AND (CAST(:paths AS ltree[]) IS NULL OR a.path <@ CAST(:paths AS ltree[]))
-         ORDER BY a.code"""), {"level": level, "paths": scope_paths}).mappings().all()
+         WHERE a.level = :level AND {inside}
+         ORDER BY a.code"""), {"level": level, **params}).mappings().all()
     out = []
     for g in grids:
         p = patrolled.get(g["id"], {})
@@ -79,10 +80,10 @@ def coverage(session: Session, hours: float = 24, scope_paths: list[str] | None 
     return out
 
 
-def gaps(session: Session, hours: float = 6, scope_paths: list[str] | None = None,
+def gaps(session: Session, scope: Scope, hours: float = 6,
          colours=HIGH_RISK, level: int = tracks.GRID_LEVEL) -> list[dict]:
     """High-risk grids with no patrol in the last `hours`, highest risk first."""
-    rows = [g for g in coverage(session, hours, scope_paths, level)
+    rows = [g for g in coverage(session, scope, hours, level)
             if g["risk"] in colours and g["visits"] == 0]
     rows.sort(key=lambda g: (RISK_ORDER.get(g["risk"], 9), -(g["score"] or 0), g["code"]))
     return rows

@@ -19,8 +19,10 @@ from scipy import ndimage
 from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput
+from geo.policy import Audience
 
 from . import selection
+from .selection import SYSTEM
 from .metric import Plane, transformer
 
 DEFAULT_BANDWIDTH_M = 300.0
@@ -68,8 +70,9 @@ class Surface:
         return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
 
 
-def check_bandwidth(value) -> float:
-    """Parse a bandwidth in metres within the allowed range."""
+def check_bandwidth(value, audience: Audience = SYSTEM) -> float:
+    """Parse a bandwidth in metres within the allowed range; an audience that sees sensitive
+    incidents generalised has a higher floor (geo.policy), so no kernel can locate one."""
     if value is None or value == "":
         return DEFAULT_BANDWIDTH_M
     try:
@@ -77,8 +80,11 @@ def check_bandwidth(value) -> float:
     except (TypeError, ValueError):
         raise InvalidInput("bandwidth", f"bandwidth must be a number of metres; got {value!r}") from None
     lo, hi = BANDWIDTH_RANGE_M
-    if not (math.isfinite(h) and lo <= h <= hi):
-        raise InvalidInput("bandwidth", f"bandwidth must be between {lo:g} and {hi:g} metres; got {value!r}")
+    floor = max(lo, audience.min_bandwidth_m or lo)
+    if not (math.isfinite(h) and floor <= h <= hi):
+        why = "" if floor == lo else f" for the {audience.role} role (sensitive incidents are generalised)"
+        raise InvalidInput("bandwidth", f"bandwidth must be between {floor:g} and {hi:g} metres{why}; "
+                                        f"got {value!r}")
     return h
 
 

@@ -39,8 +39,10 @@ from sqlalchemy.orm import Session
 
 from geo import areas
 from geo.errors import InvalidInput
+from geo.policy import Audience
 
 from . import selection
+from .selection import SYSTEM
 from .hexgrid import HexGrid, count
 from .metric import Plane
 
@@ -173,8 +175,10 @@ def _distinct_draws(rng: np.random.Generator, n: int, k: int, rows: int) -> np.n
     return np.concatenate(out)
 
 
-def check_size(value, field: str = "size", default: float = DEFAULT_HEX_M) -> float:
-    """Parse a hexagon edge length in metres."""
+def check_size(value, audience: Audience = SYSTEM, field: str = "size",
+               default: float = DEFAULT_HEX_M) -> float:
+    """Parse a hexagon edge length in metres; an audience that sees sensitive incidents
+    generalised has a higher floor (geo.policy), so no hexagon isolates one."""
     if value is None or value == "":
         return default
     try:
@@ -182,8 +186,11 @@ def check_size(value, field: str = "size", default: float = DEFAULT_HEX_M) -> fl
     except (TypeError, ValueError):
         raise InvalidInput(field, f"{field} must be a number of metres; got {value!r}") from None
     lo, hi = HEX_RANGE_M
-    if not (math.isfinite(size) and lo <= size <= hi):
-        raise InvalidInput(field, f"{field} must be between {lo:g} and {hi:g} metres; got {value!r}")
+    floor = max(lo, audience.min_hex_m or lo)
+    if not (math.isfinite(size) and floor <= size <= hi):
+        why = "" if floor == lo else f" for the {audience.role} role (sensitive incidents are generalised)"
+        raise InvalidInput(field, f"{field} must be between {floor:g} and {hi:g} metres{why}; "
+                                  f"got {value!r}")
     return size
 
 
@@ -324,11 +331,11 @@ def grids(session: Session, sel: selection.Selection, *, band_m: float | None = 
 
 def _grid_counts(session: Session, sel: selection.Selection, grid_ids: list[int]) -> np.ndarray:
     """Selected incidents per grid, each counted once in the grid containing it (lowest id on an edge)."""
-    cond, params = selection.where(sel, session)
+    relation, cond, params = selection.query(sel, session)
     rows = session.execute(text(f"""
         SELECT gid, count(*) FROM (
             SELECT DISTINCT ON (i.id) g.id AS gid
-              FROM incidents i JOIN areas g ON g.level = 4 AND ST_Intersects(g.geom, i.geom)
+              FROM {relation} JOIN areas g ON g.level = 4 AND ST_Intersects(g.geom, i.geom)
              WHERE {cond} AND g.id = ANY(:gids)
              ORDER BY i.id, g.id) s GROUP BY gid"""), {**params, "gids": grid_ids}).all()
     by_id = dict(rows)
@@ -414,7 +421,7 @@ def emerging(session: Session, sel: selection.Selection, *, size_m: float = DEFA
     st = study(session, sel, size_m)
     since, until = sel.since, sel.until
     if until is None:
-        latest = session.execute(text("SELECT max(occurred_at) FROM incidents")).scalar()
+        latest = selection.latest(session, sel.audience)
         latest = (latest or datetime.now(selection.TZ)).astimezone(selection.TZ)
         until = selection.parse_month(f"{latest.year + (latest.month == 12)}-{latest.month % 12 + 1:02d}")[0]
     if since is None:
@@ -422,7 +429,7 @@ def emerging(session: Session, sel: selection.Selection, *, size_m: float = DEFA
     steps = month_steps(since, until)
     if len(steps) < 4:
         raise InvalidInput("since", f"emerging hot spots need at least 4 monthly steps; got {len(steps)}")
-    full = selection.Selection(sel.area, sel.categories, steps[0][0], steps[-1][1])
+    full = selection.Selection(sel.area, sel.categories, steps[0][0], steps[-1][1], sel.audience)
     pts = selection.points(session, full)
     x, y = st.plane.xy(pts.lon, pts.lat)
     n, t_count = len(st.q), len(steps)

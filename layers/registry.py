@@ -9,6 +9,9 @@ from typing import Any, Callable
 
 from sqlalchemy.orm import Session
 
+from geo.policy import Audience
+from geo.vocabulary import ROLES
+
 from . import heat, hotspots, public, risk, selection
 
 
@@ -29,24 +32,33 @@ class Layer:
                 "kind": self.kind, "endpoint": self.endpoint, "roles": list(self.roles)}
 
 
-def _heat(session: Session, area: str, **kw) -> dict:
-    return heat.heat_points(heat.surface(session, selection.Selection(area), **kw))
+def _heat(session: Session, area: str, audience: Audience, **kw) -> dict:
+    return heat.heat_points(heat.surface(session, selection.Selection(area, audience=audience), **kw))
 
 
-def _hotspots(session: Session, area: str, **kw) -> dict:
-    return hotspots.hexagons(session, selection.Selection(area), **kw)
+def _hotspots(session: Session, area: str, audience: Audience, **kw) -> dict:
+    return hotspots.hexagons(session, selection.Selection(area, audience=audience), **kw)
 
 
-def _emerging(session: Session, area: str, **kw) -> dict:
-    return hotspots.emerging(session, selection.Selection(area), **kw)
+def _emerging(session: Session, area: str, audience: Audience, **kw) -> dict:
+    return hotspots.emerging(session, selection.Selection(area, audience=audience), **kw)
 
 
-ANY = ("admin", "dispatcher", "planner", "analyst", "grid_worker")
+def _risk(session: Session, area: str, audience: Audience, **kw) -> dict:
+    audience.scope.area(session, area)
+    return risk.features(session, area, **kw)
+
+
+def _public(session: Session, area: str | None, audience: Audience, **kw) -> dict:
+    return public.stats(session, **kw)
+
+
+ANY = ROLES
 LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
-    Layer("risk", "四色风险", "Four-colour risk", "geojson", "/api/risk", ANY, risk.features),
+    Layer("risk", "四色风险", "Four-colour risk", "geojson", "/api/risk", ANY, _risk),
     Layer("heat", "热力图", "Heat map", "heat", "/api/heat", ("analyst", "dispatcher"), _heat),
     Layer("hotspots", "热点（Gi*）", "Hot spots (Gi*)", "geojson", "/api/hotspots", ("analyst",), _hotspots),
     Layer("emerging", "新兴热点", "Emerging hot spots", "geojson", "/api/hotspots/emerging", ("analyst",),
           _emerging),
-    Layer("public", "平安地图", "Public safety map", "geojson", "/api/public/stats", ("public",), public.stats),
+    Layer("public", "平安地图", "Public safety map", "geojson", "/api/public/stats", ("public",), _public),
 )}

@@ -18,13 +18,13 @@ import jinja2
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo import areas
+from geo.policy import Audience
 from geo.errors import InvalidInput, SetupError
 from geo.vocabulary import CATEGORIES, RESOLVED_STATUSES
 
 from . import heat, review, risk, scorecards, selection
 from .metric import Plane
-from .selection import TZ
+from .selection import SYSTEM, TZ
 
 TEMPLATES = Path(__file__).with_name("templates")
 OVERDUE_DAYS = 30
@@ -84,20 +84,25 @@ LABELS = {
 }
 
 
-def recent_months(session: Session, count: int = 12) -> list[str]:
-    """The latest months that have incidents, newest first ('YYYY-MM')."""
-    return list(session.execute(text("""
-        SELECT DISTINCT to_char(occurred_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS m
-          FROM incidents ORDER BY m DESC LIMIT :n"""), {"n": count}).scalars())
+def recent_months(session: Session, audience: Audience, count: int = 12) -> list[str]:
+    """The latest months with incidents the audience may read, newest first ('YYYY-MM')."""
+    params: dict = {"n": count}
+    return list(session.execute(text(f"""
+        SELECT DISTINCT to_char(i.occurred_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS m
+          FROM {audience.incidents(params)} ORDER BY m DESC LIMIT :n"""), params).scalars())
 
 
-def weekly(session: Session, path: str, start: datetime, end: datetime) -> list[dict]:
+def weekly(session: Session, path: str, start: datetime, end: datetime,
+           audience: Audience) -> list[dict]:
     """Count per week (周交办): assigned, of those resolved by month end, resolved, open at week end."""
     weeks = []
     monday = (start - timedelta(days=start.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
     done_at = "COALESCE(i.resolved_at, i.closed_at)"
     while monday < end:
         w0, w1 = max(monday, start), min(monday + timedelta(days=7), end)
+        params = {"w0": w0, "w1": w1, "m0": start, "m1": end, "p": path,
+                  "done": list(RESOLVED_STATUSES)}
+        relation = audience.incidents(params)
         row = session.execute(text(f"""
             SELECT count(*) FILTER (WHERE i.reported_at >= :w0 AND i.reported_at < :w1) AS assigned,
                    count(*) FILTER (WHERE i.reported_at >= :w0 AND i.reported_at < :w1
@@ -106,11 +111,9 @@ def weekly(session: Session, path: str, start: datetime, end: datetime) -> list[
                    count(*) FILTER (WHERE i.reported_at < :w1 AND i.reported_at >= :m0
                                       AND (({done_at} IS NULL AND NOT (i.status = ANY(:done)))
                                            OR {done_at} >= :w1)) AS open_end
-              FROM incidents i JOIN areas g ON g.id = i.grid_id
+              FROM {relation} JOIN areas g ON g.id = i.grid_id
              WHERE g.path <@ CAST(:p AS ltree) AND i.reported_at < :w1
-               AND (i.reported_at >= :m0 OR {done_at} >= :w0)"""),
-            {"w0": w0, "w1": w1, "m0": start, "m1": end, "p": path,
-             "done": list(RESOLVED_STATUSES)}).mappings().one()
+               AND (i.reported_at >= :m0 OR {done_at} >= :w0)"""), params).mappings().one()
         weeks.append({"from": w0.date().isoformat(), "to": (w1 - timedelta(seconds=1)).date().isoformat(),
                       **row, "rate": round(100.0 * row["assigned_resolved"] / row["assigned"], 1)
                       if row["assigned"] else None})
@@ -118,13 +121,16 @@ def weekly(session: Session, path: str, start: datetime, end: datetime) -> list[
     return weeks
 
 
-def resolution(session: Session, path: str, start: datetime, end: datetime) -> dict:
+def resolution(session: Session, path: str, start: datetime, end: datetime,
+               audience: Audience) -> dict:
     """月讲评: disputes resolved this month by the level they were resolved at (the 三级过滤网 and above)."""
-    rows = dict(session.execute(text("""
-        SELECT i.resolution_level, count(*) FROM incidents i JOIN areas g ON g.id = i.grid_id
+    params = {"p": path, "s": start, "e": end, "done": list(RESOLVED_STATUSES)}
+    rows = dict(session.execute(text(f"""
+        SELECT i.resolution_level, count(*) FROM {audience.incidents(params)}
+          JOIN areas g ON g.id = i.grid_id
          WHERE g.path <@ CAST(:p AS ltree) AND i.category = 'dispute' AND i.status = ANY(:done)
            AND COALESCE(i.resolved_at, i.closed_at) >= :s AND COALESCE(i.resolved_at, i.closed_at) < :e
-         GROUP BY 1"""), {"p": path, "s": start, "e": end, "done": list(RESOLVED_STATUSES)}).all())
+         GROUP BY 1"""), params).all())
     total = sum(rows.values())
     levels = [{"level": lvl, "count": rows.get(lvl, 0),
                "share": round(100.0 * rows.get(lvl, 0) / total, 1) if total else None}
@@ -135,17 +141,18 @@ def resolution(session: Session, path: str, start: datetime, end: datetime) -> d
             "within_township": round(100.0 * (in_village + levels[2]["count"]) / total, 1) if total else None}
 
 
-def overdue(session: Session, path: str, end: datetime, limit: int = 15) -> dict:
+def overdue(session: Session, path: str, end: datetime, audience: Audience, limit: int = 15) -> dict:
     """Matters open at month end for more than OVERDUE_DAYS days (no names, no phone numbers)."""
     params = {"p": path, "end": end, "cut": end - timedelta(days=OVERDUE_DAYS), "done": list(RESOLVED_STATUSES)}
+    relation = audience.incidents(params)
     where = """g.path <@ CAST(:p AS ltree) AND i.reported_at < :cut
                AND ((COALESCE(i.resolved_at, i.closed_at) IS NULL AND NOT (i.status = ANY(:done)))
                     OR COALESCE(i.resolved_at, i.closed_at) >= :end)"""
-    total = session.execute(text(f"SELECT count(*) FROM incidents i JOIN areas g ON g.id = i.grid_id "
+    total = session.execute(text(f"SELECT count(*) FROM {relation} JOIN areas g ON g.id = i.grid_id "
                                  f"WHERE {where}"), params).scalar_one()
     rows = session.execute(text(f"""
         SELECT i.id, i.category, i.severity, i.status, g.name AS grid, i.reported_at
-          FROM incidents i JOIN areas g ON g.id = i.grid_id WHERE {where}
+          FROM {relation} JOIN areas g ON g.id = i.grid_id WHERE {where}
          ORDER BY i.severity DESC, i.reported_at LIMIT :n"""), {**params, "n": limit}).mappings().all()
     return {"total": total, "items": [{**r, "days": (end - r["reported_at"]).days} for r in rows]}
 
@@ -170,31 +177,32 @@ def turned(session: Session, path: str, start: datetime, end: datetime) -> list[
     return out
 
 
-def data(session: Session, area: str, month: str) -> dict:
-    """Everything the report shows, as plain data."""
+def data(session: Session, area: str, month: str, audience: Audience) -> dict:
+    """Everything the report of an area in the audience's scope shows, as plain data."""
     start, end = selection.parse_month(month)
-    root = areas.area_row(session, area)
-    comparison = review.compare(session, area, start, end)
+    root = audience.scope.area(session, area)
+    comparison = review.compare(session, area, start, end, audience)
     levels = risk.features(session, area, now=end - timedelta(seconds=1))["summary"]["levels"]
     return {
         "area": {"code": root["code"], "name": root["name"], "level": root["level"]},
         "month": month, "start": start, "end": end, "last_day": (end - timedelta(days=1)).date(),
         "comparison": comparison,
-        "weekly": weekly(session, root["path"], start, end),
-        "resolution": resolution(session, root["path"], start, end),
-        "overdue": overdue(session, root["path"], end),
+        "weekly": weekly(session, root["path"], start, end, audience),
+        "resolution": resolution(session, root["path"], start, end, audience),
+        "overdue": overdue(session, root["path"], end, audience),
         "turned": turned(session, root["path"], start, end), "levels": levels,
-        "scorecard": scorecards.scorecard(session, area, as_of=end - timedelta(seconds=1)),
+        "scorecard": scorecards.scorecard(session, area, audience, as_of=end - timedelta(seconds=1)),
     }
 
 
-def build(session: Session, area: str, month: str, *, locale: str = "zh", with_map: bool = True) -> str:
-    """The standalone HTML report of `area` for `month` ('YYYY-MM')."""
-    d = data(session, area, month)
+def build(session: Session, area: str, month: str, audience: Audience, *, locale: str = "zh",
+          with_map: bool = True) -> str:
+    """The standalone HTML report of `area` for `month` ('YYYY-MM'), as `audience` may read it."""
+    d = data(session, area, month, audience)
     start, end = d["start"], d["end"]
     map_html = ""
     if with_map:
-        m = review.review_map(session, area, start, end, locale=locale)
+        m = review.review_map(session, area, start, end, audience, locale=locale)
         map_html = review.iframe(review.inline(review.render(m)), title="map", height="640px")
     epsg = Plane.for_bounds(*selection.area_geometry(session, area).bounds).epsg
     labels = LABELS.get(locale, LABELS["zh"])
@@ -235,14 +243,14 @@ def print_pdf(html_path: Path, pdf_path: Path, *, timeout: float = 120.0) -> Pat
 
 
 def write(session: Session, area: str, month: str, output: str | Path, *, pdf: bool = True,
-          locale: str = "zh") -> list[Path]:
+          locale: str = "zh", audience: Audience = SYSTEM) -> list[Path]:
     """Write the HTML report (and beside it the PDF); return the files written."""
     output = Path(output)
     if output.suffix.lower() not in (".html", ".htm", ".pdf"):
         raise InvalidInput("output", f"the report file must end in .html or .pdf; got {output.name!r}")
     html_path = output.with_suffix(".html")
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(build(session, area, month, locale=locale), encoding="utf-8")
+    html_path.write_text(build(session, area, month, audience, locale=locale), encoding="utf-8")
     written = [html_path]
     if pdf or output.suffix.lower() == ".pdf":
         written.append(print_pdf(html_path, output.with_suffix(".pdf")))

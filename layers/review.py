@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo import areas, settings
+from geo.policy import Audience, Scope
 from geo.vocabulary import CATEGORIES
 
 from . import heat, hotspots, risk, selection
@@ -75,27 +76,29 @@ LABELS = {
 
 
 # -- period comparison -----------------------------------------------------------------------
-def compare(session: Session, area: str, start: datetime, end: datetime) -> dict:
-    """This period against the one before it of the same length: totals, categories, every grid."""
+def compare(session: Session, area: str, start: datetime, end: datetime, audience: Audience) -> dict:
+    """This period against the one before it of the same length: totals, categories, every grid —
+    of an area in the audience's scope, counting the incidents it may read."""
     prev_start, prev_end = selection.previous_month(start)
-    root = areas.area_row(session, area)
-    rows = session.execute(text("""
+    root = audience.scope.area(session, area)
+    params = {"s": start, "e": end, "ps": prev_start, "pe": prev_end, "p": root["path"]}
+    relation = audience.incidents(params)
+    rows = session.execute(text(f"""
         SELECT g.code, g.name,
                count(i.id) FILTER (WHERE i.occurred_at >= :s AND i.occurred_at < :e) AS this,
                count(i.id) FILTER (WHERE i.occurred_at >= :ps AND i.occurred_at < :pe) AS last
-          FROM areas g LEFT JOIN incidents i ON i.grid_id = g.id AND i.occurred_at >= :ps AND i.occurred_at < :e
+          FROM areas g LEFT JOIN {relation}
+            ON i.grid_id = g.id AND i.occurred_at >= :ps AND i.occurred_at < :e
          WHERE g.level = 4 AND g.path <@ CAST(:p AS ltree)
-         GROUP BY g.code, g.name ORDER BY g.code"""),
-        {"s": start, "e": end, "ps": prev_start, "pe": prev_end, "p": root["path"]}).mappings().all()
+         GROUP BY g.code, g.name ORDER BY g.code"""), params).mappings().all()
     cats = dict.fromkeys(CATEGORIES)
-    for r in session.execute(text("""
+    for r in session.execute(text(f"""
         SELECT i.category,
                count(*) FILTER (WHERE i.occurred_at >= :s AND i.occurred_at < :e) AS this,
                count(*) FILTER (WHERE i.occurred_at >= :ps AND i.occurred_at < :pe) AS last
-          FROM incidents i JOIN areas g ON g.id = i.grid_id
+          FROM {relation} JOIN areas g ON g.id = i.grid_id
          WHERE g.path <@ CAST(:p AS ltree) AND i.occurred_at >= :ps AND i.occurred_at < :e
-         GROUP BY i.category"""),
-            {"s": start, "e": end, "ps": prev_start, "pe": prev_end, "p": root["path"]}).mappings():
+         GROUP BY i.category"""), params).mappings():
         cats[r["category"]] = {"this": r["this"], "last": r["last"]}
     categories = [{"category": c, "this": (v or {}).get("this", 0), "last": (v or {}).get("last", 0)}
                   for c, v in cats.items()]
@@ -230,11 +233,14 @@ class Legend(MacroElement):
         self.sections = sections
 
 
-def review_map(session: Session, area: str, start: datetime, end: datetime, *, locale: str = "zh",
-               basemap_url: str | None = None, emerging: bool = True,
+def review_map(session: Session, area: str, start: datetime, end: datetime, audience: Audience, *,
+               locale: str = "zh", basemap_url: str | None = None, emerging: bool = True,
                bandwidth_m: float = heat.DEFAULT_BANDWIDTH_M) -> folium.Map:
-    """The month's review map of an area: risk, heat, hot spots, emerging hot spots, change, boundaries."""
+    """The month's review map of an area: risk, heat, hot spots, emerging hot spots, change,
+    boundaries — as `audience` may read them. Every text in a tooltip or popup is escaped, since
+    folium writes them into the page as HTML."""
     t = LABELS.get(locale, LABELS["zh"])
+    audience.scope.area(session, area)
     geom = selection.area_geometry(session, area)
     west, south, east, north = geom.bounds
     m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=11, tiles=None,
@@ -249,6 +255,7 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, *, l
         p = f["properties"]
         p["level_label"] = t[p["level"]]
         p["why"] = "；".join(r.get("zh" if locale == "zh" else "en", "") for r in p["reasons"])
+    _escape(risk_fc, ("name", "why"))
     folium.GeoJson(risk_fc, name=t["risk"], style_function=_risk_style, highlight_function=_highlight,
                    tooltip=folium.GeoJsonTooltip(["name", "level_label", "score"],
                                                  [t["name"], t["level"], t["score"]]),
@@ -256,7 +263,7 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, *, l
                                              [t["name"], t["level"], t["score"], t["reasons"]],
                                              max_width=420)).add_to(m)
 
-    month = selection.Selection(area, (), start, end)
+    month = selection.Selection(area, (), start, end, audience)
     surf = heat.surface(session, month, bandwidth_m)
     hp = heat.heat_points(surf)
     if hp["points"]:
@@ -268,7 +275,7 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, *, l
 
     # Hot spots over the year to the month's end: with permutation inference a single month holds
     # too few incidents per hexagon to clear the false discovery rate; chronic places are the point.
-    year = selection.Selection(area, (), _months_back(end, 12), end)
+    year = selection.Selection(area, (), _months_back(end, 12), end, audience)
     hs = hotspots.hexagons(session, year)
     hs["features"] = [f for f in hs["features"] if f["properties"]["bin"] != 0]
     for f in hs["features"]:
@@ -290,7 +297,7 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, *, l
                            tooltip=folium.GeoJsonTooltip(["pattern_label", "total", "trend_label"],
                                                          [t["pattern"], t["count"], t["trend"]])).add_to(m)
 
-    comparison = compare(session, area, start, end)
+    comparison = compare(session, area, start, end, audience)
     change = {g["code"]: g for g in comparison["grids"]}
     change_fc = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": f["geometry"],
@@ -300,9 +307,12 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, *, l
                    tooltip=folium.GeoJsonTooltip(["name", "this", "last", "change"],
                                                  [t["name"], t["this"], t["last"], t["delta"]])).add_to(m)
 
-    villages = json.loads(areas.features(session, level=3, parent=area))
+    _escape(change_fc, ("name",))
+    villages = json.loads(areas.features(session, audience.scope, level=3, parent=area))
     if not villages["features"] and areas.area_row(session, area)["level"] == 3:
-        villages = json.loads(areas.features(session, level=3, bbox=(west, south, east, north)))
+        villages = json.loads(areas.features(session, audience.scope, level=3,
+                                             bbox=(west, south, east, north)))
+    _escape(villages, ("name",))
     folium.GeoJson(villages, name=t["villages"], style_function=lambda f: {
         "color": "#2d3748", "weight": 1.6, "fill": False, "opacity": 0.8},
         tooltip=folium.GeoJsonTooltip(["name"], [t["name"]])).add_to(m)
@@ -315,6 +325,22 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, *, l
     Legend(sections).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
+
+
+def area_choices(session: Session, scope: Scope) -> list:
+    """The districts and townships of a scope an analyst can pick for the review (code, name, level)."""
+    inside, params = scope.sql()
+    return session.execute(text(f"SELECT a.code, a.name, a.level FROM areas a WHERE a.level <= 2 "
+                                f"AND {inside} ORDER BY a.level, a.code"), params).all()
+
+
+def _escape(collection: dict, keys: tuple[str, ...]) -> None:
+    """Escape the text properties folium will write into its tooltips and popups as HTML."""
+    for f in collection["features"]:
+        props = f["properties"]
+        for key in keys:
+            if isinstance(props.get(key), str):
+                props[key] = html_lib.escape(props[key])
 
 
 def _months_back(end: datetime, months: int) -> datetime:

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo import areas
+from geo.policy import Audience
 from geo.vocabulary import RESOLVED_STATUSES
 
-from .selection import TZ
+from .selection import SYSTEM, TZ
 
 SANLING = ("petition", "accident", "criminal")
 SANLING_ZH = {"petition": "零上访", "accident": "零事故", "criminal": "零案件"}
@@ -30,35 +30,38 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
 
 
-def scorecard(session: Session, code: str, *, as_of: datetime | None = None,
+def scorecard(session: Session, code: str, audience: Audience, *, as_of: datetime | None = None,
               dispute_days: int = DISPUTE_WINDOW_DAYS) -> dict:
-    """The 三零 scorecard of one area (any level) as of a moment (now by default)."""
+    """The 三零 scorecard of one area (any level, in the audience's scope) as of a moment (now by
+    default), from the incidents the audience may read. The rank among siblings compares counts
+    only, of every sibling, as the public map does."""
     as_of = as_of or datetime.now(TZ)
-    row = areas.area_row(session, code)
+    row = audience.scope.area(session, code)
     params = {"p": row["path"], "as_of": as_of}
     return {
         "area": {"code": row["code"], "name": row["name"], "level": row["level"]},
         "as_of": as_of.isoformat(),
-        "sanling": _sanling(session, params, as_of),
+        "sanling": _sanling(session, params, as_of, audience),
         "rank": _rank(session, row, as_of),
-        "disputes": _disputes(session, params, as_of, dispute_days),
+        "disputes": _disputes(session, params, as_of, dispute_days, audience),
         "compliance": _compliance(session, params),
     }
 
 
-def _sanling(session: Session, params: dict, as_of: datetime) -> dict:
+def _sanling(session: Session, params: dict, as_of: datetime, audience: Audience) -> dict:
     """Days since the last case of each 三零 category, counts, and whole months in a row with none."""
     month_start = as_of.astimezone(TZ).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    rows = session.execute(text("""
+    params = {**params, "cats": list(SANLING), "year_ago": month_start - timedelta(days=400)}
+    relation = audience.incidents(params)
+    rows = session.execute(text(f"""
         SELECT i.category, max(i.occurred_at) AS last,
                count(*) FILTER (WHERE i.occurred_at >= :as_of - interval '30 days') AS d30,
                count(*) FILTER (WHERE i.occurred_at >= :as_of - interval '365 days') AS d365,
                array_agg(DISTINCT to_char(i.occurred_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM'))
                    FILTER (WHERE i.occurred_at >= :year_ago) AS months
-          FROM incidents i JOIN areas g ON g.id = i.grid_id
+          FROM {relation} JOIN areas g ON g.id = i.grid_id
          WHERE g.path <@ CAST(:p AS ltree) AND i.occurred_at <= :as_of AND i.category = ANY(:cats)
-         GROUP BY i.category"""),
-        {**params, "cats": list(SANLING), "year_ago": month_start - timedelta(days=400)}).mappings()
+         GROUP BY i.category"""), params).mappings()
     found = {r["category"]: r for r in rows}
     out = {}
     # `as_of` may be the midnight ending a day ("as of 2026-05-31" means through that day).
@@ -87,13 +90,14 @@ def _rank(session: Session, row, as_of: datetime) -> dict | None:
     parent = session.execute(text("SELECT parent_id FROM areas WHERE id = :id"), {"id": row["id"]}).scalar()
     if parent is None:
         return None
-    rows = session.execute(text("""
+    params: dict = {"cats": list(SANLING), "as_of": as_of, "days": RANK_WINDOW_DAYS, "parent": parent}
+    counts = SYSTEM.incidents(params)
+    rows = session.execute(text(f"""
         SELECT s.code, s.name, s.households,
-               (SELECT count(*) FROM incidents i JOIN areas g ON g.id = i.grid_id
+               (SELECT count(*) FROM {counts} JOIN areas g ON g.id = i.grid_id
                  WHERE g.path <@ s.path AND i.category = ANY(:cats)
                    AND i.occurred_at > :as_of - make_interval(days => :days) AND i.occurred_at <= :as_of) AS n
-          FROM areas s WHERE s.parent_id = :parent ORDER BY s.code"""),
-        {"cats": list(SANLING), "as_of": as_of, "days": RANK_WINDOW_DAYS, "parent": parent}).mappings().all()
+          FROM areas s WHERE s.parent_id = :parent ORDER BY s.code"""), params).mappings().all()
     scored = [(r["n"] * 1000.0 / r["households"] if r["households"] else float(r["n"]), r) for r in rows]
     scored.sort(key=lambda s: (s[0], s[1]["code"]))
     position = next(i for i, (_, r) in enumerate(scored, start=1) if r["code"] == row["code"])
@@ -104,14 +108,16 @@ def _rank(session: Session, row, as_of: datetime) -> dict | None:
             "cases": int(scored[position - 1][1]["n"])}
 
 
-def _disputes(session: Session, params: dict, as_of: datetime, days: int) -> dict:
+def _disputes(session: Session, params: dict, as_of: datetime, days: int,
+              audience: Audience) -> dict:
     """矛盾纠纷: how many, how many resolved, and at which level (the 三级过滤网 and above)."""
-    rows = session.execute(text("""
+    params = {**params, "days": days}
+    rows = session.execute(text(f"""
         SELECT i.status, i.resolution_level, count(*) AS n
-          FROM incidents i JOIN areas g ON g.id = i.grid_id
+          FROM {audience.incidents(params)} JOIN areas g ON g.id = i.grid_id
          WHERE g.path <@ CAST(:p AS ltree) AND i.category = 'dispute'
            AND i.occurred_at > :as_of - make_interval(days => :days) AND i.occurred_at <= :as_of
-         GROUP BY i.status, i.resolution_level"""), {**params, "days": days}).mappings().all()
+         GROUP BY i.status, i.resolution_level"""), params).mappings().all()
     total = sum(r["n"] for r in rows)
     resolved = sum(r["n"] for r in rows if r["status"] in RESOLVED_STATUSES)
     escalated = sum(r["n"] for r in rows if r["status"] == "escalated")

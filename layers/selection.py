@@ -1,6 +1,9 @@
-"""Which incidents an analysis looks at: area, categories, time range — parsed once, queried once.
+"""Which incidents an analysis looks at: area, categories, time range and audience — parsed once,
+queried once, always through the audience's incidents relation (geo.policy).
 
-Times are wall-clock Asia/Shanghai: a day or a month means the local calendar day or month.
+Times are wall-clock Asia/Shanghai: a day or a month means the local calendar day or month. For an
+audience that sees sensitive incidents generalised, a window is widened to whole local days, so no
+two narrow windows can be subtracted to isolate one incident.
 """
 from __future__ import annotations
 
@@ -17,25 +20,32 @@ from sqlalchemy.orm import Session
 
 from geo import areas
 from geo.errors import InvalidInput
+from geo.policy import Audience
 from geo.vocabulary import CATEGORIES
 
 TZ = ZoneInfo("Asia/Shanghai")
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
+SYSTEM = Audience.system()
+
+
 @dataclass(frozen=True)
 class Selection:
-    """Incidents inside `area` (a code; None = everywhere), of `categories` (empty = all), in [since, until)."""
+    """Incidents inside `area` (a code; None = everywhere), of `categories` (empty = all), in
+    [since, until), as `audience` may read them (the system itself, exactly, by default)."""
 
     area: str | None = None
     categories: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
+    audience: Audience = SYSTEM
 
     def describe(self) -> dict:
         return {"area": self.area, "categories": list(self.categories) or list(CATEGORIES),
                 "since": self.since.isoformat() if self.since else None,
-                "until": self.until.isoformat() if self.until else None}
+                "until": self.until.isoformat() if self.until else None,
+                "generalised": not self.audience.exact}
 
 
 @dataclass
@@ -103,18 +113,41 @@ def previous_month(start: datetime) -> tuple[datetime, datetime]:
     return prev, start
 
 
-def parse(args: Mapping, *, area_required: bool = False) -> Selection:
-    """Build a Selection from request-like arguments: area, category, since, until."""
-    area = (args.get("area") or "").strip() or None
-    if area_required and not area:
+def parse(session: Session, args: Mapping, audience: Audience, *,
+          default_area: str | None = None) -> Selection:
+    """Build a Selection from request-like arguments — area (in the audience's scope; else
+    `default_area`), category, since, until — for `audience`."""
+    area = args.get("area") or default_area
+    if not area:
         raise InvalidInput("area", "area is required (an area code, e.g. 411103)")
+    code = audience.scope.area(session, area)["code"]
     since = parse_time(args.get("since"), "since")
     until = parse_time(args.get("until"), "until", end=True)
     if since and until and since >= until:
         raise InvalidInput("until", f"until must be after since; got since={args.get('since')!r}, "
                                     f"until={args.get('until')!r}")
-    return Selection(area=area, categories=parse_categories(args.get("category")),
-                     since=since, until=until)
+    if audience.whole_days:
+        since, until = whole_days(since, until)
+    return Selection(area=code, categories=parse_categories(args.get("category")),
+                     since=since, until=until, audience=audience)
+
+
+def whole_days(since: datetime | None, until: datetime | None) -> tuple:
+    """Widen [since, until) to whole local days (since back to its midnight, until on to the next)."""
+    if since is not None:
+        since = datetime.combine(since.astimezone(TZ).date(), time(), TZ)
+    if until is not None:
+        local = until.astimezone(TZ)
+        day = local.date() if local.timetz().replace(tzinfo=None) == time() else local.date() + timedelta(days=1)
+        until = datetime.combine(day, time(), TZ)
+    return since, until
+
+
+def latest(session: Session, audience: Audience) -> datetime | None:
+    """When the newest incident the audience may read occurred."""
+    params: dict = {}
+    return session.execute(text(f"SELECT max(i.occurred_at) FROM {audience.incidents(params)}"),
+                           params).scalar()
 
 
 def area_geometry(session: Session, code: str):
@@ -125,10 +158,12 @@ def area_geometry(session: Session, code: str):
     return shapely.from_wkb(bytes(wkb))
 
 
-def where(sel: Selection, session: Session, alias: str = "i") -> tuple[str, dict]:
-    """SQL conditions and bound parameters selecting the incidents of `sel`."""
-    cond = [f"{alias}.geom IS NOT NULL", f"NOT {alias}.outside_jurisdiction"]
+def query(sel: Selection, session: Session, alias: str = "i") -> tuple[str, str, dict]:
+    """The relation (`FROM` text) of the incidents `sel`'s audience may read, the SQL conditions
+    selecting those of `sel` in it, and their bound parameters."""
     params: dict = {}
+    relation = sel.audience.incidents(params, alias)
+    cond = [f"{alias}.geom IS NOT NULL", f"NOT {alias}.outside_jurisdiction"]
     if sel.area:
         row = areas.area_row(session, sel.area)
         # `&&`/ST_Intersects against the area's own geometry lets the GiST index on incidents.geom prune.
@@ -143,18 +178,19 @@ def where(sel: Selection, session: Session, alias: str = "i") -> tuple[str, dict
     if sel.until:
         cond.append(f"{alias}.occurred_at < :sel_until")
         params["sel_until"] = sel.until
-    return " AND ".join(cond), params
+    return relation, " AND ".join(cond), params
 
 
 def points(session: Session, sel: Selection, *, public: bool = False) -> Points:
-    """Fetch the selected incidents as arrays; `public` leaves out those flagged sensitive."""
-    cond, params = where(sel, session)
+    """Fetch the selected incidents as arrays, where the audience sees them (a sensitive one at its
+    generalised point for a generalising audience); `public` leaves out those flagged sensitive."""
+    relation, cond, params = query(sel, session)
     if public:
         cond += " AND NOT i.sensitive"
     rows = session.execute(text(f"""
         SELECT i.id, ST_X(i.geom), ST_Y(i.geom), i.category, i.severity,
                extract(epoch FROM i.occurred_at)
-          FROM incidents i WHERE {cond} ORDER BY i.id"""), params).all()
+          FROM {relation} WHERE {cond} ORDER BY i.id"""), params).all()
     if not rows:
         empty = np.array([], float)
         return Points(np.array([], np.int64), empty, empty, np.array([], object),

@@ -32,3 +32,21 @@ def login(page, base_url, name, password):
     page.wait_for_url(f"{base_url}/")
 
 
+
+
+def wait_for(page, expression: str, arg=None, timeout: float = 10000, polling: float = 100):
+    """Wait until a JavaScript expression is truthy in the page; return its value.
+
+    Polls with page.evaluate, which the page's Content-Security-Policy does not govern
+    (Playwright's wait_for_function evaluates its predicate with eval, which a strict CSP refuses).
+    """
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} ms waiting for {expression!r}")
+        page.wait_for_timeout(polling)

@@ -18,6 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
         patrol,
         planner,
         review,
+        security,
         vendor,
     )
     from .config import load
@@ -26,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(load(config))
     database.init_app(app)
     errors.register(app)
+    security.init_app(app)
     i18n.init_app(app)
     auth.init_app(app)
     app.register_blueprint(api.bp)

@@ -1,33 +1,41 @@
-"""The JSON/GeoJSON API under /api. Views parse, call geo/, serialise."""
+"""The JSON/GeoJSON API under /api: health, areas, point look-up, who am I, the OpenAPI document.
+Views parse, call geo/ with the caller's scope, serialise."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import text
+from flask import Blueprint, jsonify, request
 
-from geo import areas, db
+from geo import areas, db, policy
 from geo.boundaries import history
-from geo.errors import InvalidInput
 
 from . import database
-from .auth import ANY_USER, public, roles
-from .openapi import document
+from . import openapi as openapi_document
+from .auth import ANY_USER, current_user, public, roles
+from .responses import geojson_response, json_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-GEOJSON = "application/geo+json"
-
-
-def geojson(body: str) -> Response:
-    return Response(body, mimetype=GEOJSON)
 
 
 @bp.get("/health")
 @public
 def health():
     """Liveness and readiness: database reachable, PostGIS version, schema revision."""
-    s = database.session()
-    postgis = s.execute(text("SELECT postgis_lib_version()")).scalar()
+    postgis = db.postgis_version(database.session())
     revision = db.schema_revision(database.engine())
     return jsonify({"status": "ok", "database": "ok", "postgis": postgis, "schema": revision})
+
+
+@bp.get("/me")
+@roles(*ANY_USER)
+def me():
+    """The caller: role, scope, and the extent their maps open on (their own area)."""
+    user = current_user()
+    s = database.session()
+    home = user.scope.home(s)
+    scope = [{"code": a["code"], "name": a["name"], "level": a["level"]}
+             for a in (policy.area_row(s, c) for c in user.scope.codes)]
+    return json_response({"username": user.username, "display_name": user.display_name,
+                          "role": user.role, "everywhere": user.everywhere, "scope": scope,
+                          "home": home, "extent": areas.extent(s, home)})
 
 
 @bp.get("/areas")
@@ -36,17 +44,19 @@ def area_list():
     level = areas.parse_level(request.args.get("level"))
     bbox = areas.parse_bbox(request.args.get("bbox"))
     parent = request.args.get("parent") or None
+    scope = current_user().scope
     if request.args.get("as_of"):  # the boundaries as they were then (area_versions)
         when = history.parse_as_of(request.args["as_of"])
-        return geojson(history.features_as_of(database.session(), when, level=level, parent=parent,
-                                            bbox=bbox))
-    return geojson(areas.features(database.session(), level=level, parent=parent, bbox=bbox))
+        return geojson_response(history.features_as_of(database.session(), when, scope,
+                                                       level=level, parent=parent, bbox=bbox))
+    return geojson_response(areas.features(database.session(), scope, level=level, parent=parent,
+                                           bbox=bbox))
 
 
 @bp.get("/areas/<code>")
 @roles(*ANY_USER)
 def area_detail(code: str):
-    return Response(_dumps(areas.detail(database.session(), code)), mimetype=GEOJSON)
+    return geojson_response(areas.detail(database.session(), code, current_user().scope))
 
 
 @bp.get("/lookup")
@@ -61,18 +71,4 @@ def lookup():
 @bp.get("/openapi.json")
 @public
 def openapi():
-    return jsonify(document())
-
-
-def _dumps(obj) -> str:
-    import json
-
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def require_json() -> dict:
-    """The request's JSON object body, or a 400 naming what was expected."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("body", "expected a JSON object with Content-Type: application/json")
-    return body
+    return jsonify(openapi_document.document())

@@ -22,10 +22,10 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import text
 
 from geo import users as users_core
 from geo.errors import Forbidden
+from geo.policy import Audience
 from geo.users import Principal
 
 from . import database
@@ -97,20 +97,18 @@ def actor():
     return user.actor(request.remote_addr)
 
 
-def require_scope(area_code: str) -> None:
-    """Raise Forbidden unless the current user may act in the area (its subtree scope)."""
+def audience() -> Audience:
+    """The caller as the policy layer sees them: role and scope, or the public."""
+    return Audience.of(current_user())
+
+
+def require_scope(area_code, field: str = "area"):
+    """The area with exactly this code if the caller may act in it: 404 for an unknown code,
+    403 outside the caller's scope (geo.policy)."""
     user = current_user()
     if user is None:
         raise Forbidden("login required")
-    if user.everywhere:
-        return
-    inside = database.session().execute(
-        text("SELECT EXISTS (SELECT 1 FROM areas a WHERE a.code = :c AND "
-             "a.path <@ ANY (CAST(:paths AS ltree[])))"),
-        {"c": area_code, "paths": user.scope_paths}).scalar()
-    if not inside:
-        raise Forbidden(f"area {area_code} is outside your scope ({', '.join(user.scope_codes)})",
-                        field="area")
+    return user.scope.area(database.session(), area_code, field)
 
 
 def _safe_next(target: str | None) -> str:

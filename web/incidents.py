@@ -1,12 +1,12 @@
 """Incidents over HTTP: intake, list, detail, lifecycle, duplicates and links, statistics,
-geocoding and reverse geocoding, and the grid worker's report form. Views parse, call geo/, commit."""
+geocoding and reverse geocoding, and the grid worker's report form. Views parse, call geo/ with the
+caller's audience (geo.policy), commit."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, render_template, request
-from sqlalchemy import text
+from flask import Blueprint, render_template, request
 
-from geo import vocabulary
-from geo.errors import InvalidInput, NotFound
+from geo import areas, vocabulary
+from geo.errors import InvalidInput
 from geo.incidents import (
     duplicates,
     fields,
@@ -18,121 +18,85 @@ from geo.incidents import (
 )
 
 from . import database
-from .api import require_json
-from .auth import ANY_USER, actor, current_user, require_scope, roles
+from .auth import ANY_USER, actor, audience, current_user, require_scope, roles
+from .pages import map_config
+from .responses import geojson_response, json_body, json_response, time_arg
 
 bp = Blueprint("incidents", __name__)
 REPORTERS = ("admin", "dispatcher", "grid_worker")
-
-
-def _viewer() -> queries.Viewer:
-    return queries.Viewer.of(current_user())
-
-
-def _authorize(area_code: str | None) -> None:
-    """Writes need the area in the caller's scope; outside every jurisdiction only an unscoped admin."""
-    queries.check_forbidden_outside(_viewer(), area_code)
-    if area_code is not None:
-        require_scope(area_code)
-
-
-def _dumps(obj) -> Response:
-    import json
-
-    return Response(json.dumps(obj, ensure_ascii=False, default=str), mimetype="application/geo+json")
 
 
 @bp.post("/api/incidents")
 @roles(*REPORTERS)
 def create():
     s = database.session()
-    body = require_json()
+    body = json_body()
     body.setdefault("source", "网格员上报" if current_user().role == "grid_worker" else "api")
-    result = intake.create(s, actor(), body, authorize=_authorize)
+    result = intake.create(s, actor(), body, audience())
     s.commit()
-    return _dumps(result), 201
+    return geojson_response(result, 201)
 
 
 @bp.get("/api/incidents")
 @roles(*ANY_USER)
 def listing():
     filters = queries.parse_filters(request.args)
-    return _dumps(queries.features(database.session(), _viewer(), filters))
+    return geojson_response(queries.features(database.session(), audience(), filters))
 
 
 @bp.get("/api/incidents/stats")
 @roles("admin", "dispatcher", "analyst", "grid_worker")
 def statistics():
-    args = request.args
-    area = args.get("area")
+    area = request.args.get("area")
     if not area:
         raise InvalidInput("area", "area is required: the code of the area to summarise")
     require_scope(area)
-    start = fields.parse_time(args["from"], "from") if args.get("from") else None
-    end = fields.parse_time(args["to"], "to") if args.get("to") else None
-    return jsonify(stats.stats(database.session(), area, start, end,
-                              children=args.get("children", "1") != "0"))
+    start, end = time_arg("from", fields.parse_time), time_arg("to", fields.parse_time)
+    return json_response(stats.stats(database.session(), area, audience(), start, end,
+                                     children=request.args.get("children", "1") != "0"))
 
 
 @bp.get("/api/incidents/<incident_id>")
 @roles(*ANY_USER)
 def detail(incident_id: str):
-    return _dumps(queries.get(database.session(), incident_id, _viewer()))
+    return geojson_response(queries.get(database.session(), incident_id, audience()))
 
 
 @bp.post("/api/incidents/<incident_id>/transitions")
 @roles(*REPORTERS)
 def transition_view(incident_id: str):
     s = database.session()
-    body = require_json()
-    row = queries.require_visible(s, incident_id, _viewer())
-    _authorize(row["area_code"])
-    result = lifecycle.transition(s, actor(), row["id"], str(body.get("to") or ""), note=body.get("note"),
-                             level=body.get("level"), expected_status=body.get("from"))
+    body = json_body()
+    result = lifecycle.transition(s, actor(), incident_id, str(body.get("to") or ""), audience(),
+                                  note=body.get("note"), level=body.get("level"),
+                                  expected_status=body.get("from"))
     s.commit()
-    return _dumps(result)
+    return geojson_response(result)
 
 
 @bp.get("/api/incidents/<incident_id>/duplicates")
 @roles(*REPORTERS)
 def duplicate_list(incident_id: str):
     s = database.session()
-    row = queries.require_visible(s, incident_id, _viewer())
-    viewer = _viewer()
-    found = [d for d in duplicates.duplicates(s, row["id"])
-             if _may_see(s, d["id"], viewer)]
-    return jsonify({"incident": row["id"], "duplicates": found})
-
-
-def _may_see(s, incident_id: int, viewer: queries.Viewer) -> bool:
-    try:
-        queries.require_visible(s, incident_id, viewer)
-    except NotFound:
-        return False
-    return True
+    found = duplicates.duplicates(s, incident_id, audience())
+    return json_response({"incident": queries.incident_id(incident_id), "duplicates": found})
 
 
 @bp.post("/api/incidents/<incident_id>/links")
 @roles(*REPORTERS)
 def link(incident_id: str):
     s = database.session()
-    body = require_json()
-    for key in (incident_id, body.get("other")):
-        row = queries.require_visible(s, key, _viewer())
-        _authorize(row["area_code"])
-    result = duplicates.link(s, actor(), incident_id, body.get("other"))
+    body = json_body()
+    result = duplicates.link(s, actor(), incident_id, body.get("other"), audience())
     s.commit()
-    return jsonify(result), 201 if result["created"] else 200
+    return json_response(result, 201 if result["created"] else 200)
 
 
 @bp.delete("/api/incidents/<incident_id>/links/<other>")
 @roles(*REPORTERS)
 def unlink(incident_id: str, other: str):
     s = database.session()
-    for key in (incident_id, other):
-        row = queries.require_visible(s, key, _viewer())
-        _authorize(row["area_code"])
-    duplicates.unlink(s, actor(), incident_id, other)
+    duplicates.unlink(s, actor(), incident_id, other, audience())
     s.commit()
     return "", 204
 
@@ -140,40 +104,24 @@ def unlink(incident_id: str, other: str):
 @bp.get("/api/geocode")
 @roles(*ANY_USER)
 def geocode():
-    return jsonify(geocoding.geocode(database.session(), request.args.get("q")))
+    return json_response(geocoding.geocode(database.session(), request.args.get("q")))
 
 
 @bp.get("/api/reverse")
 @roles(*ANY_USER)
 def reverse():
     args = request.args
-    return jsonify(geocoding.reverse(database.session(), args.get("lon"), args.get("lat"),
-                                     args.get("crs") or "wgs84"))
+    return json_response(geocoding.reverse(database.session(), args.get("lon"), args.get("lat"),
+                                           args.get("crs") or "wgs84"))
 
 
 @bp.get("/report")
 @roles(*REPORTERS)
 def report_form():
     """The report form: a grid worker reports in their own grids only (the map shows which)."""
-    user = current_user()
-    s = database.session()
-    scope = "true" if user.everywhere else "a.path <@ ANY (CAST(:paths AS ltree[]))"
-    # The finest areas the user may report in (their grids), drawn on the form's map.
-    grids = s.execute(text(f"""
-        SELECT json_build_object('type', 'FeatureCollection', 'features',
-                   COALESCE(json_agg(json_build_object('type', 'Feature', 'id', a.code,
-                       'geometry', ST_AsGeoJSON(a.geom, 6)::json,
-                       'properties', json_build_object('code', a.code, 'name', a.name))
-                       ORDER BY a.code), '[]'::json))
-          FROM areas a
-         WHERE {scope} AND NOT EXISTS (SELECT 1 FROM areas c WHERE c.parent_id = a.id)
-           AND (:everywhere = false OR a.level = (SELECT max(level) FROM areas))"""),
-        {"paths": user.scope_paths or ["0"], "everywhere": user.everywhere}).scalar_one()
-    from .pages import map_config
-
+    grids = areas.leaves(database.session(), current_user().scope)
     return render_template("report.html", grids=grids, map_config=map_config(),
                            categories=[(c, vocabulary.CATEGORY_ZH[c]) for c in vocabulary.CATEGORIES])
-
 
 
 def openapi_paths(geojson: dict, param, errors) -> dict:

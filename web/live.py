@@ -3,7 +3,9 @@
 One listener thread per web process holds the only LISTEN connection (channel `anwang_live`) and
 appends every notification, in commit order, to a bounded in-memory ring; each SSE client is a
 generator that waits on the ring's condition and writes what is new, filtered to the viewer's
-area scope. Every event carries its `live_events` id as the SSE id, so a browser reconnecting
+area scope and audience (an event may carry a generalised form for every viewer of its area and
+an exact one for the roles that act on it: geo.policy). Every event carries its `live_events` id
+as the SSE id, so a browser reconnecting
 with Last-Event-ID (EventSource does it by itself) resumes exactly from the ring, or, when the id
 has left the ring or was served by another process, from the `live_events` table (with a small
 overlap that clients drop by id). Comments keep idle connections alive through proxies.
@@ -17,6 +19,8 @@ import time
 from collections import deque
 
 from flask import Blueprint, Response, current_app, request
+
+from geo.policy import Audience
 
 from . import database
 from .auth import current_user, roles
@@ -36,7 +40,7 @@ class Hub:
 
     def __init__(self, conninfo: str, ring_size: int = RING_SIZE):
         self.conninfo = conninfo
-        self.ring: deque = deque(maxlen=ring_size)   # (seq, id, kind, path, data-json)
+        self.ring: deque = deque(maxlen=ring_size)   # (seq, id, kind, path, data, exact data)
         self.by_id: dict = {}
         self.seq = 0
         self.cond = threading.Condition()
@@ -86,21 +90,25 @@ class Hub:
         except ValueError:
             return
         if msg.get("ref"):        # too big for NOTIFY: read it from the log
-            row = conn.execute("SELECT payload::text FROM live_events WHERE id = %s", (msg["id"],)).fetchone()
+            row = conn.execute("SELECT payload::text, payload_exact::text FROM live_events WHERE id = %s",
+                               (msg["id"],)).fetchone()
             if row is None:
                 return
-            data = row[0]
+            data, exact = row
         else:
             data = json.dumps(msg.get("data"), ensure_ascii=False, separators=(",", ":"))
-        self.append(int(msg["id"]), msg.get("kind") or "message", msg.get("path"), data)
+            exact = (json.dumps(msg["exact"], ensure_ascii=False, separators=(",", ":"))
+                     if msg.get("exact") is not None else None)
+        self.append(int(msg["id"]), msg.get("kind") or "message", msg.get("path"), data, exact)
 
-    def append(self, event_id: int, kind: str, path: str | None, data: str) -> None:
+    def append(self, event_id: int, kind: str, path: str | None, data: str,
+               exact: str | None = None) -> None:
         with self.cond:
             self.seq += 1
             if len(self.ring) == self.ring.maxlen:
                 old = self.ring[0]
                 self.by_id.pop(old[1], None)
-            self.ring.append((self.seq, event_id, kind, path, data))
+            self.ring.append((self.seq, event_id, kind, path, data, exact))
             self.by_id[event_id] = self.seq
             self.cond.notify_all()
 
@@ -134,35 +142,36 @@ _hub_lock = threading.Lock()
 SUMMARIES = ("incidents", "risk_bulk")   # counts only, no place: everyone may see them
 
 
-def _visible(path: str | None, scopes: list[str] | None, kind: str | None = None) -> bool:
-    if scopes is None or kind in SUMMARIES:
-        return True
-    if not path:
-        return False
-    return any(path == s or path.startswith(s + ".") for s in scopes)
+def _visible(path: str | None, audience: Audience, kind: str | None = None) -> bool:
+    return kind in SUMMARIES or audience.scope.covers(path)
+
+
+def _shown(audience: Audience, data: str, exact: str | None) -> str:
+    """The form of an event this audience may receive."""
+    return exact if exact is not None and audience.exact else data
 
 
 def _frame(event_id: int, kind: str, data: str) -> str:
     return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n"
 
 
-def _from_table(engine, after_id: int, scopes, sent: set, limit: int = 5000) -> list[str]:
+def _from_table(engine, after_id: int, audience: Audience, sent: set, limit: int = 5000) -> list[str]:
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT id, kind, area_path::text, payload::text FROM live_events "
-                                 "WHERE id > :i ORDER BY id LIMIT :n"),
+        rows = conn.execute(text("SELECT id, kind, area_path::text, payload::text, payload_exact::text "
+                                 "FROM live_events WHERE id > :i ORDER BY id LIMIT :n"),
                             {"i": max(0, after_id - RESUME_SLACK), "n": limit}).all()
     out = []
     for r in rows:
-        if r[0] in sent or not _visible(r[2], scopes, r[1]):
+        if r[0] in sent or not _visible(r[2], audience, r[1]):
             continue
         sent.add(r[0])
-        out.append(_frame(r[0], r[1], r[3]))
+        out.append(_frame(r[0], r[1], _shown(audience, r[3], r[4])))
     return out
 
 
-def stream(hub: Hub, engine, last_id: int | None, scopes: list[str] | None, max_seconds: float | None):
+def stream(hub: Hub, engine, last_id: int | None, audience: Audience, max_seconds: float | None):
     """The SSE body for one client."""
     deadline = time.monotonic() + max_seconds if max_seconds else None
     sent: set = set()
@@ -183,7 +192,7 @@ def stream(hub: Hub, engine, last_id: int | None, scopes: list[str] | None, max_
     try:
         yield "retry: 2000\n: connected\n\n"
         if last_id is not None and not exact:
-            frames = _from_table(engine, last_id, scopes, sent)
+            frames = _from_table(engine, last_id, audience, sent)
             remember(list(sent))
             if frames:
                 yield "".join(frames)
@@ -194,18 +203,18 @@ def stream(hub: Hub, engine, last_id: int | None, scopes: list[str] | None, max_
                                   else max(0.05, min(KEEPALIVE_S, deadline - time.monotonic())))
                 events, cursor, overflow = hub.after(cursor)
             if overflow and sent_order:
-                frames = _from_table(engine, sent_order[-1], scopes, sent)
+                frames = _from_table(engine, sent_order[-1], audience, sent)
                 if frames:
                     yield "".join(frames)
             if not events:
                 yield ": keepalive\n\n"
                 continue
             frames, ids = [], []
-            for _seq, event_id, kind, path, data in events:
-                if event_id in sent or not _visible(path, scopes, kind):
+            for _seq, event_id, kind, path, data, exact in events:
+                if event_id in sent or not _visible(path, audience, kind):
                     continue
                 ids.append(event_id)
-                frames.append(_frame(event_id, kind, data))
+                frames.append(_frame(event_id, kind, _shown(audience, data, exact)))
             if frames:
                 sent.update(ids)
                 remember(ids)
@@ -219,8 +228,7 @@ def stream(hub: Hub, engine, last_id: int | None, scopes: list[str] | None, max_
 @roles("dispatcher", "analyst")
 def live():
     """Server-Sent Events: position, unit_status, incident(s), risk, assignment."""
-    user = current_user()
-    scopes = None if user.everywhere else list(user.scope_paths)
+    viewer = Audience.of(current_user())
     raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     try:
         last_id = int(raw) if raw not in (None, "") else None
@@ -234,7 +242,7 @@ def live():
     hub = hub_for(app)
     hub.ready.wait(5.0)
     engine = database.engine()
-    resp = Response(stream(hub, engine, last_id, scopes, max_seconds), mimetype="text/event-stream")
+    resp = Response(stream(hub, engine, last_id, viewer, max_seconds), mimetype="text/event-stream")
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"
     return resp

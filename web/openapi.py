@@ -1,5 +1,7 @@
-"""The OpenAPI 3.1 description of /api, kept beside the views it describes."""
+"""The OpenAPI 3.1 description of /api: the kernel's routes here, each feature's beside its views."""
 from __future__ import annotations
+
+from . import incidents, patrol, planner, review
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -33,6 +35,10 @@ def document() -> dict:
         "paths": {
             "/api/health": {"get": {"summary": "Service and database health", "security": [],
                                     "responses": {"200": {"description": "healthy"}}}},
+            "/api/me": {"get": {
+                "summary": "Who you are: role, area scope, and the extent your maps open on",
+                "responses": {"200": {"description": "username, role, scope, home, extent"},
+                              **_errors(401)}}},
             "/api/areas": {"get": {
                 "summary": "Areas as GeoJSON (RFC 7946)",
                 "parameters": [
@@ -64,8 +70,6 @@ def document() -> dict:
 
 def _feature_paths(geojson: dict) -> dict:
     """Each feature's blueprint describes its own routes beside their views."""
-    from . import incidents, patrol, planner, review
-
     paths: dict = {}
     for module in (incidents, patrol, planner, review):
         paths.update(module.openapi_paths(geojson, _param, _errors))

@@ -3,16 +3,30 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from .auth import ANY_USER, roles
+from geo import areas, policy
+from geo.errors import NotFound
+
+from . import database
+from .auth import ANY_USER, current_user, roles
 
 bp = Blueprint("pages", __name__)
 
 
 def map_config() -> dict:
-    """What the page script needs to know: basemaps and their settings."""
+    """What the page script needs to know: basemaps and their settings, and where the map opens —
+    the extent of the reader's own area (their scope, else the home jurisdiction), so importing
+    another jurisdiction never moves anyone's map."""
     cfg = current_app.config
-    return {"basemap": cfg["BASEMAP"], "osmUrl": cfg["OSM_TILE_URL"],
-            "tiandituKey": cfg["TIANDITU_KEY"]}
+    out = {"basemap": cfg["BASEMAP"], "osmUrl": cfg["OSM_TILE_URL"],
+           "tiandituKey": cfg["TIANDITU_KEY"], "home": None, "extent": None}
+    user = current_user()
+    s = database.session()
+    try:
+        home = user.scope.home(s) if user is not None else policy.home_area(s)
+    except NotFound:      # nothing loaded yet: the map opens on the whole world
+        return out
+    out.update(home=home, extent=areas.extent(s, home))
+    return out
 
 
 @bp.get("/")

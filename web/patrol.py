@@ -8,71 +8,44 @@ device by its id, as Traccar does (the real app sends nothing else); set
 """
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, render_template, request
 
 from geo.errors import Forbidden, InvalidInput, NotFound
+from geo.incidents import queries
 from geo.patrol import dispatch, fixes, gpx, ingest, tracks, units
 from layers import coverage
 
 from . import database
-from .auth import actor, csrf_exempt, current_user, public, require_scope, roles
+from .auth import (
+    actor,
+    audience,
+    csrf_exempt,
+    current_user,
+    public,
+    require_scope,
+    roles,
+)
 from .osmand import OsmandPort, parse_osmand, require_token
 from .pages import map_config
+from .responses import (
+    float_arg,
+    geojson_response,
+    int_arg,
+    json_body,
+    json_response,
+    time_arg,
+)
 
 bp = Blueprint("patrol", __name__)
-GEOJSON = "application/geo+json"
 VIEW = ("dispatcher", "analyst")
 ACT = ("dispatcher",)
 
 
-def _json(obj, status: int = 200, mimetype: str = "application/json") -> Response:
-    return Response(json.dumps(obj, ensure_ascii=False, default=str), status=status, mimetype=mimetype)
-
-
-def _scopes() -> list[str] | None:
-    user = current_user()
-    return None if user is None or user.everywhere else list(user.scope_paths)
-
-
 def _time_arg(name: str) -> datetime | None:
-    value = request.args.get(name)
-    if value in (None, ""):
-        return None
-    return fixes.parse_time(value, name)
-
-
-def _int_arg(name: str, default=None, lo=None, hi=None):
-    value = request.args.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidInput(name, f"{name} must be a whole number; got {value!r}") from None
-    if (lo is not None and number < lo) or (hi is not None and number > hi):
-        raise InvalidInput(name, f"{name} must be between {lo} and {hi}")
-    return number
-
-
-def _float_arg(name: str, default=None):
-    value = request.args.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidInput(name, f"{name} must be a number; got {value!r}") from None
-
-
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("body", "expected a JSON object with Content-Type: application/json")
-    return body
+    return time_arg(name, fixes.parse_time)
 
 
 def _unit_in_scope(callsign: str) -> int:
@@ -107,14 +80,14 @@ def dispatch_page():
 @roles(*VIEW)
 def unit_list():
     """Units at their last clean position (or at ?at=T) as GeoJSON."""
-    fc = units.units_geojson(database.session(), _scopes(), at=_time_arg("at"))
-    return _json(fc, mimetype=GEOJSON)
+    fc = units.units_geojson(database.session(), current_user().scope, at=_time_arg("at"))
+    return geojson_response(fc)
 
 
 @bp.post("/api/units")
 @roles(*ACT)
 def unit_add():
-    body = _body()
+    body = json_body()
     area = body.get("area") or None
     if area:
         require_scope(area)
@@ -124,7 +97,7 @@ def unit_add():
     uid, token = units.add_unit(s, actor(), body.get("callsign"), body.get("kind"),
                                  body.get("device_id"), area, body.get("status") or "off_duty")
     s.commit()
-    return _json({"id": uid, "callsign": body.get("callsign"), "token": token}, 201)
+    return json_response({"id": uid, "callsign": body.get("callsign"), "token": token}, 201)
 
 
 @bp.post("/api/units/<callsign>/status")
@@ -132,9 +105,9 @@ def unit_add():
 def unit_status(callsign):
     _unit_in_scope(callsign)
     s = database.session()
-    out = units.set_status(s, actor(), callsign, _body().get("status"))
+    out = units.set_status(s, actor(), callsign, json_body().get("status"))
     s.commit()
-    return _json(out)
+    return json_response(out)
 
 
 @bp.post("/api/units/<callsign>/token")
@@ -144,21 +117,21 @@ def unit_token(callsign):
     s = database.session()
     token = units.rotate_token(s, actor(), callsign)
     s.commit()
-    return _json({"callsign": callsign, "token": token})
+    return json_response({"callsign": callsign, "token": token})
 
 
 @bp.get("/api/units/<callsign>/shifts")
 @roles(*VIEW)
 def unit_shifts(callsign):
     _unit_in_scope(callsign)
-    return _json({"callsign": callsign, "shifts": units.shifts(database.session(), callsign)})
+    return json_response({"callsign": callsign, "shifts": units.shifts(database.session(), callsign)})
 
 
 @bp.post("/api/units/<callsign>/shifts")
 @roles(*ACT)
 def unit_shift_add(callsign):
     _unit_in_scope(callsign)
-    body = _body()
+    body = json_body()
     starts = fixes.parse_time(body.get("starts_at"), "starts_at") if body.get("starts_at") else \
         datetime.now(timezone.utc).replace(second=0, microsecond=0)
     try:
@@ -168,15 +141,15 @@ def unit_shift_add(callsign):
     s = database.session()
     sid = units.add_shift(s, actor(), callsign, starts, hours, body.get("task"))
     s.commit()
-    return _json({"id": sid, "callsign": callsign}, 201)
+    return json_response({"id": sid, "callsign": callsign}, 201)
 
 
 @bp.get("/api/units/trails")
 @roles(*VIEW)
 def unit_trails():
-    minutes = _float_arg("minutes", 10.0)
-    return _json(units.trails(database.session(), minutes, _scopes(), at=_time_arg("at")),
-                 mimetype=GEOJSON)
+    minutes = float_arg("minutes", 10.0)
+    return geojson_response(units.trails(database.session(), current_user().scope, minutes,
+                                         at=_time_arg("at")))
 
 
 # -- ingest ----------------------------------------------------------------------------------
@@ -207,7 +180,7 @@ def positions():
         return _error(401, "unauthorized", "unknown or revoked device token")
     result = ingest.ingest(s, unit, batch)
     ingest.commit_and_publish(s, result)
-    return _json({"unit": unit.callsign, **result.as_dict()})
+    return json_response({"unit": unit.callsign, **result.as_dict()})
 
 
 def _error(status, code, message, field=None):
@@ -240,7 +213,7 @@ def osmand():
 def _window(uid: int):
     s = database.session()
     start, end = _time_arg("from"), _time_arg("to")
-    shift = _int_arg("shift")
+    shift = int_arg("shift")
     if start is None or end is None:
         start2, end2, shift = tracks.shift_window(s, uid, shift, _time_arg("at"))
         start, end = start or start2, end or end2
@@ -254,9 +227,9 @@ def track():
     callsign = request.args.get("unit") or ""
     uid = _unit_in_scope(callsign)
     start, end, shift = _window(uid)
-    feature = tracks.track_feature(database.session(), uid, start, end, _int_arg("zoom", None, 0, 22))
+    feature = tracks.track_feature(database.session(), uid, start, end, int_arg("zoom", None, 0, 22))
     feature["properties"].update({"callsign": callsign, "shift_id": shift})
-    return _json(feature, mimetype=GEOJSON)
+    return geojson_response(feature)
 
 
 @bp.get("/api/tracks/replay")
@@ -267,13 +240,13 @@ def track_replay():
     start, end, shift = _window(uid)
     out = tracks.replay(database.session(), uid, start, end)
     out.update({"callsign": callsign, "shift_id": shift})
-    return _json(out)
+    return json_response(out)
 
 
 @bp.post("/api/tracks/build")
 @roles(*ACT)
 def track_build():
-    body = _body()
+    body = json_body()
     callsign = body.get("unit") or ""
     uid = _unit_in_scope(callsign)
     s = database.session()
@@ -281,7 +254,7 @@ def track_build():
     if out is None:
         raise InvalidInput("unit", f"unit {callsign} has fewer than two clean fixes in that shift")
     s.commit()
-    return _json(out, 201)
+    return json_response(out, 201)
 
 
 @bp.get("/api/tracks/stored")
@@ -289,20 +262,20 @@ def track_build():
 def tracks_stored():
     callsign = request.args.get("unit") or ""
     uid = _unit_in_scope(callsign)
-    return _json({"unit": callsign, "tracks": tracks.stored(database.session(), uid)})
+    return json_response({"unit": callsign, "tracks": tracks.stored(database.session(), uid)})
 
 
 @bp.get("/api/tracks/<int:track_id>")
 @roles(*VIEW)
 def track_stored(track_id):
     s = database.session()
-    feature = tracks.stored_feature(s, track_id, _int_arg("zoom", None, 0, 22))
+    feature = tracks.stored_feature(s, track_id, int_arg("zoom", None, 0, 22))
     from sqlalchemy import text
 
     callsign = s.execute(text("SELECT callsign FROM units WHERE id = :u"),
                          {"u": feature["properties"]["unit"]}).scalar()
     _unit_in_scope(callsign)
-    return _json(feature, mimetype=GEOJSON)
+    return geojson_response(feature)
 
 
 @bp.post("/api/tracks/import")
@@ -317,7 +290,7 @@ def track_import():
     s = database.session()
     result = gpx.import_gpx(s, actor(), callsign, upload.read(), upload.filename or "upload.gpx")
     s.commit()
-    return _json(result.as_dict(), 201)
+    return json_response(result.as_dict(), 201)
 
 
 # -- coverage --------------------------------------------------------------------------------
@@ -327,10 +300,10 @@ def coverage_layer():
     """?hours=24|7d: per grid, patrol minutes and visits against its risk colour (GeoJSON unless
     format=json)."""
     s = database.session()
-    rows = coverage.coverage(s, coverage.parse_hours(request.args.get("hours"), 24), _scopes())
+    rows = coverage.coverage(s, current_user().scope, coverage.parse_hours(request.args.get("hours"), 24))
     if request.args.get("format") == "json":
-        return _json({"grids": rows})
-    return _json(coverage.as_geojson(s, rows), mimetype=GEOJSON)
+        return json_response({"grids": rows})
+    return geojson_response(coverage.as_geojson(s, rows))
 
 
 @bp.get("/api/coverage/gaps")
@@ -338,10 +311,10 @@ def coverage_layer():
 def coverage_gaps():
     """?hours=X: red and orange grids with no patrol in the last X hours (GeoJSON)."""
     s = database.session()
-    rows = coverage.gaps(s, coverage.parse_hours(request.args.get("hours"), 6), _scopes())
+    rows = coverage.gaps(s, current_user().scope, coverage.parse_hours(request.args.get("hours"), 6))
     if request.args.get("format") == "json":
-        return _json({"grids": rows})
-    return _json(coverage.as_geojson(s, rows), mimetype=GEOJSON)
+        return json_response({"grids": rows})
+    return geojson_response(coverage.as_geojson(s, rows))
 
 
 # -- dispatch --------------------------------------------------------------------------------
@@ -349,26 +322,24 @@ def coverage_gaps():
 @roles(*ACT)
 def nearest():
     """?incident=ID (or lon=&lat=)&k=5&max_age=900: nearest on-duty units."""
-    incident = _int_arg("incident")
-    max_age = _float_arg("max_age", dispatch.DEFAULT_MAX_AGE_S)
-    return _json(dispatch.nearest(database.session(), incident, request.args.get("lon"),
-                                  request.args.get("lat"), _int_arg("k", 5, 1, 100),
-                                  max_age if max_age and max_age > 0 else None, _scopes()))
+    incident = request.args.get("incident") or None
+    max_age = float_arg("max_age", dispatch.DEFAULT_MAX_AGE_S)
+    return json_response(dispatch.nearest(database.session(), audience(), incident,
+                                          request.args.get("lon"), request.args.get("lat"),
+                                          int_arg("k", 5, 1, 100),
+                                          max_age if max_age and max_age > 0 else None))
 
 
 @bp.post("/api/dispatch/assign")
 @roles(*ACT)
 def assign():
-    body = _body()
-    try:
-        incident = int(body.get("incident"))
-    except (TypeError, ValueError):
-        raise InvalidInput("incident", "incident must be an incident id") from None
+    body = json_body()
     _unit_in_scope(body.get("unit") or "")
     s = database.session()
-    out = dispatch.assign(s, actor(), incident, body.get("unit"), body.get("note"))
+    out = dispatch.assign(s, actor(), body.get("incident"), body.get("unit"), audience(),
+                          body.get("note"))
     s.commit()
-    return _json(out, 201)
+    return json_response(out, 201)
 
 
 @bp.post("/api/dispatch/assignments/<int:assignment_id>/<action>")
@@ -376,47 +347,33 @@ def assign():
 def assignment_action(assignment_id, action):
     s = database.session()
     body = request.get_json(silent=True) or {}
-    out = dispatch.transition(s, actor(), assignment_id, action, body.get("note"))
+    out = dispatch.transition(s, actor(), assignment_id, action, audience(), body.get("note"))
     s.commit()
-    return _json(out)
+    return json_response(out)
 
 
 @bp.get("/api/dispatch/assignments")
 @roles(*VIEW)
 def assignments():
-    return _json({"assignments": dispatch.assignments(
-        database.session(), _int_arg("incident"), request.args.get("open") in ("1", "true"))})
+    return json_response({"assignments": dispatch.assignments(
+        database.session(), audience(), int_arg("incident"), request.args.get("open") in ("1", "true"))})
 
 
 @bp.get("/api/dispatch/stats")
 @roles(*VIEW)
 def stats():
     """?level=2&days=30: response times per area."""
-    return _json({"areas": dispatch.response_stats(database.session(), _int_arg("level", 2, 1, 4),
-                                                    _float_arg("days", 30.0), _scopes())})
+    return json_response({"areas": dispatch.response_stats(database.session(), audience(),
+                                                           int_arg("level", 2, 1, 4),
+                                                           float_arg("days", 30.0))})
 
 
 @bp.get("/api/dispatch/incidents")
 @roles(*VIEW)
 def recent_incidents():
     """?hours=24: recent incidents not yet closed, for the dispatch map (GeoJSON)."""
-    from sqlalchemy import text
-
     hours = coverage.parse_hours(request.args.get("hours"), 24)
-    scopes = _scopes()
-    rows = database.session().execute(text("""
-        SELECT i.id, i.category, i.severity, i.status, i.occurred_at, i.address, ST_X(i.geom) AS lon,
-               ST_Y(i.geom) AS lat, g.code AS grid
-          FROM incidents i LEFT JOIN areas g ON g.id = i.grid_id
-         WHERE i.occurred_at > now() - make_interval(secs => :h * 3600) AND i.geom IS NOT NULL
-           AND i.status NOT IN ('closed', 'resolved', 'followed_up')
-           AND (CAST(:paths AS ltree[]) IS NULL OR g.path <@ CAST(:paths AS ltree[]))
-         ORDER BY i.occurred_at DESC LIMIT 2000"""), {"h": hours, "paths": scopes}).mappings().all()
-    return _json({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": r["id"], "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
-         "properties": {"id": r["id"], "category": r["category"], "severity": r["severity"],
-                        "status": r["status"], "occurred_at": r["occurred_at"].isoformat(),
-                        "address": r["address"], "grid": r["grid"]}} for r in rows]}, mimetype=GEOJSON)
+    return geojson_response(queries.recent(database.session(), audience(), hours))
 
 
 def init_app(app) -> None:

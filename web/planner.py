@@ -1,23 +1,21 @@
 """Planning over HTTP: boundary change sets (preview, commit, history, diff, revert), problems,
-import and export, soft locks, and the /planner page. Views parse, call geo/, commit."""
+import and export, soft locks, and the /planner page. Views parse, call geo/ with the caller's
+scope (geo.policy: an edit is authorised on every area it touches), commit."""
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 from flask import Blueprint, Response, render_template, request
-from sqlalchemy import text
 from werkzeug.utils import secure_filename
 
 from geo.boundaries import changes, export, history, ingest, locks, plans, validation
 from geo.errors import Forbidden, InvalidInput, NotFound
 
 from . import database
-from .api import require_json
 from .auth import ANY_USER, actor, current_user, require_scope, roles
-from .i18n import localize
 from .pages import map_config
+from .responses import flag, geojson_response, int_arg, json_body, json_response
 
 bp = Blueprint("planner", __name__)
 PLANNERS = ("admin", "planner")
@@ -25,32 +23,21 @@ VIEWERS = ("admin", "planner", "analyst")
 IMPORT_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv")
 
 
-def _json(obj, status: int = 200) -> Response:
-    """A JSON response, its messages in the reader's language."""
-    return Response(json.dumps(localize(obj), ensure_ascii=False, default=str), status=status,
-                    mimetype="application/json")
-
-
-def _flag(value) -> bool:
-    return str(value).lower() in ("1", "true", "yes", "on") if value is not None else False
-
-
 def _scope_of_change(codes: list[str]) -> None:
-    """The areas a change names must lie in the caller's scope.
+    """A change may be read or reverted only by a scope holding every area it names.
 
     An area a change retired exists only in its history; it is covered by the current areas
     named with it (a split grid by its successors), and on its own only an administrator acts.
     """
     s = database.session()
-    current = [c for c in codes
-               if s.execute(text("SELECT 1 FROM areas WHERE code = :c"), {"c": c}).first()]
+    scope = current_user().scope
+    current = history.current_codes(s, codes)
     for code in current:
-        require_scope(code)
-    if current or current_user().everywhere:
+        require_scope(code, "areas")
+    if current or scope.everywhere:
         return
-    for code in codes:
-        if not s.execute(text("SELECT 1 FROM area_versions WHERE code = :c"), {"c": code}).first():
-            raise NotFound(f"no area with code {code!r}", field="areas")
+    if not history.known_codes(s, codes):
+        raise NotFound(f"no area with code {codes[0]!r}", field="areas")
     raise Forbidden(f"{', '.join(codes)} no longer exist; only an administrator may act on them",
                     field="areas")
 
@@ -66,18 +53,16 @@ def page():
 @bp.post("/api/changes")
 @roles(*PLANNERS)
 def change_create():
-    body = require_json()
-    codes = body.get("areas")
-    if isinstance(codes, list):
-        _scope_of_change([c for c in codes if isinstance(c, str)])
+    body = json_body()
     s = database.session()
-    preview = _flag(body.get("preview"))
-    result = changes.apply(s, body.get("op"), areas=codes, geometry=body.get("geometry"),
-                         base_versions=body.get("base_versions"), reason=body.get("reason"),
-                         actor=actor(), preview=preview, names=body.get("names"))
+    preview = flag(body.get("preview"))
+    result = changes.apply(s, body.get("op"), areas=body.get("areas"), geometry=body.get("geometry"),
+                           base_versions=body.get("base_versions"), reason=body.get("reason"),
+                           actor=actor(), scope=current_user().scope, preview=preview,
+                           names=body.get("names"))
     if not preview:
         s.commit()
-    return _json(result.as_dict(), 200 if preview else 201)
+    return json_response(result.as_dict(), 200 if preview else 201)
 
 
 @bp.get("/api/changes")
@@ -88,18 +73,16 @@ def change_list():
         require_scope(area)
     elif not current_user().everywhere:
         raise InvalidInput("area", "area is required: the code of an area in your scope")
-    limit = request.args.get("limit", "50")
-    if not limit.isdigit():
-        raise InvalidInput("limit", f"limit must be a positive integer; got {limit!r}")
-    return _json({"changes": history.change_list(database.session(), area=area, limit=int(limit))})
+    limit = int_arg("limit", 50, 1, 1000)
+    return json_response({"changes": history.change_list(database.session(), area=area, limit=limit)})
 
 
 @bp.get("/api/changes/<int:change_id>")
 @roles(*VIEWERS)
 def change_detail(change_id: int):
     detail = history.change_detail(database.session(), change_id)
-    _scope_of_change(detail["codes"][:1])
-    return _json(detail)
+    _scope_of_change(detail["codes"])
+    return json_response(detail)
 
 
 @bp.post("/api/changes/<int:change_id>/revert")
@@ -108,11 +91,12 @@ def change_revert(change_id: int):
     body = request.get_json(silent=True) or {}
     s = database.session()
     _scope_of_change(history.change_detail(s, change_id)["codes"])
-    preview = _flag(body.get("preview"))
-    result = changes.revert(s, change_id, reason=body.get("reason"), actor=actor(), preview=preview)
+    preview = flag(body.get("preview"))
+    result = changes.revert(s, change_id, reason=body.get("reason"), actor=actor(),
+                            scope=current_user().scope, preview=preview)
     if not preview:
         s.commit()
-    return _json(result.as_dict(), 200 if preview else 201)
+    return json_response(result.as_dict(), 200 if preview else 201)
 
 
 # -- areas: problems, versions, diff ---------------------------------------------------------
@@ -124,34 +108,35 @@ def area_problems(code: str):
     collection = validation.as_geojson(found)
     collection["errors"] = sum(1 for p in found if p.get("severity") == "error")
     collection["warnings"] = len(found) - collection["errors"]
-    return Response(json.dumps(localize(collection), ensure_ascii=False, default=str),
-                    mimetype="application/geo+json")
+    return geojson_response(collection)
 
 
 @bp.get("/api/areas/<code>/versions")
 @roles(*VIEWERS)
 def area_versions(code: str):
-    return _json({"code": code, "versions": history.versions(database.session(), code)})
+    require_scope(code)
+    return json_response({"code": code, "versions": history.versions(database.session(), code)})
 
 
 @bp.get("/api/areas/<code>/diff")
 @roles(*VIEWERS)
 def area_diff(code: str):
+    require_scope(code)
     versions = []
     for name in ("from", "to"):
         raw = request.args.get(name, "")
         if not raw.isdigit():
             raise InvalidInput(name, f"{name} must be a version number; got {raw!r}")
         versions.append(int(raw))
-    return Response(json.dumps(history.diff(database.session(), code, *versions), ensure_ascii=False),
-                    mimetype="application/geo+json")
+    return geojson_response(history.diff(database.session(), code, *versions))
 
 
 # -- soft locks ------------------------------------------------------------------------------
 @bp.get("/api/locks")
 @roles(*VIEWERS)
 def lock_list():
-    return _json({"locks": locks.held(database.session(), request.args.get("parent") or None)})
+    return json_response({"locks": locks.held(database.session(), current_user().scope,
+                                              request.args.get("parent") or None)})
 
 
 @bp.post("/api/areas/<code>/lock")
@@ -161,16 +146,17 @@ def lock_take(code: str):
     s = database.session()
     lock = locks.acquire_lock(s, code, actor())
     s.commit()
-    return _json(lock)
+    return json_response(lock)
 
 
 @bp.delete("/api/areas/<code>/lock")
 @roles(*PLANNERS)
 def lock_release(code: str):
+    require_scope(code)
     s = database.session()
     locks.release_lock(s, code, actor())
     s.commit()
-    return _json({"released": code})
+    return json_response({"released": code})
 
 
 # -- import and export -----------------------------------------------------------------------
@@ -187,11 +173,6 @@ def area_import():
         raise InvalidInput("file", f"expected {', '.join(IMPORT_SUFFIXES)}; got {upload.filename!r}")
     form = request.form
     parent = form.get("parent") or None
-    if parent:
-        require_scope(parent)
-    elif not current_user().everywhere:
-        raise Forbidden("only an administrator may import areas without a parent in scope",
-                        field="parent")
     s = database.session()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
@@ -202,17 +183,18 @@ def area_import():
             s, path, level=form.get("level"), parent=parent,
             parent_field=form.get("parent_field") or None, code_field=form.get("code_field") or None,
             name_field=form.get("name_field") or None, crs=form.get("crs") or None,
-            repair=_flag(form.get("repair")), dry_run=_flag(form.get("dry_run")),
-            merge_duplicates=_flag(form.get("merge_duplicates")), skip_bad=_flag(form.get("skip_bad")),
-            fit=_flag(form.get("fit")), code_prefix=form.get("code_prefix") or "", actor=actor())
+            repair=flag(form.get("repair")), dry_run=flag(form.get("dry_run")),
+            merge_duplicates=flag(form.get("merge_duplicates")), skip_bad=flag(form.get("skip_bad")),
+            fit=flag(form.get("fit")), code_prefix=form.get("code_prefix") or "", actor=actor(),
+            scope=current_user().scope)
     body = report.as_dict()
     body["path"] = name
     if report.refused:
-        return _json({"error": {"code": "import_refused", "message": report.summary(),
-                                "field": "file", "details": body}}, 422)
+        return json_response({"error": {"code": "import_refused", "message": report.summary(),
+                                        "field": "file", "details": body}}, 422)
     if not report.dry_run:
         s.commit()
-    return _json(body, 200 if report.dry_run else 201)
+    return json_response(body, 200 if report.dry_run else 201)
 
 
 def _unzip_shapefile(path: Path) -> Path:

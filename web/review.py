@@ -1,45 +1,31 @@
-"""Risk, scorecards, heat, hot spots, the /review page and the public map. Views parse, call layers/, serialise."""
+"""Risk, scorecards, heat, hot spots, the /review page and the public map. Views parse, call layers/
+with the caller's audience (geo.policy: scope, generalisation and the analytics' floors), serialise."""
 from __future__ import annotations
 
-import json
+import base64
+import hashlib
+import re
 from datetime import datetime
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 from flask_babel import get_locale
-from sqlalchemy import text
 
 from geo.errors import InvalidInput
 from layers import heat, hotspots, public, report, review, risk, scorecards, selection
 from layers.registry import LAYERS
 
 from . import database
-from .api import GEOJSON, require_json
-from .auth import ANY_USER, actor, current_user, require_scope, roles
+from .auth import ANY_USER, actor, audience, current_user, require_scope, roles
 from .auth import public as public_view
 from .pages import map_config
+from .responses import geojson_response, json_body, json_response
 
 bp = Blueprint("review", __name__)
 
 
-def default_area() -> str:
-    """The caller's first scope, else the (first) district: what a map opens on."""
-    user = current_user()
-    if user is not None and user.scope_codes:
-        return user.scope_codes[0]
-    code = database.session().execute(text("SELECT code FROM areas WHERE level = 1 ORDER BY code LIMIT 1")).scalar()
-    if code is None:
-        raise InvalidInput("area", "no area has been loaded yet")
-    return code
-
-
 def area_arg() -> str:
-    """The `area` argument, else the default area."""
-    return (request.args.get("area") or "").strip() or default_area()
-
-
-def geojson(obj) -> Response:
-    """Serialise a GeoJSON object (non-ASCII kept as is)."""
-    return Response(json.dumps(obj, ensure_ascii=False), mimetype=GEOJSON)
+    """The `area` argument (exactly as given), else the caller's home area."""
+    return request.args.get("area") or current_user().scope.home(database.session())
 
 
 def locale() -> str:
@@ -47,13 +33,17 @@ def locale() -> str:
     return str(get_locale() or "zh")[:2]
 
 
+def _selection() -> selection.Selection:
+    return selection.parse(database.session(), request.args, audience(), default_area=area_arg())
+
+
 @bp.get("/api/layers")
 @roles(*ANY_USER)
 def layer_list():
     """The map layers this user may read (the registry), with where each is served."""
     role = current_user().role
-    return jsonify({"layers": [layer.describe() for layer in LAYERS.values()
-                               if role == "admin" or role in layer.roles or "public" in layer.roles]})
+    return json_response({"layers": [layer.describe() for layer in LAYERS.values()
+                                     if role == "admin" or role in layer.roles or "public" in layer.roles]})
 
 
 # -- four-colour risk ----------------------------------------------------------------------------
@@ -61,24 +51,26 @@ def layer_list():
 @roles(*ANY_USER)
 def risk_levels():
     """Every grid of the area with its level (blue/yellow/orange/red), score and reasons."""
-    return geojson(risk.features(database.session(), area_arg()))
+    area = require_scope(area_arg())["code"]
+    return geojson_response(risk.features(database.session(), area))
 
 
 @bp.get("/api/risk/<code>/history")
 @roles(*ANY_USER)
 def risk_history(code: str):
-    return jsonify({"code": code, "periods": risk.history(database.session(), code)})
+    require_scope(code)
+    return json_response({"code": code, "periods": risk.history(database.session(), code)})
 
 
 @bp.post("/api/risk/<code>/override")
 @roles("analyst")
 def risk_override(code: str):
     """Set a grid's level by hand: {"level", "reason", "until"}."""
-    body = require_json()
+    body = json_body()
     require_scope(code)
     result = risk.set_override(database.session(), actor(), code, body)
     database.session().commit()
-    return jsonify(result)
+    return json_response(result)
 
 
 @bp.delete("/api/risk/<code>/override")
@@ -87,7 +79,7 @@ def risk_override_clear(code: str):
     require_scope(code)
     result = risk.clear_override(database.session(), actor(), code)
     database.session().commit()
-    return jsonify(result)
+    return json_response(result)
 
 
 # -- 三零 scorecards -------------------------------------------------------------------------------
@@ -95,7 +87,7 @@ def risk_override_clear(code: str):
 @roles(*ANY_USER)
 def scorecard():
     as_of = selection.parse_time(request.args.get("as_of"), "as_of", end=True)
-    return jsonify(scorecards.scorecard(database.session(), area_arg(), as_of=as_of))
+    return json_response(scorecards.scorecard(database.session(), area_arg(), audience(), as_of=as_of))
 
 
 # -- heat and hot spots ---------------------------------------------------------------------------
@@ -103,14 +95,14 @@ def scorecard():
 @roles("analyst", "dispatcher")
 def heat_map():
     """Kernel density of the selected incidents: leaflet.heat points, or a PNG overlay (format=image)."""
-    sel = selection.parse({**request.args, "area": area_arg()})
-    bandwidth = heat.check_bandwidth(request.args.get("bandwidth"))
+    sel = _selection()
+    bandwidth = heat.check_bandwidth(request.args.get("bandwidth"), sel.audience)
     fmt = request.args.get("format", "points")
     if fmt not in ("points", "image"):
         raise InvalidInput("format", f"format must be points or image; got {fmt!r}")
     surf = heat.surface(database.session(), sel, bandwidth)
     body = heat.heat_points(surf) if fmt == "points" else heat.overlay(surf)
-    return jsonify({**body, "selection": sel.describe(), "crs": f"EPSG:{surf.plane.epsg}"})
+    return json_response({**body, "selection": sel.describe(), "crs": f"EPSG:{surf.plane.epsg}"})
 
 
 @bp.get("/api/hotspots")
@@ -118,17 +110,18 @@ def heat_map():
 def hot_spots():
     """Gi* hot and cold spots on hexagons (level=hex, default) or on the governance grids (level=grid)."""
     args = request.args
-    sel = selection.parse({**args, "area": area_arg()})
+    sel = _selection()
     level = args.get("level", "hex")
     if level not in ("hex", "grid"):
         raise InvalidInput("level", f"level must be hex or grid; got {level!r}")
     perms = hotspots.check_permutations(args.get("permutations"))
     if level == "grid":
         band = hotspots.check_band(args.get("band"), 100)
-        return geojson(hotspots.grids(database.session(), sel, band_m=band, permutations=perms))
-    size = hotspots.check_size(args.get("size"))
+        return geojson_response(hotspots.grids(database.session(), sel, band_m=band, permutations=perms))
+    size = hotspots.check_size(args.get("size"), sel.audience)
     band = hotspots.check_band(args.get("band"), size * 1.8)
-    return geojson(hotspots.hexagons(database.session(), sel, size_m=size, band_m=band, permutations=perms))
+    return geojson_response(hotspots.hexagons(database.session(), sel, size_m=size, band_m=band,
+                                              permutations=perms))
 
 
 @bp.get("/api/hotspots/emerging")
@@ -136,19 +129,19 @@ def hot_spots():
 def emerging_hot_spots():
     """Emerging hot spots on hexagon × month bins (Esri's pattern names)."""
     args = request.args
-    sel = selection.parse({**args, "area": area_arg()})
-    size = hotspots.check_size(args.get("size"))
+    sel = _selection()
+    size = hotspots.check_size(args.get("size"), sel.audience)
     band = hotspots.check_band(args.get("band"), size * 1.8)
-    return geojson(hotspots.emerging(database.session(), sel, size_m=size, band_m=band))
+    return geojson_response(hotspots.emerging(database.session(), sel, size_m=size, band_m=band))
 
 
 # -- review: comparison, page, report ---------------------------------------------------------------
 def month_arg() -> tuple[datetime, datetime]:
-    """The `month` argument's [start, end), else the month of the latest incident."""
+    """The `month` argument's [start, end), else the month of the latest incident the caller reads."""
     raw = request.args.get("month")
     if raw:
         return selection.parse_month(raw)
-    latest = database.session().execute(text("SELECT max(occurred_at) FROM incidents")).scalar()
+    latest = selection.latest(database.session(), audience())
     moment = (latest or datetime.now(selection.TZ)).astimezone(selection.TZ)
     return selection.parse_month(f"{moment.year}-{moment.month:02d}")
 
@@ -157,34 +150,65 @@ def month_arg() -> tuple[datetime, datetime]:
 @roles("analyst")
 def compare():
     start, end = month_arg()
-    return jsonify(review.compare(database.session(), area_arg(), start, end))
+    return json_response(review.compare(database.session(), area_arg(), start, end, audience()))
 
 
 @bp.get("/review")
 @roles("analyst")
 def review_page():
-    """The analysts' map of one month with its comparison to the month before."""
+    """The analysts' page of one month with its comparison to the month before; the map is its
+    own document (/review/map), framed here."""
     s = database.session()
-    area = area_arg()
+    area = require_scope(area_arg())["code"]
+    start, end = month_arg()
+    comparison = review.compare(s, area, start, end, audience())
+    areas_list = review.area_choices(s, current_user().scope)
+    return render_template("review.html", comparison=comparison, area=area,
+                           month=start.strftime("%Y-%m"),
+                           months=report.recent_months(s, audience()), areas=areas_list)
+
+
+@bp.get("/review/map")
+@roles("analyst")
+def review_map_document():
+    """The month's folium map as a document of its own, framed by /review. Its inline scripts are
+    allowed by their hashes only (CSP), and every text in it is escaped."""
+    s = database.session()
+    area = require_scope(area_arg())["code"]
     start, end = month_arg()
     cfg = current_app.config
     basemap = cfg["OSM_TILE_URL"] if cfg["BASEMAP"] == "osm" else None
-    m = review.review_map(s, area, start, end, locale=locale(), basemap_url=basemap)
+    m = review.review_map(s, area, start, end, audience(), locale=locale(), basemap_url=basemap)
     document = review.render(m)
-    comparison = review.compare(s, area, start, end)
-    areas_list = s.execute(text("SELECT code, name, level FROM areas WHERE level <= 2 ORDER BY level, code")).all()
-    return render_template("review.html", map_html=review.iframe(document, title="review map"),
-                           comparison=comparison, area=area, month=start.strftime("%Y-%m"),
-                           months=report.recent_months(s), areas=areas_list)
+    response = Response(document, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = inline_script_policy(document)
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S)
+STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
+
+
+def inline_script_policy(document: str) -> str:
+    """A Content-Security-Policy allowing exactly this document's inline scripts and styles (by
+    their SHA-256), scripts from this site, and framing by this site only."""
+    def hashes(pattern) -> str:
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(m.encode()).digest()).decode()}'"
+                        for m in pattern.findall(document))
+    return (f"default-src 'self'; script-src 'self' {hashes(SCRIPT)}; "
+            f"style-src 'self' 'unsafe-inline'; img-src 'self' data: blob: {current_app.config['TILE_HOSTS']}; "
+            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'")
 
 
 @bp.get("/review/report")
 @roles("analyst")
 def review_report():
     """The month's 周交办、月讲评 report as one standalone HTML file (every asset inside)."""
-    area = area_arg()
+    area = require_scope(area_arg())["code"]
     start, _ = month_arg()
-    document = report.build(database.session(), area, start.strftime("%Y-%m"), locale=locale())
+    document = report.build(database.session(), area, start.strftime("%Y-%m"), audience(),
+                            locale=locale())
     filename = f"anwang-report-{area}-{start:%Y-%m}.html"
     return Response(document, mimetype="text/html",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -197,7 +221,7 @@ def public_stats():
     """Aggregated incident counts per grid or hexagon; cells under k suppressed; no points, no text."""
     level = public.parse_level(request.args.get("level"))
     months = public.parse_months(request.args.get("months"))
-    response = geojson(public.stats(database.session(), level=level, months=months))
+    response = geojson_response(public.stats(database.session(), level=level, months=months))
     response.headers["Cache-Control"] = "public, max-age=600"
     return response
 

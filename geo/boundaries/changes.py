@@ -32,6 +32,7 @@ from geo.boundaries.impact import (
 )
 from geo.boundaries.operations import PLANNERS, parents_of
 from geo.boundaries.partition import verify
+from geo.policy import Scope, parse_code
 from geo.boundaries.plans import OPS, NewArea, Plan, Result
 from geo.boundaries.references import carry_references, restore_references
 from geo.errors import Conflict, InvalidInput, NotFound
@@ -41,11 +42,13 @@ from geo.messages import Message
 # -- entry points ----------------------------------------------------------------------------
 def apply(session: Session, op: str, *, areas: list[str], geometry=None,
           base_versions: dict | None = None, reason: str | None, actor: audit.Actor,
-          preview: bool = False, names: list[str] | None = None) -> Result:
+          scope: Scope, preview: bool = False, names: list[str] | None = None) -> Result:
     """Plan, check and apply one edit operation as a change set (or only preview it).
 
     Raises:
         InvalidInput: a malformed request, or an edit that would break the partition (with why).
+        NotFound: an area code that does not exist (exactly as written).
+        Forbidden: the edit names or touches, before or after, an area outside `scope`.
         Conflict: `base_versions` are stale; the details say what changed meanwhile.
     """
     if op not in OPS:
@@ -57,12 +60,12 @@ def apply(session: Session, op: str, *, areas: list[str], geometry=None,
     rows = _lock(session, codes)
     _check_versions(session, rows, codes, base_versions, required=not preview)
     plan = planner(session, rows, codes, geometry, names)
-    return _execute(session, plan, reason=reason, actor=actor, preview=preview,
+    return _execute(session, plan, reason=reason, actor=actor, scope=scope, preview=preview,
                     payload_input={"areas": codes, "geometry": geometry, "names": names})
 
 
 def revert(session: Session, change_id: int, *, reason: str | None, actor: audit.Actor,
-           preview: bool = False) -> Result:
+           scope: Scope, preview: bool = False) -> Result:
     """Undo a change set as a new change set, restoring every area's earlier geometry exactly.
 
     Raises:
@@ -136,18 +139,19 @@ def revert(session: Session, change_id: int, *, reason: str | None, actor: audit
         plan.retires[area_id] = successor_by_overlap(session, area_id, before)
     plan.parents.discard(None)
     plan.restore_refs = payload.get("carried", [])
-    return _execute(session, plan, reason=reason, actor=actor, preview=preview,
+    return _execute(session, plan, reason=reason, actor=actor, scope=scope, preview=preview,
                     reverts=change_id, payload_input={"reverts": change_id})
 
 
 # -- executing a plan ------------------------------------------------------------------------
-def _execute(session: Session, plan: Plan, *, reason, actor, preview, payload_input,
+def _execute(session: Session, plan: Plan, *, reason, actor, scope: Scope, preview, payload_input,
              reverts: int | None = None) -> Result:
     # A savepoint makes the change all-or-nothing inside the caller's transaction: a refusal
     # leaves nothing behind, and a preview is the very same write, rolled back.
     savepoint = session.begin_nested()
     try:
-        result = _write(session, plan, reason=reason, actor=actor, payload_input=payload_input,
+        result = _write(session, plan, reason=reason, actor=actor, scope=scope,
+                        payload_input=payload_input,
                         reverts=reverts, preview=preview)
     except BaseException:
         if savepoint.is_active:
@@ -160,9 +164,12 @@ def _execute(session: Session, plan: Plan, *, reason, actor, preview, payload_in
     return result
 
 
-def _write(session, plan: Plan, *, reason, actor, payload_input, reverts, preview) -> Result:
+def _write(session, plan: Plan, *, reason, actor, scope: Scope, payload_input, reverts,
+           preview) -> Result:
     ts = session.execute(text("SELECT clock_timestamp()")).scalar_one()
     touched_before = sorted(set(plan.updates) | set(plan.retires))
+    # Authorised on every area the edit touches, not only those it names: before …
+    scope.require_ids(session, touched_before)
     before = area_stats(session, touched_before)
     _ensure_baseline(session, touched_before)
     prior_versions = {i: s["version"] for i, s in before.items()}
@@ -183,6 +190,8 @@ def _write(session, plan: Plan, *, reason, actor, payload_input, reverts, previe
     region = changed_region(session, {i: prior_versions[i] for i in plan.updates}, list(successors))
     carried = carry_references(session, successors, region)
     changed = sorted(set(plan.updates) | set(keys.values()))
+    # … and after (a moved grid under its new parent, the areas a change creates).
+    scope.require_ids(session, changed)
     _close_versions(session, changed + list(successors), ts)
     session.execute(text(
         "DELETE FROM areas WHERE id = ANY(:ids)"), {"ids": list(successors)})
@@ -289,10 +298,11 @@ def _retired_rows(session, ids: list[int]) -> dict:
 
 # -- helpers ---------------------------------------------------------------------------------
 def _codes(areas) -> list[str]:
-    if not isinstance(areas, (list, tuple)) or not areas or not all(
-            isinstance(c, str) and c.strip() for c in areas):
+    """The codes a change names, exactly as written (never trimmed: a code with a stray space is
+    not a code, and must not slip past the scope check that looks codes up)."""
+    if not isinstance(areas, (list, tuple)) or not areas:
         raise InvalidInput("areas", f"areas must be a list of area codes; got {areas!r}")
-    codes = [c.strip() for c in areas]
+    codes = [parse_code(c, "areas") for c in areas]
     if len(set(codes)) != len(codes):
         raise InvalidInput("areas", f"an area is named twice in {codes}")
     return codes

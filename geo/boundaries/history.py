@@ -8,7 +8,8 @@ from datetime import date, datetime, time, timezone
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.areas import GEOJSON_DIGITS, area_row, parse_bbox
+from geo.areas import GEOJSON_DIGITS, area_row, parse_bbox, visible_sql
+from geo.policy import Scope, parse_code
 from geo.boundaries.partition import OVERLAP_TOLERANCE_M2
 from geo.errors import InvalidInput, NotFound
 from geo.messages import Message
@@ -148,11 +149,15 @@ def parse_as_of(value) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def features_as_of(session: Session, when: datetime, *, level: int | None = None,
+def features_as_of(session: Session, when: datetime, scope: Scope, *, level: int | None = None,
                    parent: str | None = None, bbox=None) -> str:
-    """Areas as they were at `when`, as a GeoJSON FeatureCollection (text), like areas.features."""
+    """Areas as they were at `when`, as a GeoJSON FeatureCollection (text), like areas.features:
+    for a scoped reader those that are, or whose parent is, among the areas it may read now."""
     params: dict = {"t": when, "digits": GEOJSON_DIGITS}
     where = ["true"]
+    if not scope.everywhere:
+        readable = f"SELECT a.id FROM areas a WHERE {visible_sql(scope, params)}"
+        where.append(f"(s.area_id IN ({readable}) OR s.parent_id IN ({readable}))")
     if level is not None:
         where.append("s.level = :level")
         params["level"] = level
@@ -162,7 +167,7 @@ def features_as_of(session: Session, when: datetime, *, level: int | None = None
         params.update(minx=bbox[0], miny=bbox[1], maxx=bbox[2], maxy=bbox[3])
     tree = ""
     if parent:
-        params["parent"] = parent
+        params["parent"] = parse_code(parent, "parent")
         tree = """, tree AS (
             SELECT area_id FROM snap WHERE code = :parent
             UNION ALL SELECT s.area_id FROM snap s JOIN tree t ON s.parent_id = t.area_id)"""
@@ -195,3 +200,16 @@ def features_as_of(session: Session, when: datetime, *, level: int | None = None
             {"c": parent}).first():
         raise NotFound(f"no area with code {parent!r}", field="parent")
     return session.execute(text(sql), params).scalar_one()
+
+
+def current_codes(session: Session, codes: list[str]) -> list[str]:
+    """Those of `codes` that are areas now (the rest were retired by a change)."""
+    return list(session.execute(text("SELECT code FROM areas WHERE code = ANY(:c) ORDER BY code"),
+                                {"c": list(codes)}).scalars())
+
+
+def known_codes(session: Session, codes: list[str]) -> list[str]:
+    """Those of `codes` that ever were areas (now or in the history)."""
+    return list(session.execute(text(
+        "SELECT code FROM areas WHERE code = ANY(:c) UNION SELECT code FROM area_versions "
+        "WHERE code = ANY(:c) ORDER BY 1"), {"c": list(codes)}).scalars())

@@ -33,7 +33,9 @@ from geo.boundaries.ingest_checks import (
 )
 from geo.boundaries.ingest_crs import source_crs, to_wgs84
 from geo.boundaries.ingest_report import Feature, Issue, Report
-from geo.errors import InvalidInput
+from geo.errors import Forbidden, InvalidInput
+from geo.incidents import assignment
+from geo.policy import Scope
 
 CODE_FIELDS = ("code", "CODE", "Code", "id", "ID")
 NAME_FIELDS = ("name", "NAME", "Name")
@@ -45,13 +47,15 @@ def load(session: Session, path, *, level, parent: str | None = None,
          name_field: str | None = None, crs: str | None = None, repair: bool = False,
          dry_run: bool = False, merge_duplicates: bool = False, skip_bad: bool = False,
          fit: bool = False, code_prefix: str = "", layer: str | None = None,
-         actor: audit.Actor) -> Report:
+         actor: audit.Actor, scope: Scope) -> Report:
     """Check a boundary file and, when nothing is wrong (or `skip_bad`), import it as areas.
 
     Returns the Report; it is `refused` (and nothing was written) when errors remain.
 
     Raises:
         InvalidInput: the arguments themselves are wrong (no such field, bad level, unreadable file).
+        Forbidden: the parent, or a feature's parent, lies outside `scope`; a new jurisdiction
+            (level 1, or parents from a field with no root) needs an unscoped administrator.
     """
     path = Path(path)
     level = parse_level(level)
@@ -59,6 +63,11 @@ def load(session: Session, path, *, level, parent: str | None = None,
         raise InvalidInput("level", "level is required (1 district … 4 grid)")
     report = Report(path=str(path), level=level, dry_run=dry_run)
     parent_row = _parent_row(session, parent, level, parent_field)
+    if parent_row is not None:
+        scope.area(session, parent_row["code"], "parent")
+    elif not scope.everywhere:
+        raise Forbidden("only an administrator without area limits may import areas without a "
+                        "parent in scope", field="parent")
     meta, wkbs, fields = _read(path, layer)
     report.features = len(wkbs)
     code_field = _choose_field(code_field, fields, CODE_FIELDS, "code_field", required=True)
@@ -85,6 +94,7 @@ def load(session: Session, path, *, level, parent: str | None = None,
                 report.skipped.extend(e for e in report.errors if e.feature == f.index)
         report.errors = [e for e in report.errors if e.feature is None]
     keep = [f for f in features if not f.bad]
+    scope.require_ids(session, {f.parent_id for f in keep if f.parent_id is not None}, "parent")
     if merge_duplicates:
         keep = dissolve_duplicates(session, report, keep)
     if report.errors:
@@ -110,7 +120,7 @@ def _parent_row(session, parent, level, parent_field):
                                      "--parent-field FIELD naming each feature's parent code")
     if not parent:
         return None
-    row = area_row(session, parent)
+    row = area_row(session, parent, "parent")
     if parent_field is None and row["level"] != level - 1:
         raise InvalidInput("parent", f"{parent} is at level {row['level']}; level-{level} areas "
                                      f"need a parent at level {level - 1}")
@@ -211,13 +221,12 @@ def _write(session, report, features, level, path, actor) -> int:
                                    population, valid_from, change_id)
         SELECT id, version, code, name, level, parent_id, geom, households, population, created_at, :c
           FROM areas WHERE id = ANY(:ids)"""), {"ids": ids, "c": change_id})
-    # Incidents already recorded there now have a finer grid: the lowest id wins on an edge.
-    session.execute(text("""
-        UPDATE incidents i SET grid_id = (
-            SELECT a.id FROM areas a WHERE ST_Intersects(a.geom, i.geom) ORDER BY a.level DESC, a.id LIMIT 1)
-          FROM areas n
-         WHERE n.id = ANY(:ids) AND i.geom && n.geom AND ST_Intersects(i.geom, n.geom)"""),
-        {"ids": ids})
+    # Incidents already recorded there now have a finer area, by the assignment rule itself.
+    envelope = session.execute(text(
+        "SELECT ST_AsText(ST_Envelope(ST_Extent(geom)::geometry)) FROM areas WHERE id = ANY(:ids)"),
+        {"ids": ids}).scalar()
+    if envelope:
+        assignment.assign(session, within_wkt=envelope)
     audit.record(session, actor, "areas.import", target_type="boundary_change", target_id=change_id,
                  details={"file": path.name, "level": level, "count": len(ids),
                           "repaired": len(report.repaired), "merged": len(report.merged),

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from geo import audit
 from geo.areas import area_row
+from geo.policy import Scope
 from geo.boundaries.plans import LOCK_MINUTES
 
 
@@ -34,11 +35,12 @@ def release_lock(session: Session, code: str, actor: audit.Actor) -> None:
                     {"a": area["id"], "n": actor.name})
 
 
-def held(session: Session, parent: str | None = None) -> list[dict]:
-    """The soft locks in force (under `parent` if given)."""
-    params, where = {}, "l.expires_at > now()"
+def held(session: Session, scope: Scope, parent: str | None = None) -> list[dict]:
+    """The soft locks in force in a scope (under `parent` if given)."""
+    inside, params = scope.sql()
+    where = f"l.expires_at > now() AND {inside}"
     if parent:
-        params["p"] = area_row(session, parent)["path"]
+        params["p"] = scope.area(session, parent, "parent")["path"]
         where += " AND a.path <@ CAST(:p AS ltree)"
     rows = session.execute(text(f"""
         SELECT a.code, a.name, l.username, l.acquired_at, l.expires_at FROM area_locks l

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from geo import audit
 from geo.errors import InvalidInput, NotFound
-from geo.incidents.queries import incident_row
+from geo.incidents.queries import incident_id, visible
+from geo.policy import Audience
 
 # -- duplicates and links --------------------------------------------------------------------------
 DUPLICATE_RADIUS_M = 300.0
@@ -33,31 +34,37 @@ def similarity(a: str | None, b: str | None) -> float:
     return 2 * len(x & y) / (len(x) + len(y))
 
 
-def duplicates(session: Session, incident_id, *, radius_m: float = DUPLICATE_RADIUS_M,
-               window: timedelta = DUPLICATE_WINDOW, limit: int = 5,
-               threshold: float = DUPLICATE_THRESHOLD) -> list[dict]:
+def duplicates(session: Session, incident_id, audience: Audience, *,
+               radius_m: float = DUPLICATE_RADIUS_M, window: timedelta = DUPLICATE_WINDOW,
+               limit: int = 5, threshold: float = DUPLICATE_THRESHOLD) -> list[dict]:
     """Likely reports of the same matter through another channel: near in space and time, similar
-    in text; scored 0–1 (distance 40 %, time 25 %, text 25 %, same category 10 %)."""
-    row = incident_row(session, incident_id)
+    in text; scored 0–1 (distance 40 %, time 25 %, text 25 %, same category 10 %).
+
+    Both the report and its candidates are read as the audience sees them: only incidents in its
+    scope, a sensitive one at its generalised point, so no distance measures a hidden point.
+    """
+    row = visible(session, incident_id, audience)
     if row["geom"] is None:
         return []
     # Candidates by an index-friendly box first (1° of latitude ≈ 111 km; longitude scaled), then
     # the true distance on the geography type.
     dlat = radius_m / 111_000.0
     dlon = dlat / max(0.1, math.cos(math.radians(row["lat"])))
-    rows = session.execute(text("""
+    params = {"id": row["id"], "dlon": dlon, "dlat": dlat, "radius": radius_m, "window": window,
+              "lon": row["lon"], "lat": row["lat"], "at": row["occurred_at"]}
+    rows = session.execute(text(f"""
+        WITH i AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom)
         SELECT o.id, o.category, o.subtype, o.status, o.occurred_at, o.description, o.address,
                o.source, ST_Distance(o.geom::geography, i.geom::geography) AS metres,
-               EXISTS (SELECT 1 FROM incident_links l WHERE l.incident_a = LEAST(o.id, i.id)
-                         AND l.incident_b = GREATEST(o.id, i.id)) AS linked
-          FROM incidents i JOIN incidents o
-            ON o.id <> i.id
+               EXISTS (SELECT 1 FROM incident_links l WHERE l.incident_a = LEAST(o.id, :id)
+                         AND l.incident_b = GREATEST(o.id, :id)) AS linked
+          FROM i JOIN {audience.incidents(params, "o")}
+            ON o.id <> :id
            AND o.geom && ST_Expand(i.geom, :dlon, :dlat)
            AND ST_DWithin(o.geom::geography, i.geom::geography, :radius)
-           AND o.occurred_at BETWEEN i.occurred_at - :window AND i.occurred_at + :window
-         WHERE i.id = :id"""),
-        {"id": row["id"], "dlon": dlon, "dlat": dlat, "radius": radius_m,
-         "window": window}).mappings().all()
+           AND o.occurred_at BETWEEN CAST(:at AS timestamptz) - :window
+                                 AND CAST(:at AS timestamptz) + :window"""),
+        params).mappings().all()
     out = []
     for r in rows:
         d = 1 - float(r["metres"]) / radius_m
@@ -78,20 +85,17 @@ def duplicates(session: Session, incident_id, *, radius_m: float = DUPLICATE_RAD
 
 
 def _pair(a, b) -> tuple[int, int]:
-    try:
-        x, y = int(a), int(b)
-    except (TypeError, ValueError):
-        raise InvalidInput("other", f"incident ids must be whole numbers; got {a!r} and {b!r}") from None
+    x, y = incident_id(a, "id"), incident_id(b, "other")
     if x == y:
         raise InvalidInput("other", "an incident cannot be linked to itself")
     return min(x, y), max(x, y)
 
 
-def link(session: Session, actor: audit.Actor, a, b) -> dict:
-    """Record that two incidents report the same matter; idempotent."""
+def link(session: Session, actor: audit.Actor, a, b, audience: Audience) -> dict:
+    """Record that two incidents report the same matter (both visible to the audience); idempotent."""
     x, y = _pair(a, b)
     for i in (x, y):
-        incident_row(session, i)
+        visible(session, i, audience, field="other" if i != int(a) else "id")
     inserted = session.execute(text(
         "INSERT INTO incident_links (incident_a, incident_b, created_by) VALUES (:a, :b, :u) "
         "ON CONFLICT DO NOTHING"), {"a": x, "b": y, "u": actor.user_id}).rowcount
@@ -101,9 +105,11 @@ def link(session: Session, actor: audit.Actor, a, b) -> dict:
     return {"incident_a": x, "incident_b": y, "created": bool(inserted)}
 
 
-def unlink(session: Session, actor: audit.Actor, a, b) -> None:
-    """Remove a link; NotFound if the two were not linked."""
+def unlink(session: Session, actor: audit.Actor, a, b, audience: Audience) -> None:
+    """Remove a link between two incidents the audience may see; NotFound if they were not linked."""
     x, y = _pair(a, b)
+    for i in (x, y):
+        visible(session, i, audience, field="other" if i != int(a) else "id")
     deleted = session.execute(text("DELETE FROM incident_links WHERE incident_a = :a AND incident_b = :b"),
                               {"a": x, "b": y}).rowcount
     if not deleted:

@@ -13,7 +13,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -30,7 +29,8 @@ from geo.incidents.fields import (
     parse_severity,
     parse_time,
 )
-from geo.incidents.queries import get
+from geo.incidents.queries import check_outside_jurisdiction, get
+from geo.policy import Audience
 
 # Geocode levels precise enough to name a grid (a road without a number, a village or a township
 # is not).
@@ -254,22 +254,29 @@ def insert(session: Session, actor: audit.Actor, prepared: list[Prepared], *,
     return ids
 
 
-def create(session: Session, actor: audit.Actor, data: dict, *,
-           authorize: Callable[[str | None], None] | None = None) -> dict:
-    """Validate, locate, authorise (`authorize(area_code)` raises Forbidden), insert; return the
-    incident with duplicate suggestions."""
+def create(session: Session, actor: audit.Actor, data: dict, audience: Audience) -> dict:
+    """Validate, locate, authorise (the point must lie in the audience's scope), insert; return the
+    incident with duplicate suggestions among the incidents the audience may see."""
     prepared = prepare(session, data)
-    if authorize is not None:
-        authorize(prepared.area_code)
+    authorize(session, audience, prepared.area_code)
     if prepared.external_id:
         existing = session.execute(text(
             "SELECT id FROM incidents WHERE external_id = :e AND source IS NOT DISTINCT FROM :s"),
             {"e": prepared.external_id, "s": prepared.source}).scalar()
         if existing:
             raise Conflict(f"external_id {prepared.external_id!r} from source {prepared.source!r} "
-                           f"is already incident {existing}", field="external_id")
+                           "is already recorded", field="external_id")
     [incident_id] = insert(session, actor, [prepared])
-    body = get(session, incident_id)
+    body = get(session, incident_id, audience)
     body["warnings"] = prepared.warnings
-    body["duplicates"] = duplicates(session, incident_id)
+    body["duplicates"] = duplicates(session, incident_id, audience)
     return body
+
+
+def authorize(session: Session, audience: Audience, area_code: str | None) -> None:
+    """A report may be written where the audience acts: in its scope, or — for an unscoped
+    administrator only — outside every jurisdiction."""
+    if area_code is None:
+        check_outside_jurisdiction(audience, None)
+    else:
+        audience.scope.area(session, area_code, field="location")

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from geo import audit
 from geo.errors import Conflict, InvalidInput
-from geo.incidents.queries import get, incident_row
+from geo.incidents.queries import get, incident_row, visible
+from geo.policy import Audience
 from geo.incidents.workflow import (
     NOTE_REQUIRED,
     TRANSITIONS,
@@ -21,15 +22,17 @@ from geo.incidents.workflow import (
 from geo.vocabulary import INCIDENT_STATUSES, RESOLUTION_LEVELS, RESOLVED_STATUSES
 
 
-def transition(session: Session, actor: audit.Actor, incident_id, to: str, *,
+def transition(session: Session, actor: audit.Actor, incident_id, to: str, audience: Audience, *,
                note: str | None = None, level: str | None = None,
                expected_status: str | None = None, at: datetime | None = None) -> dict:
     """Move an incident along its lifecycle; record the event and audit it; return the incident.
 
     `level` on `resolved` is where it was resolved (default: the level holding it); on `escalated`
     the level it goes to (default: the next one up). `expected_status` guards against two people
-    acting on the same incident at once (Conflict if it has moved meanwhile).
+    acting on the same incident at once (Conflict if it has moved meanwhile). Only an incident in
+    the audience's scope can be moved (NotFound otherwise).
     """
+    visible(session, incident_id, audience)
     if to not in INCIDENT_STATUSES:
         raise InvalidInput("to", f"to must be one of {', '.join(INCIDENT_STATUSES)}; got {to!r}")
     level = parse_level(level)
@@ -96,4 +99,4 @@ def transition(session: Session, actor: audit.Actor, incident_id, to: str, *,
     audit.record(session, actor, f"incident.{to}", target_type="incident", target_id=row["id"],
                  area_code=row["area_code"],
                  details={"from": current, "to": to, "level": event_level, "note": note})
-    return get(session, row["id"])
+    return get(session, row["id"], audience)

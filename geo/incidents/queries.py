@@ -1,5 +1,6 @@
-"""Reading incidents: the list filters, GeoJSON of the incidents a viewer may see, one incident with
-its events and links.
+"""Reading incidents: the list filters, the GeoJSON of the incidents an audience may see, and one
+incident with its events and links — all read from `incidents_for` through `geo.policy.Audience`,
+so scope and the generalisation of sensitive incidents are applied in one place.
 """
 from __future__ import annotations
 
@@ -13,37 +14,11 @@ from geo import areas as areas_mod
 from geo.errors import Forbidden, InvalidInput, NotFound
 from geo.incidents.fields import parse_category, parse_severity, parse_time
 from geo.incidents.workflow import TRANSITIONS, handling_level, targets
-from geo.vocabulary import INCIDENT_STATUSES
-
-# Who sees a sensitive incident's exact point and any incident's reporter: the roles that act on
-# them. Everyone else sees a sensitive incident at its grid's centre, without address or reporter.
-EXACT_ROLES = ("admin", "dispatcher", "grid_worker")
-
+from geo.policy import Audience, area_row
+from geo.vocabulary import INCIDENT_STATUSES, RESOLVED_STATUSES
 
 LIST_LIMIT = 500
 LIST_MAX = 5000
-
-
-# -- reading -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Viewer:
-    """Who is reading: decides scope (area subtrees) and what of a sensitive incident is shown."""
-
-    role: str
-    scope_paths: tuple[str, ...] = ()
-    everywhere: bool = False
-
-    @classmethod
-    def of(cls, principal) -> "Viewer":
-        return cls(role=principal.role, scope_paths=tuple(principal.scope_paths),
-                   everywhere=principal.everywhere)
-
-    @property
-    def exact(self) -> bool:
-        return self.role in EXACT_ROLES
-
-
-ADMIN = Viewer("admin", (), True)
 
 
 @dataclass
@@ -98,30 +73,13 @@ def _bbox(value):
     return areas_mod.parse_bbox(value)
 
 
-# The point shown: exact, or for a sensitive incident and a viewer without need, the centre of
-# its area (grid). `:exact` is a bound boolean, so one statement serves every viewer.
-_SHOWN_GEOM = ("CASE WHEN i.sensitive AND NOT :exact THEN ST_PointOnSurface(a.geom) "
-               "ELSE i.geom END")
-
-
-def _scope_sql(viewer: Viewer, params: dict) -> str:
-    if viewer.everywhere:
-        return "true"
-    params["scope_paths"] = list(viewer.scope_paths) or ["0"]
-    return "a.path <@ ANY (CAST(:scope_paths AS ltree[]))"
-
-
-def _where(session: Session, viewer: Viewer, f: Filters, params: dict) -> str:
-    where = [_scope_sql(viewer, params)]
-    params["exact"] = viewer.exact
+def _where(session: Session, f: Filters, params: dict) -> str:
+    where = ["true"]
     if f.bbox:
         params.update(minx=f.bbox[0], miny=f.bbox[1], maxx=f.bbox[2], maxy=f.bbox[3])
-        env = "ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)"
-        # Filter on the point the viewer is shown, so a small bbox cannot reveal where a
-        # generalised incident really is; the exact branch uses the GiST index on incidents.geom.
-        where.append(f"((NOT i.sensitive OR :exact) AND i.geom && {env} "
-                     f" OR (i.sensitive AND NOT :exact AND a.geom && {env} "
-                     f"     AND ST_Intersects(ST_PointOnSurface(a.geom), {env})))")
+        # On the point the audience is shown, so a small bbox cannot find where a generalised
+        # incident really is; each branch of incidents_for has a GiST index for it.
+        where.append("i.geom && ST_MakeEnvelope(:minx, :miny, :maxx, :maxy, 4326)")
     if f.start:
         where.append("i.occurred_at >= :start")
         params["start"] = f.start
@@ -138,8 +96,8 @@ def _where(session: Session, viewer: Viewer, f: Filters, params: dict) -> str:
         where.append("i.severity = ANY(CAST(:severities AS smallint[]))")
         params["severities"] = list(f.severities)
     if f.area:
-        root = areas_mod.area_row(session, f.area)
-        where.append("a.path <@ CAST(:area_path AS ltree)")
+        root = area_row(session, f.area)
+        where.append("i.area_path <@ CAST(:area_path AS ltree)")
         params["area_path"] = root["path"]
     return " AND ".join(where)
 
@@ -152,29 +110,25 @@ _PROPERTIES = """
         'area_name', a.name, 'geocode_level', i.geocode_level,
         'geocode_confidence', i.geocode_confidence, 'outside_jurisdiction', i.outside_jurisdiction,
         'resolution_level', i.resolution_level, 'source', i.source, 'sensitive', i.sensitive,
-        'generalised', i.sensitive AND NOT :exact,
-        'description', i.description,
-        'address', CASE WHEN i.sensitive AND NOT :exact THEN NULL ELSE i.address END,
-        'reporter_name', CASE WHEN :exact THEN i.reporter_name END,
-        'reporter_phone', CASE WHEN :exact THEN i.reporter_phone END)
+        'generalised', i.generalised, 'description', i.description, 'address', i.address,
+        'reporter_name', i.reporter_name, 'reporter_phone', i.reporter_phone)
 """
+_JOINS = """LEFT JOIN areas a ON a.id = COALESCE(i.area_id, i.grid_id)
+               LEFT JOIN areas g ON g.id = i.grid_id"""
 
 
-def features(session: Session, viewer: Viewer, f: Filters) -> dict:
+def features(session: Session, audience: Audience, f: Filters) -> dict:
     """Incidents as a GeoJSON FeatureCollection (built in PostGIS), newest first."""
     params: dict = {"limit": f.limit, "offset": f.offset}
-    where = _where(session, viewer, f, params)
-    base = f"""FROM incidents i
-               LEFT JOIN areas a ON a.id = COALESCE(i.area_id, i.grid_id)
-               LEFT JOIN areas g ON g.id = i.grid_id
-              WHERE {where}"""
+    where = _where(session, f, params)
+    base = f"FROM {audience.incidents(params)} {_JOINS} WHERE {where}"
     total = session.execute(text(f"SELECT count(*) {base}"), params).scalar_one()
     body = session.execute(text(f"""
         SELECT json_build_object('type', 'FeatureCollection',
                    'numberMatched', :total, 'numberReturned', count(*),
                    'features', COALESCE(json_agg(f ORDER BY occurred_at DESC, id DESC), '[]'::json))
           FROM (SELECT json_build_object('type', 'Feature', 'id', i.id,
-                           'geometry', ST_AsGeoJSON({_SHOWN_GEOM}, 7)::json,
+                           'geometry', ST_AsGeoJSON(i.geom, 7)::json,
                            'properties', {_PROPERTIES}) AS f, i.occurred_at, i.id
                   {base}
                  ORDER BY i.occurred_at DESC, i.id DESC
@@ -182,11 +136,37 @@ def features(session: Session, viewer: Viewer, f: Filters) -> dict:
     return body
 
 
-def incident_row(session: Session, incident_id) -> dict:
+def incident_id(value, field: str = "id") -> int:
+    """An incident id from outside: a whole number, else InvalidInput."""
+    if isinstance(value, bool):
+        raise InvalidInput(field, f"incident id must be a whole number; got {value!r}")
     try:
-        key = int(incident_id)
+        key = int(value)
     except (TypeError, ValueError):
-        raise InvalidInput("id", f"incident id must be a whole number; got {incident_id!r}") from None
+        raise InvalidInput(field, f"incident id must be a whole number; got {value!r}") from None
+    if not 0 < key < 2 ** 63:
+        raise InvalidInput(field, f"incident id must be a positive whole number; got {value!r}")
+    return key
+
+
+def visible(session: Session, value, audience: Audience, field: str = "id") -> dict:
+    """The incident as this audience may see it (its row from incidents_for, with lon/lat and its
+    area's and grid's codes), or NotFound — never revealing that it exists outside the scope."""
+    key = incident_id(value, field)
+    params: dict = {"id": key}
+    row = session.execute(text(f"""
+        SELECT i.*, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, a.code AS area_code,
+               g.code AS grid_code
+          FROM {audience.incidents(params)} {_JOINS}
+         WHERE i.id = :id"""), params).mappings().first()
+    if row is None:
+        raise NotFound(f"no incident {key}", field=field)
+    return dict(row)
+
+
+def incident_row(session: Session, value) -> dict:
+    """The stored incident for a writer that has already been authorised on it (`visible`)."""
+    key = incident_id(value)
     row = session.execute(text("""
         SELECT i.*, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, a.code AS area_code,
                a.path::text AS area_path, g.code AS grid_code
@@ -199,31 +179,14 @@ def incident_row(session: Session, incident_id) -> dict:
     return dict(row)
 
 
-def _visible(row: dict, viewer: Viewer) -> bool:
-    if viewer.everywhere:
-        return True
-    path = row["area_path"]
-    if path is None:
-        return False
-    return any(path == p or path.startswith(p + ".") for p in viewer.scope_paths)
-
-
-def area_of(session: Session, incident_id) -> str | None:
-    """The code of the area an incident lies in (for scope checks), or None outside every one."""
-    return incident_row(session, incident_id)["area_code"]
-
-
-def get(session: Session, incident_id, viewer: Viewer = ADMIN) -> dict:
+def get(session: Session, value, audience: Audience) -> dict:
     """One incident as a GeoJSON Feature with its events, links and response-time targets."""
-    row = incident_row(session, incident_id)
-    if not _visible(row, viewer):
-        raise NotFound(f"no incident {incident_id}", field="id")
-    params = {"id": row["id"], "exact": viewer.exact}
+    row = visible(session, value, audience)
+    params: dict = {"id": row["id"]}
     feature = session.execute(text(f"""
         SELECT json_build_object('type', 'Feature', 'id', i.id,
-                   'geometry', ST_AsGeoJSON({_SHOWN_GEOM}, 7)::json, 'properties', {_PROPERTIES})
-          FROM incidents i LEFT JOIN areas a ON a.id = COALESCE(i.area_id, i.grid_id)
-          LEFT JOIN areas g ON g.id = i.grid_id WHERE i.id = :id"""), params).scalar_one()
+                   'geometry', ST_AsGeoJSON(i.geom, 7)::json, 'properties', {_PROPERTIES})
+          FROM {audience.incidents(params)} {_JOINS} WHERE i.id = :id"""), params).scalar_one()
     props = feature["properties"]
     props["events"] = [dict(r) for r in session.execute(text("""
         SELECT e.ts, e.from_status, e.to_status, e.level, e.note, u.username AS actor
@@ -231,33 +194,50 @@ def get(session: Session, incident_id, viewer: Viewer = ADMIN) -> dict:
          WHERE e.incident_id = :id ORDER BY e.ts, e.id"""), {"id": row["id"]}).mappings()]
     for e in props["events"]:
         e["ts"] = e["ts"].isoformat()
-    props["links"] = linked(session, row["id"])
+        if row["generalised"]:
+            e["note"] = None   # notes of a sensitive matter may name the place
+    props["links"] = linked(session, row["id"], audience)
     props["handling_level"] = handling_level(row)
     props["targets"] = targets(row)
     props["allowed"] = list(TRANSITIONS[row["status"]])
-    if viewer.exact and (row.get("attrs") or {}).get("geocode"):
+    if (row.get("attrs") or {}).get("geocode") and audience.exact:
         props["geocode"] = row["attrs"]["geocode"]
     return feature
 
 
-def require_visible(session: Session, incident_id, viewer: Viewer) -> dict:
-    """The incident row if the viewer may see it, else NotFound (never reveal it exists)."""
-    row = incident_row(session, incident_id)
-    if not _visible(row, viewer):
-        raise NotFound(f"no incident {incident_id}", field="id")
-    return row
-
-
-def check_forbidden_outside(viewer: Viewer, area_code: str | None) -> None:
+def check_outside_jurisdiction(audience: Audience, area_code: str | None) -> None:
     """Only a user without area limits may act on an incident outside every jurisdiction."""
-    if area_code is None and not viewer.everywhere:
+    if area_code is None and not audience.scope.everywhere:
         raise Forbidden("this point lies outside every jurisdiction; only an administrator without "
                         "area limits may record it", field="location")
 
 
-def linked(session: Session, incident_id: int) -> list[int]:
-    """Ids linked to this incident directly."""
-    return list(session.execute(text("""
-        SELECT CASE WHEN incident_a = :id THEN incident_b ELSE incident_a END
-          FROM incident_links WHERE incident_a = :id OR incident_b = :id ORDER BY 1"""),
-        {"id": int(incident_id)}).scalars())
+def linked(session: Session, key: int, audience: Audience) -> list[int]:
+    """Ids linked to this incident directly, of those the audience may see."""
+    params: dict = {"id": int(key)}
+    return list(session.execute(text(f"""
+        SELECT l.other FROM (SELECT CASE WHEN incident_a = :id THEN incident_b ELSE incident_a END
+                               AS other
+                               FROM incident_links WHERE incident_a = :id OR incident_b = :id) l
+         WHERE EXISTS (SELECT 1 FROM {audience.incidents(params)} WHERE i.id = l.other)
+         ORDER BY 1"""), params).scalars())
+
+
+def recent(session: Session, audience: Audience, hours: float, limit: int = 2000) -> dict:
+    """Incidents of the last `hours` not yet resolved, as the audience sees them (the dispatch
+    map's incident layer), newest first, as GeoJSON."""
+    params: dict = {"h": hours, "n": limit, "done": list(RESOLVED_STATUSES)}
+    rows = session.execute(text(f"""
+        SELECT i.id, i.category, i.severity, i.status, i.occurred_at, i.address, i.generalised,
+               ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, g.code AS grid
+          FROM {audience.incidents(params)} LEFT JOIN areas g ON g.id = i.grid_id
+         WHERE i.occurred_at > now() - make_interval(secs => :h * 3600) AND i.geom IS NOT NULL
+           AND NOT (i.status = ANY(:done))
+         ORDER BY i.occurred_at DESC LIMIT :n"""), params).mappings().all()
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": r["id"],
+         "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+         "properties": {"id": r["id"], "category": r["category"], "severity": r["severity"],
+                        "status": r["status"], "occurred_at": r["occurred_at"].isoformat(),
+                        "address": r["address"], "grid": r["grid"],
+                        "generalised": r["generalised"]}} for r in rows]}

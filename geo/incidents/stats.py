@@ -8,17 +8,18 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo import areas as areas_mod
 from geo.incidents.workflow import RESPONSE_TARGETS
+from geo.policy import Audience
 from geo.vocabulary import OPEN_STATUSES
 
 
 # -- statistics ----------------------------------------------------------------------------------
-def stats(session: Session, area: str, start: datetime | None = None, end: datetime | None = None,
-          *, children: bool = True) -> dict:
+def stats(session: Session, area: str, audience: Audience, start: datetime | None = None,
+          end: datetime | None = None, *, children: bool = True) -> dict:
     """Per area and period (by occurrence): counts, the dispute resolution rate, where matters
-    were resolved (小事不出村、大事不出乡), and response times against the targets."""
-    root = areas_mod.area_row(session, area)
+    were resolved (小事不出村、大事不出乡), and response times against the targets — of the
+    incidents the audience may read."""
+    root = audience.scope.area(session, area)
     params = {"path": root["path"], "start": start, "end": end, "open": list(OPEN_STATUSES)}
     period = ("(CAST(:start AS timestamptz) IS NULL OR i.occurred_at >= :start) AND "
               "(CAST(:end AS timestamptz) IS NULL OR i.occurred_at < :end)")
@@ -29,8 +30,8 @@ def stats(session: Session, area: str, start: datetime | None = None, end: datet
         f"WHEN '{c}' THEN interval '{int(t['resolve'].total_seconds())} seconds'"
         for c, t in RESPONSE_TARGETS.items())
     base = f"""
-        FROM incidents i JOIN areas a ON a.id = COALESCE(i.area_id, i.grid_id)
-       WHERE a.path <@ CAST(:path AS ltree) AND {period}"""
+        FROM {audience.incidents(params)}
+       WHERE i.area_path <@ CAST(:path AS ltree) AND {period}"""
     summary = session.execute(text(f"""
         SELECT count(*) AS total,
                count(*) FILTER (WHERE i.category = 'dispute') AS disputes,
@@ -63,7 +64,7 @@ def stats(session: Session, area: str, start: datetime | None = None, end: datet
         out["children"] = []
         for child in session.execute(text("SELECT code FROM areas WHERE parent_id = :id ORDER BY code"),
                                      {"id": root["id"]}).scalars():
-            out["children"].append(stats(session, child, start, end, children=False))
+            out["children"].append(stats(session, child, audience, start, end, children=False))
     return out
 
 

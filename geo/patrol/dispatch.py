@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 
 from geo import audit, live
 from geo.errors import Conflict, InvalidInput, NotFound
+from geo.incidents import queries
 from geo.patrol import units
+from geo.policy import Audience
 
 OPEN = ("assigned", "acknowledged", "arrived")
 TRANSITIONS = {                     # action -> (allowed from, new status, timestamp column)
@@ -24,15 +26,13 @@ TRANSITIONS = {                     # action -> (allowed from, new status, times
 DEFAULT_MAX_AGE_S = 900
 
 
-def _point(session: Session, incident_id: int | None, lon, lat):
+def _point(session: Session, incident_id, lon, lat, audience: Audience):
     if incident_id is not None:
-        row = session.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM incidents WHERE id = :i"),
-                              {"i": incident_id}).first()
-        if row is None:
-            raise NotFound(f"no incident {incident_id}", field="incident")
-        if row[0] is None:
-            raise InvalidInput("incident", f"incident {incident_id} has no location to dispatch to")
-        return float(row[0]), float(row[1])
+        # Where the audience sees the incident: out of scope it does not exist for them.
+        row = queries.visible(session, incident_id, audience, field="incident")
+        if row["lon"] is None:
+            raise InvalidInput("incident", f"incident {row['id']} has no location to dispatch to")
+        return float(row["lon"]), float(row["lat"])
     try:
         lon, lat = float(lon), float(lat)
     except (TypeError, ValueError):
@@ -42,14 +42,15 @@ def _point(session: Session, incident_id: int | None, lon, lat):
     return lon, lat
 
 
-def nearest(session: Session, incident_id: int | None = None, lon=None, lat=None, k: int = 5,
-            max_age_s: float | None = DEFAULT_MAX_AGE_S, scope_paths: list[str] | None = None,
-            statuses=("on_duty",)) -> dict:
-    """The k nearest units (on duty by default) with distance in metres and last-seen age."""
+def nearest(session: Session, audience: Audience, incident_id=None, lon=None, lat=None, k: int = 5,
+            max_age_s: float | None = DEFAULT_MAX_AGE_S, statuses=("on_duty",)) -> dict:
+    """The k nearest units of the audience's scope (on duty by default) with distance in metres
+    and last-seen age, to an incident the audience may see (where it sees it) or to a point."""
     if not 1 <= int(k) <= 100:
         raise InvalidInput("k", "k must be between 1 and 100")
-    x, y = _point(session, incident_id, lon, lat)
-    rows = session.execute(text("""
+    x, y = _point(session, incident_id, lon, lat, audience)
+    inside, params = audience.scope.sql("coalesce(h.path, d.path)")
+    rows = session.execute(text(f"""
         WITH cand AS (
             SELECT l.unit_id, l.geom, l.ts, l.seen_at, l.heading, l.speed
               FROM unit_last_positions l
@@ -65,11 +66,10 @@ def nearest(session: Session, incident_id: int | None = None, lon=None, lat=None
           FROM cand c JOIN units u ON u.id = c.unit_id
           LEFT JOIN areas h ON h.id = u.home_area_id
           LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1
-         WHERE CAST(:paths AS ltree[]) IS NULL OR coalesce(h.path, d.path) <@ CAST(:paths AS ltree[])
+         WHERE {inside}
          ORDER BY distance_m LIMIT :k"""),
-        {"x": x, "y": y, "k": int(k), "age": max_age_s, "st": list(statuses),
-         "paths": scope_paths}).mappings().all()
-    return {"incident": incident_id, "lon": x, "lat": y, "units": [
+        {"x": x, "y": y, "k": int(k), "age": max_age_s, "st": list(statuses), **params}).mappings().all()
+    return {"incident": None if incident_id is None else int(incident_id), "lon": x, "lat": y, "units": [
         {"id": r["id"], "callsign": r["callsign"], "kind": r["kind"], "status": r["status"],
          "lon": r["lon"], "lat": r["lat"], "heading": r["heading"], "speed": r["speed"],
          "distance_m": round(float(r["distance_m"]), 1), "age_s": round(float(r["age_s"]), 1),
@@ -99,17 +99,15 @@ def _public(a: dict) -> dict:
             "closed_at": iso(a["closed_at"]), "distance_m": a["distance_m"], "note": a["note"]}
 
 
-def assign(session: Session, actor: audit.Actor, incident_id: int, callsign: str,
+def assign(session: Session, actor: audit.Actor, incident_id, callsign: str, audience: Audience,
            note: str | None = None) -> dict:
-    """Send a unit to an incident; the unit becomes busy."""
+    """Send a unit to an incident the audience may see; the unit becomes busy."""
+    inc = queries.visible(session, incident_id, audience, field="incident")
+    incident_id = inc["id"]
     unit = session.execute(text("SELECT id, status FROM units WHERE callsign = :c FOR UPDATE"),
                            {"c": callsign}).mappings().first()
     if unit is None:
         raise NotFound(f"no unit {callsign!r}", field="unit")
-    inc = session.execute(text("SELECT id, status, geom FROM incidents WHERE id = :i"),
-                          {"i": incident_id}).mappings().first()
-    if inc is None:
-        raise NotFound(f"no incident {incident_id}", field="incident")
     if inc["status"] in ("closed", "resolved", "followed_up"):
         raise Conflict(f"incident {incident_id} is {inc['status']}: nothing to dispatch to", field="incident")
     if unit["status"] == "off_duty":
@@ -136,12 +134,17 @@ def assign(session: Session, actor: audit.Actor, incident_id: int, callsign: str
 
 
 def transition(session: Session, actor: audit.Actor, assignment_id: int, action: str,
-               note: str | None = None) -> dict:
-    """acknowledge, arrive, close or cancel an assignment, stamping the time."""
+               audience: Audience, note: str | None = None) -> dict:
+    """acknowledge, arrive, close or cancel an assignment (of an incident the audience may see),
+    stamping the time."""
     if action not in TRANSITIONS:
         raise InvalidInput("action", f"action must be one of {', '.join(TRANSITIONS)}; got {action!r}")
     allowed, status, column = TRANSITIONS[action]
     a = _assignment(session, assignment_id)
+    try:
+        queries.visible(session, a["incident_id"], audience)
+    except NotFound:
+        raise NotFound(f"no assignment {assignment_id}", field="assignment") from None
     if a["status"] not in allowed:
         raise Conflict(f"assignment {assignment_id} is {a['status']}: cannot {action} it", field="action")
     session.execute(text(f"UPDATE assignments SET status = :s, {column} = now(), "
@@ -159,31 +162,36 @@ def transition(session: Session, actor: audit.Actor, assignment_id: int, action:
     return _public(a)
 
 
-def assignments(session: Session, incident_id: int | None = None, open_only: bool = False,
-                limit: int = 200) -> list[dict]:
-    rows = session.execute(text("""
+def assignments(session: Session, audience: Audience, incident_id: int | None = None,
+                open_only: bool = False, limit: int = 200) -> list[dict]:
+    """Assignments of the incidents the audience may see, newest first."""
+    params: dict = {"i": incident_id, "open": open_only, "statuses": list(OPEN), "n": limit}
+    rows = session.execute(text(f"""
         SELECT a.*, u.callsign FROM assignments a JOIN units u ON u.id = a.unit_id
          WHERE (CAST(:i AS bigint) IS NULL OR a.incident_id = :i)
            AND (NOT :open OR a.status = ANY(:statuses))
-         ORDER BY a.assigned_at DESC LIMIT :n"""),
-        {"i": incident_id, "open": open_only, "statuses": list(OPEN), "n": limit}).mappings().all()
+           AND EXISTS (SELECT 1 FROM {audience.incidents(params)} WHERE i.id = a.incident_id)
+         ORDER BY a.assigned_at DESC LIMIT :n"""), params).mappings().all()
     return [_public(dict(r)) for r in rows]
 
 
-def response_stats(session: Session, level: int = 2, days: float = 30,
-                   scope_paths: list[str] | None = None) -> list[dict]:
+def response_stats(session: Session, audience: Audience, level: int = 2,
+                   days: float = 30) -> list[dict]:
     """Per area of `level`: assignments, and median / 90th-percentile seconds to acknowledge,
     arrive and close, over the last `days`."""
     if level not in (1, 2, 3, 4):
         raise InvalidInput("level", "level must be 1 (district), 2, 3 or 4 (grid)")
     if not 0 < days <= 366:
         raise InvalidInput("days", "days must be between 0 and 366")
-    rows = session.execute(text("""
+    params: dict = {"days": days, "level": level, "open": list(OPEN)}
+    inside, scope_params = audience.scope.sql("ar.path")
+    params.update(scope_params)
+    rows = session.execute(text(f"""
         WITH a AS (
             SELECT s.*, extract(epoch FROM s.acknowledged_at - s.assigned_at) AS ack,
                    extract(epoch FROM s.arrived_at - s.assigned_at) AS arrive,
                    extract(epoch FROM s.closed_at - s.assigned_at) AS close, i.geom
-              FROM assignments s JOIN incidents i ON i.id = s.incident_id
+              FROM assignments s JOIN {audience.incidents(params)} ON i.id = s.incident_id
              WHERE s.assigned_at > now() - make_interval(secs => :days * 86400)
         )
         SELECT ar.code, ar.name, count(*) AS assignments,
@@ -196,9 +204,8 @@ def response_stats(session: Session, level: int = 2, days: float = 30,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY a.close) AS close_p50,
                avg(a.arrive) AS arrive_mean
           FROM a JOIN areas ar ON ar.level = :level AND ST_Intersects(ar.geom, a.geom)
-         WHERE CAST(:paths AS ltree[]) IS NULL OR ar.path <@ CAST(:paths AS ltree[])
-         GROUP BY ar.code, ar.name ORDER BY ar.code"""),
-        {"days": days, "level": level, "open": list(OPEN), "paths": scope_paths}).mappings().all()
+         WHERE {inside}
+         GROUP BY ar.code, ar.name ORDER BY ar.code"""), params).mappings().all()
     r1 = lambda v: round(float(v), 1) if v is not None else None   # noqa: E731
     return [{"code": r["code"], "name": r["name"], "assignments": r["assignments"], "closed": r["closed"],
              "open": r["open"], "ack_p50_s": r1(r["ack_p50"]), "ack_p90_s": r1(r["ack_p90"]),

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from geo import audit
 from geo.areas import area_row
+from geo.policy import Scope
 from geo.errors import Conflict, InvalidInput, NotFound
 from geo.live import publish
 from geo.patrol.runner import Runner
@@ -210,14 +211,15 @@ def unit_by_id(session: Session, uid: int, days: list[date] = ()) -> UnitRef | N
     return lookup_unit(Runner(session), "id", uid, days)
 
 
-def units_geojson(session: Session, scope_paths: list[str] | None = None, at: datetime | None = None,
+def units_geojson(session: Session, scope: Scope, at: datetime | None = None,
                   stale_after: int = STALE_SECONDS) -> dict:
     """Units at their last clean position (or where they were at time `at`) as a FeatureCollection.
 
     Properties: callsign, device_id, kind, status, last_seen (ISO), age_s, stale, heading, speed,
-    battery, area. Units never heard from have a null geometry. `scope_paths` limits to units whose
-    home area (or district) lies in one of these ltree subtrees; None means everywhere.
+    battery, area. Units never heard from have a null geometry. `scope` limits to units whose
+    home area (or district) lies in it.
     """
+    inside, params = scope.sql("coalesce(h.path, d.path)")
     if at is None:
         pos = ("LEFT JOIN unit_last_positions l ON l.unit_id = u.id")
         seen = "l.seen_at"
@@ -237,8 +239,8 @@ def units_geojson(session: Session, scope_paths: list[str] | None = None, at: da
           LEFT JOIN areas h ON h.id = u.home_area_id
           LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1
           {pos}
-         WHERE (CAST(:paths AS ltree[]) IS NULL OR coalesce(h.path, d.path) <@ CAST(:paths AS ltree[]))
-         ORDER BY u.callsign"""), {"at": at, "paths": scope_paths}).mappings().all()
+         WHERE {inside}
+         ORDER BY u.callsign"""), {"at": at, **params}).mappings().all()
     features = []
     for r in rows:
         age = float(r["age"]) if r["age"] is not None else None
@@ -258,12 +260,13 @@ def units_geojson(session: Session, scope_paths: list[str] | None = None, at: da
     return {"type": "FeatureCollection", "features": features}
 
 
-def trails(session: Session, minutes: float = 10, scope_paths: list[str] | None = None,
+def trails(session: Session, scope: Scope, minutes: float = 10,
            at: datetime | None = None) -> dict:
     """Every unit's clean positions over the last `minutes` (before `at`) as LineStrings."""
     if not 0 < minutes <= 24 * 60:
         raise InvalidInput("minutes", "trail length must be between 0 and 1440 minutes")
-    rows = session.execute(text("""
+    inside, params = scope.sql("coalesce(h.path, d.path)")
+    rows = session.execute(text(f"""
         SELECT u.id, u.callsign, ST_AsGeoJSON(ST_MakeLine(p.geom ORDER BY p.ts), 6) AS geom,
                count(*) AS n, max(p.ts) AS last
           FROM units u
@@ -273,8 +276,8 @@ def trails(session: Session, minutes: float = 10, scope_paths: list[str] | None 
          WHERE p.flags = 0
            AND p.ts > coalesce(CAST(:at AS timestamptz), now()) - make_interval(secs => :m * 60)
            AND p.ts <= coalesce(CAST(:at AS timestamptz), now())
-           AND (CAST(:paths AS ltree[]) IS NULL OR coalesce(h.path, d.path) <@ CAST(:paths AS ltree[]))
-         GROUP BY u.id, u.callsign"""), {"m": minutes, "at": at, "paths": scope_paths}).mappings().all()
+           AND {inside}
+         GROUP BY u.id, u.callsign"""), {"m": minutes, "at": at, **params}).mappings().all()
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": r["id"], "geometry": json.loads(r["geom"]) if r["n"] > 1 else None,
          "properties": {"id": r["id"], "callsign": r["callsign"], "points": r["n"],

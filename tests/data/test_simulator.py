@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from geo.patrol import filters
 from data.simulator import SPEEDS, Network, Walker
+from geo.patrol import filters
 
 # Two roads meeting at (114.0, 33.6): one running east, one running north from the junction.
 EAST = [(113.99, 33.6), (114.0, 33.6)]

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from geo import audit
 from geo.boundaries import changes, history, locks, partition
 from geo.errors import Conflict, InvalidInput
+from geo.policy import Scope
 from tests.geo import planner_fixtures
 
 ACTOR = audit.Actor("planner-test")
@@ -42,7 +43,7 @@ def run(session, op, codes, geometry=None, **kw):
     current = versions(session)
     return changes.apply(session, op, areas=codes, geometry=geometry,
                        base_versions={c: current[c] for c in codes}, reason=kw.pop("reason", "测试"),
-                       actor=ACTOR, **kw)
+                       actor=ACTOR, **kw, scope=Scope.all())
 
 
 def assert_exact_partition(session, root="EV"):
@@ -92,7 +93,7 @@ def test_preview_reports_impact_and_writes_nothing(session, region):
         text("SELECT count(*) FROM boundary_changes")).scalar()
     result = changes.apply(session, "transfer", areas=["EV1001001", "EV1001002"],
                          geometry=box(20.010, 20.020, 20.016, 20.026), reason=None, actor=ACTOR,
-                         preview=True)
+                         preview=True, scope=Scope.all())
     assert result.preview and result.change_id is None
     row = result.rows[0]
     for key in ("area_m2", "households", "population", "entities", "open_incidents", "staff",
@@ -181,7 +182,7 @@ def test_stale_base_version_is_a_conflict_naming_the_change(session, region):
     with pytest.raises(Conflict) as caught:
         changes.apply(session, "merge", areas=["EV1001001", "EV1001002"],
                     base_versions={"EV1001001": stale["EV1001001"], "EV1001002": stale["EV1001002"]},
-                    reason="second planner", actor=ACTOR)
+                    reason="second planner", actor=ACTOR, scope=Scope.all())
     assert "first planner" in caught.value.message and "version 2" in caught.value.message
     assert caught.value.details["stale"][0]["changes"][0]["kind"] == "transfer"
 
@@ -202,7 +203,7 @@ def test_bad_requests_name_the_field(session, region):
         kwargs.setdefault("reason", "x y")
         kwargs.setdefault("base_versions", {"EV1001001": 1, "EV1001002": 1})
         with pytest.raises(InvalidInput) as caught:
-            changes.apply(session, actor=ACTOR, **kwargs)
+            changes.apply(session, actor=ACTOR, **kwargs, scope=Scope.all())
         assert caught.value.field == field, (kwargs, caught.value.message)
 
 
@@ -223,25 +224,25 @@ def test_history_as_of_diff_and_revert(session, region):
     kinds = {(f["properties"]["code"], f["properties"]["kind"]) for f in detail["diff"]["features"]}
     assert ("EV1001003", "removed") in kinds and ("EV1001005", "added") in kinds
     import json
-    old = json.loads(history.features_as_of(session, before_edit, level=4, parent="EV1001"))
+    old = json.loads(history.features_as_of(session, before_edit, Scope.all(), level=4, parent="EV1001"))
     now = json.loads(history.features_as_of(session, session.execute(text("SELECT clock_timestamp()")).scalar(),
-                                          level=4, parent="EV1001"))
+                                          Scope.all(), level=4, parent="EV1001"))
     assert [f["id"] for f in old["features"]] == ["EV1001001", "EV1001002", "EV1001003", "EV1001004"]
     assert "EV1001005" in [f["id"] for f in now["features"]]
     assert "EV1001003" not in [f["id"] for f in now["features"]]
     assert [v["version"] for v in history.versions(session, "EV1001003")] == [1]
-    undo = changes.revert(session, split.change_id, reason="撤销", actor=ACTOR)
+    undo = changes.revert(session, split.change_id, reason="撤销", actor=ACTOR, scope=Scope.all())
     assert undo.reverts_id == split.change_id
     assert session.execute(text("SELECT count(*) FROM areas WHERE code IN ('EV1001005', 'EV1001006')")).scalar() == 0
     with pytest.raises(Conflict, match="already reverted"):
-        changes.revert(session, split.change_id, reason="again", actor=ACTOR)
+        changes.revert(session, split.change_id, reason="again", actor=ACTOR, scope=Scope.all())
 
 
 def test_revert_is_refused_while_a_later_change_stands(session, region):
     first = run(session, "transfer", ["EV1001001", "EV1001002"], box(20.010, 20.020, 20.016, 20.026))
     run(session, "merge", ["EV1001001", "EV1001002"])
     with pytest.raises(Conflict, match="revert the later changes first"):
-        changes.revert(session, first.change_id, reason="undo", actor=ACTOR)
+        changes.revert(session, first.change_id, reason="undo", actor=ACTOR, scope=Scope.all())
 
 
 def test_split_and_revert_carry_a_units_home_grid(session, region):
@@ -251,7 +252,7 @@ def test_split_and_revert_carry_a_units_home_grid(session, region):
         "SELECT a.code FROM units u JOIN areas a ON a.id = u.home_area_id WHERE u.callsign = '巡测-1'")).scalar()
     split = run(session, "split", ["EV1001003"], line((19.99, 20.007), (20.02, 20.010)))
     assert home() in ("EV1001005", "EV1001006")
-    changes.revert(session, split.change_id, reason="undo", actor=ACTOR)
+    changes.revert(session, split.change_id, reason="undo", actor=ACTOR, scope=Scope.all())
     assert home() == "EV1001003"
 
 
@@ -269,7 +270,7 @@ def test_revert_restores_staff_incidents_and_entities(session, region):
     original = state()
     merged = run(session, "merge", ["EV1001001", "EV1001002"])
     assert state() != original
-    changes.revert(session, merged.change_id, reason="undo", actor=ACTOR)
+    changes.revert(session, merged.change_id, reason="undo", actor=ACTOR, scope=Scope.all())
     assert state() == original
 
 
@@ -278,9 +279,9 @@ def test_soft_lock_is_shown_to_others(session, region):
     assert mine["mine"] and mine["username"] == "alice"
     theirs = locks.acquire_lock(session, "EV1001", audit.Actor("bob"))
     assert not theirs["mine"] and theirs["username"] == "alice"
-    assert [l["username"] for l in locks.held(session, "EV")] == ["alice"]
+    assert [l["username"] for l in locks.held(session, Scope.all(), "EV")] == ["alice"]
     locks.release_lock(session, "EV1001", audit.Actor("alice"))
-    assert locks.held(session, "EV") == []
+    assert locks.held(session, Scope.all(), "EV") == []
 
 
 # -- the property ----------------------------------------------------------------------------
@@ -355,7 +356,7 @@ def test_random_edits_keep_the_partition_and_revert_to_the_same_wkb(session, ops
                 assert_exact_partition(session)
             applied.append(result.change_id)
         for change_id in reversed(applied):
-            changes.revert(session, change_id, reason="undo everything", actor=ACTOR)
+            changes.revert(session, change_id, reason="undo everything", actor=ACTOR, scope=Scope.all())
             assert_exact_partition(session)
         assert wkb(session) == original
     finally:
@@ -367,7 +368,7 @@ def test_problems_show_a_grid_left_in_pieces_and_workload(session, region):
 
     result = changes.apply(session, "transfer", areas=["EV1001001", "EV1001002"],
                          geometry=box(20.005, 20.025, 20.02, 20.03), reason=None, actor=ACTOR,
-                         preview=True)
+                         preview=True, scope=Scope.all())
     assert result.rows[0]["after"]["parts"] == 2
     assert any(p["kind"] == "non_contiguous" for p in result.problems)  # shown before saving
     run(session, "transfer", ["EV1001001", "EV1001002"], box(20.005, 20.025, 20.02, 20.03))

@@ -22,9 +22,11 @@ from geo.incidents import (
     tabular,
     workflow,
 )
+from geo.policy import Audience, Scope
 from tests import town
 from tests.incident_cases import BAD_REPORTS, VALID, report
 
+ADMIN = Audience.system()
 ACTOR = audit.Actor("test")
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -35,7 +37,7 @@ def places(session, tiny):
 
 
 def new(session, **changes) -> dict:
-    return intake.create(session, ACTOR, report(changes))
+    return intake.create(session, ACTOR, report(changes), ADMIN)
 
 
 def count(session, table: str) -> int:
@@ -114,17 +116,13 @@ def test_an_address_contradicting_the_point_is_a_warning(session, places):
     assert body["warnings"] and "TZ2A" in body["warnings"][0]
 
 
-def test_authorize_is_asked_with_the_area_before_anything_is_written(session, places):
-    asked = []
-
-    def refuse(code):
-        asked.append(code)
-        raise Forbidden("not yours")
-
+def test_a_report_outside_the_callers_scope_is_refused_before_anything_is_written(session, places):
+    path = session.execute(text("SELECT path::text FROM areas WHERE code = 'TZ2'")).scalar()
+    elsewhere = Audience("grid_worker", Scope(("TZ2",), (path,)))
     before = count(session, "incidents")
-    with pytest.raises(Forbidden):
-        intake.create(session, ACTOR, report({}), authorize=refuse)
-    assert asked == ["TZ1A1"] and count(session, "incidents") == before
+    with pytest.raises(Forbidden, match="TZ1A1 is outside your scope"):
+        intake.create(session, ACTOR, report({}), elsewhere)
+    assert count(session, "incidents") == before
 
 
 def test_the_same_external_id_from_the_same_channel_is_a_conflict(session, places):
@@ -186,10 +184,10 @@ def test_a_parent_not_covered_by_its_children_keeps_the_rest(session, places):
     session.execute(text("UPDATE areas SET geom = ST_Multi(ST_MakeEnvelope(10.0, 10.0, 10.008, 10.02, 4326)) "
                          "WHERE code = 'TZ1A1'"))
     i = new(session, lon=10.009, lat=10.005)["id"]
-    assert queries.get(session, i)["properties"]["grid_code"] == "TZ1A"
+    assert queries.get(session, i, ADMIN)["properties"]["grid_code"] == "TZ1A"
     session.execute(text("UPDATE incidents SET grid_id = NULL, area_id = NULL WHERE id = :i"), {"i": i})
     assert assignment.assign(session, within_wkt="POLYGON((10 10, 10.04 10, 10.04 10.04, 10 10.04, 10 10))") == 1
-    assert queries.get(session, i)["properties"]["grid_code"] == "TZ1A"
+    assert queries.get(session, i, ADMIN)["properties"]["grid_code"] == "TZ1A"
 
 
 def test_assignment_needs_a_selection(session, places):
@@ -317,7 +315,7 @@ def test_a_split_makes_the_lookup_stale_and_the_next_bulk_run_rebuilds_it(lone, 
     before = gridlookup.current(lone)
     versions = {"EV1001003": lone.execute(text("SELECT version FROM areas WHERE code = 'EV1001003'")).scalar()}
     changes.apply(lone, "split", areas=["EV1001003"], base_versions=versions, reason="测试", actor=ACTOR,
-                geometry={"type": "LineString", "coordinates": [[19.99, 20.007], [20.02, 20.010]]})
+                geometry={"type": "LineString", "coordinates": [[19.99, 20.007], [20.02, 20.010]]}, scope=Scope.all())
     assert gridlookup.current(lone) is None                 # the areas changed under it
     after = by_lookup(lone, ids, monkeypatch)
     rebuilt = gridlookup.current(lone)
@@ -393,7 +391,7 @@ def test_no_lookup_over_regions_too_far_apart(lone):
 def walk(session, incident_id, *steps):
     body = None
     for to, extra in steps:
-        body = lifecycle.transition(session, ACTOR, incident_id, to, **extra)
+        body = lifecycle.transition(session, ACTOR, incident_id, to, ADMIN, **extra)
     return body
 
 
@@ -447,7 +445,7 @@ def test_invalid_transitions_are_refused_and_change_nothing(session, places, ste
     before = session.execute(text("SELECT status FROM incidents WHERE id = :i"), {"i": i}).scalar()
     events = count(session, "incident_events")
     with pytest.raises(InvalidInput) as err:
-        lifecycle.transition(session, ACTOR, i, to, **extra)
+        lifecycle.transition(session, ACTOR, i, to, ADMIN, **extra)
     assert err.value.field == field
     assert session.execute(text("SELECT status FROM incidents WHERE id = :i"), {"i": i}).scalar() == before
     assert count(session, "incident_events") == events
@@ -457,7 +455,7 @@ def test_a_stale_expected_status_is_a_conflict(session, places):
     i = new(session)["id"]
     walk(session, i, ("accepted", {}))
     with pytest.raises(Conflict):
-        lifecycle.transition(session, ACTOR, i, "handling", expected_status="reported")
+        lifecycle.transition(session, ACTOR, i, "handling", ADMIN, expected_status="reported")
 
 
 def test_reopening_clears_the_resolution(session, places):
@@ -469,9 +467,9 @@ def test_reopening_clears_the_resolution(session, places):
 
 def test_unknown_incident(session, places):
     with pytest.raises(NotFound):
-        lifecycle.transition(session, ACTOR, 987654321, "accepted")
+        lifecycle.transition(session, ACTOR, 987654321, "accepted", ADMIN)
     with pytest.raises(InvalidInput):
-        queries.get(session, "abc")
+        queries.get(session, "abc", ADMIN)
 
 
 def test_response_time_targets_per_category(session, places):
@@ -492,7 +490,7 @@ def test_stats_give_the_dispute_resolution_rate_and_where_matters_end(session, p
         walk(session, i, ("accepted", {}), ("handling", {}), ("resolved", {"level": level}))
     walk(session, new(session)["id"], ("accepted", {}))                          # still open
     new(session, category="hazard", lon=10.035, lat=10.035)                       # 柳桥镇
-    s = stats.stats(session, "TZ")
+    s = stats.stats(session, "TZ", ADMIN)
     assert s["total"] == 9 and s["by_category"] == {"dispute": 8, "hazard": 1}
     d = s["disputes"]
     assert d["total"] == 8 and d["resolved"] == 7 and d["resolution_rate"] == round(7 / 8, 4)
@@ -501,12 +499,12 @@ def test_stats_give_the_dispute_resolution_rate_and_where_matters_end(session, p
     assert s["response"]["accepted"] == 8 and s["response"]["accepted_on_time"] == 1.0
     children = {c["area"]["code"]: c["total"] for c in s["children"]}
     assert children == {"TZ1": 8, "TZ2": 1}
-    quiet = stats.stats(session, "TZ", datetime(2027, 1, 1, tzinfo=SHANGHAI), None)
+    quiet = stats.stats(session, "TZ", ADMIN, datetime(2027, 1, 1, tzinfo=SHANGHAI), None)
     assert quiet["total"] == 0 and quiet["disputes"]["resolution_rate"] is None
 
 
 def test_stats_on_the_demo_reproduce_the_article(session, demo):
-    s = stats.stats(session, "411103", children=False)
+    s = stats.stats(session, "411103", ADMIN, children=False)
     assert s["total"] == 20000
     assert s["disputes"]["resolution_rate"] > 0.96                # 化解率 96 % 以上
     assert s["disputes"]["within_township"] > s["disputes"]["within_village"] > 0.5
@@ -520,7 +518,7 @@ def test_a_second_channel_reporting_the_same_matter_is_suggested(session, places
     other = new(session, category="hazard", description="路灯损坏", lon=10.0052)["id"]
     body = intake.create(session, ACTOR, report({"source": "网格员上报", "lon": 10.0051,
                                                "occurred_at": "2026-10-01T11:00:00+08:00",
-                                               "description": "两户排水沟堵塞争执"}))
+                                               "description": "两户排水沟堵塞争执"}), ADMIN)
     ids = [d["id"] for d in body["duplicates"]]
     assert ids[0] == first and far not in ids and later not in ids
     assert other not in ids or ids.index(other) > 0
@@ -530,19 +528,19 @@ def test_a_second_channel_reporting_the_same_matter_is_suggested(session, places
 
 def test_link_and_unlink(session, places):
     a, b = new(session)["id"], new(session, source="110接警")["id"]
-    assert duplicates.link(session, ACTOR, b, a) == {"incident_a": min(a, b), "incident_b": max(a, b),
+    assert duplicates.link(session, ACTOR, b, a, ADMIN) == {"incident_a": min(a, b), "incident_b": max(a, b),
                                                 "created": True}
-    assert duplicates.link(session, ACTOR, a, b)["created"] is False
-    assert queries.get(session, a)["properties"]["links"] == [b]
-    assert any(d["id"] == b and d["linked"] for d in duplicates.duplicates(session, a))
-    duplicates.unlink(session, ACTOR, a, b)
-    assert queries.linked(session, a) == []
+    assert duplicates.link(session, ACTOR, a, b, ADMIN)["created"] is False
+    assert queries.get(session, a, ADMIN)["properties"]["links"] == [b]
+    assert any(d["id"] == b and d["linked"] for d in duplicates.duplicates(session, a, ADMIN))
+    duplicates.unlink(session, ACTOR, a, b, ADMIN)
+    assert queries.linked(session, a, ADMIN) == []
     with pytest.raises(NotFound):
-        duplicates.unlink(session, ACTOR, a, b)
+        duplicates.unlink(session, ACTOR, a, b, ADMIN)
     with pytest.raises(InvalidInput):
-        duplicates.link(session, ACTOR, a, a)
+        duplicates.link(session, ACTOR, a, a, ADMIN)
     with pytest.raises(NotFound):
-        duplicates.link(session, ACTOR, a, 987654321)
+        duplicates.link(session, ACTOR, a, 987654321, ADMIN)
 
 
 def test_similarity_works_on_chinese():
@@ -554,8 +552,8 @@ def test_similarity_works_on_chinese():
 def test_sensitive_points_and_reporters_only_for_those_who_act(session, places):
     secret = new(session, sensitive=True, lon=10.002, lat=10.003, address="翠湖路3号")["id"]
     plain = new(session, lon=10.006, lat=10.006)["id"]
-    analyst = queries.Viewer("analyst", ("*",), True)
-    dispatcher = queries.Viewer("dispatcher", ("*",), True)
+    analyst = Audience("analyst", Scope.all())
+    dispatcher = Audience("dispatcher", Scope.all())
     seen = {f["id"]: f for f in queries.features(session, analyst, queries.Filters(area="TZ"))["features"]}
     hidden = seen[secret]
     centre = session.execute(text("SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
@@ -579,7 +577,7 @@ def test_viewers_see_only_their_scope(session, places):
     mine = new(session)["id"]
     theirs = new(session, lon=10.035, lat=10.035)["id"]
     path = session.execute(text("SELECT path::text FROM areas WHERE code = 'TZ1A1'")).scalar()
-    worker = queries.Viewer("grid_worker", (path,), False)
+    worker = Audience("grid_worker", Scope(("TZ1A1",), (path,)))
     assert [f["id"] for f in queries.features(session, worker, queries.Filters())["features"]] == [mine]
     with pytest.raises(NotFound):
         queries.get(session, theirs, worker)
@@ -590,12 +588,12 @@ def test_list_filters(session, places):
     b = new(session, occurred_at="2026-10-05T08:00:00+08:00")["id"]
     walk(session, b, ("accepted", {}))
     f = queries.parse_filters({"category": "隐患,事故", "area": "TZ"})
-    assert [x["id"] for x in queries.features(session, queries.ADMIN, f)["features"]] == [a]
+    assert [x["id"] for x in queries.features(session, ADMIN, f)["features"]] == [a]
     f = queries.parse_filters({"status": "accepted", "from": "2026-10-01", "to": "2026-10-31", "area": "TZ"})
-    assert [x["id"] for x in queries.features(session, queries.ADMIN, f)["features"]] == [b]
+    assert [x["id"] for x in queries.features(session, ADMIN, f)["features"]] == [b]
     f = queries.parse_filters({"severity": "3", "area": "TZ1A"})
-    assert [x["id"] for x in queries.features(session, queries.ADMIN, f)["features"]] == [a]
-    page = queries.features(session, queries.ADMIN, queries.parse_filters({"limit": "1", "area": "TZ"}))
+    assert [x["id"] for x in queries.features(session, ADMIN, f)["features"]] == [a]
+    page = queries.features(session, ADMIN, queries.parse_filters({"limit": "1", "area": "TZ"}))
     assert page["numberMatched"] == 2 and page["numberReturned"] == 1
     props = page["features"][0]["properties"]
     assert {"id", "external_id", "category", "severity", "status", "occurred_at", "grid_code",

@@ -11,6 +11,7 @@ from data import yancheng
 from geo import audit
 from geo.boundaries import export, ingest, partition
 from geo.errors import InvalidInput
+from geo.policy import Scope
 from tests.geo.planner_fixtures import bad_imports, feature, square, write_geojson
 
 ACTOR = audit.Actor("ingest-test")
@@ -18,7 +19,7 @@ ACTOR = audit.Actor("ingest-test")
 
 def load(session, path, **kw):
     kw.setdefault("level", 1)
-    return ingest.load(session, path, actor=ACTOR, **kw)
+    return ingest.load(session, path, actor=ACTOR, **kw, scope=Scope.all())
 
 
 def count(session, where="true", **params):

@@ -12,8 +12,11 @@ from sqlalchemy import text
 from geo import audit
 from geo.errors import Conflict, InvalidInput
 from geo.patrol import dispatch, filters, fixes, groupcommit, ingest, tracks, units
+from geo.policy import Audience, Scope
 from layers import coverage
 
+ADMIN = Audience.system()
+EVERYWHERE = Scope.all()
 ACTOR = audit.Actor("test")
 # The `tiny` region: grids TZ1A1 (10.00–10.01 E), TZ1A2 (10.01–10.02 E), TZ2A1, TZ2A2 along 10.00–10.02 N.
 M_PER_DEG = 111320.0
@@ -161,17 +164,17 @@ def test_live_event_is_logged_and_units_geojson_shows_last_clean_fix(session, ti
                          {"i": r.event_id}).one()
     assert ev.kind == "position" and ev.payload["callsign"] == "巡逻1" and ev.payload["heading"] == 91
     assert ev.area_path.count(".") == 3          # district.township.village.grid ids
-    fc = units.units_geojson(session)
+    fc = units.units_geojson(session, EVERYWHERE)
     f = next(f for f in fc["features"] if f["properties"]["callsign"] == "巡逻1")
     assert f["geometry"]["coordinates"] == pytest.approx([10.0053, 10.005])
     assert f["properties"]["device_id"] == "dev-1" and f["properties"]["stale"] is False
     # Where was everyone at time T: before the second fix, the unit was at the first.
-    then = units.units_geojson(session, at=t0 + timedelta(seconds=5))
+    then = units.units_geojson(session, EVERYWHERE, at=t0 + timedelta(seconds=5))
     f = next(f for f in then["features"] if f["properties"]["callsign"] == "巡逻1")
     assert f["geometry"]["coordinates"] == pytest.approx([10.005, 10.005])
     # Scope: a subtree that does not hold the unit's home hides it.
     other = session.execute(text("SELECT path::text FROM areas WHERE code = 'TZ2'")).scalar()
-    assert not [f for f in units.units_geojson(session, [other])["features"]
+    assert not [f for f in units.units_geojson(session, Scope(("TZ2",), (other,)))["features"]
                 if f["properties"]["callsign"] == "巡逻1"]
 
 
@@ -388,21 +391,21 @@ def test_coverage_without_risk_is_unknown_and_gaps_follow_risk(session, tiny):
     uid, token = unit(session)
     t0 = now() - timedelta(minutes=30)
     store(session, token, [fix(t0 + timedelta(seconds=30 * i), 10.002 + i * 0.0002, 10.005) for i in range(20)])
-    rows = {g["code"]: g for g in coverage.coverage(session, 24) if g["code"].startswith("TZ")}
+    rows = {g["code"]: g for g in coverage.coverage(session, EVERYWHERE, 24) if g["code"].startswith("TZ")}
     assert {g["risk"] for g in rows.values()} == {"unknown"}      # risk_levels may be empty
     assert rows["TZ1A1"]["visits"] == 1 and rows["TZ1A1"]["minutes"] > 5
     assert rows["TZ2B2"]["visits"] == 0 and rows["TZ2B2"]["risk"] == "unknown"
-    assert not [g for g in coverage.gaps(session, 24) if g["code"].startswith("TZ")]
+    assert not [g for g in coverage.gaps(session, EVERYWHERE, 24) if g["code"].startswith("TZ")]
     for code, colour in (("TZ1A1", "red"), ("TZ2B2", "red"), ("TZ2B1", "orange"), ("TZ1B1", "yellow")):
         session.execute(text(
             "INSERT INTO risk_levels (area_id, period_start, period_end, score, level) "
             "SELECT id, current_date - 7, current_date + 7, 0.9, :c FROM areas WHERE code = :a"),
             {"a": code, "c": colour})
-    gaps = [g["code"] for g in coverage.gaps(session, 6) if g["code"].startswith("TZ")]
+    gaps = [g["code"] for g in coverage.gaps(session, EVERYWHERE, 6) if g["code"].startswith("TZ")]
     assert gaps == ["TZ2B2", "TZ2B1"]           # red first; TZ1A1 was patrolled; yellow is not high
     session.execute(text("UPDATE risk_levels SET override_level = 'blue', override_reason = 'test' "
                          "WHERE area_id = (SELECT id FROM areas WHERE code = 'TZ2B2')"))
-    assert [g["code"] for g in coverage.gaps(session, 6) if g["code"].startswith("TZ")] == ["TZ2B1"]
+    assert [g["code"] for g in coverage.gaps(session, EVERYWHERE, 6) if g["code"].startswith("TZ")] == ["TZ2B1"]
 
 
 # -- dispatch --------------------------------------------------------------------------------
@@ -424,29 +427,29 @@ def test_nearest_on_duty_units_assign_and_lifecycle(session, tiny):
     # The new incident is on the live log (a trigger, whoever inserts it).
     assert session.execute(text("SELECT count(*) FROM live_events WHERE kind = 'incident' "
                                 "AND (payload->>'id')::bigint = :i"), {"i": incident}).scalar() == 1
-    near = dispatch.nearest(session, incident, k=2)["units"]
+    near = dispatch.nearest(session, ADMIN, incident, k=2)["units"]
     assert [u["callsign"] for u in near] == ["近", "中"]           # off-duty 休 is closer but not offered
     assert near[0]["distance_m"] == pytest.approx(0.001 * M_PER_DEG * 0.985, rel=0.02)
     assert near[0]["age_s"] < 60
-    a = dispatch.assign(session, ACTOR, incident, "近", "去看看")
+    a = dispatch.assign(session, ACTOR, incident, "近", ADMIN, "去看看")
     assert a["status"] == "assigned" and a["distance_m"] == pytest.approx(near[0]["distance_m"], rel=0.01)
     assert session.execute(text("SELECT status FROM units WHERE callsign = '近'")).scalar() == "busy"
-    assert [u["callsign"] for u in dispatch.nearest(session, incident, k=2)["units"]] == ["中", "远"]
+    assert [u["callsign"] for u in dispatch.nearest(session, ADMIN, incident, k=2)["units"]] == ["中", "远"]
     with pytest.raises(Conflict):
-        dispatch.assign(session, ACTOR, incident, "近")
-    a = dispatch.transition(session, ACTOR, a["id"], "cancel")
+        dispatch.assign(session, ACTOR, incident, "近", ADMIN)
+    a = dispatch.transition(session, ACTOR, a["id"], "cancel", ADMIN)
     assert a["status"] == "cancelled" and a["closed_at"]
     with pytest.raises(Conflict):
-        dispatch.transition(session, ACTOR, a["id"], "acknowledge")
-    b = dispatch.assign(session, ACTOR, incident, "中")
+        dispatch.transition(session, ACTOR, a["id"], "acknowledge", ADMIN)
+    b = dispatch.assign(session, ACTOR, incident, "中", ADMIN)
     for action in ("acknowledge", "arrive", "close"):
-        b = dispatch.transition(session, ACTOR, b["id"], action)
+        b = dispatch.transition(session, ACTOR, b["id"], action, ADMIN)
     assert b["status"] == "closed" and b["acknowledged_at"] <= b["arrived_at"] <= b["closed_at"]
     assert session.execute(text("SELECT status FROM units WHERE callsign = '中'")).scalar() == "on_duty"
     with pytest.raises(Conflict):
-        dispatch.transition(session, ACTOR, b["id"], "arrive")
+        dispatch.transition(session, ACTOR, b["id"], "arrive", ADMIN)
     session.execute(text("UPDATE assignments SET assigned_at = now() - interval '10 minutes' WHERE id = :i"),
                     {"i": b["id"]})
-    stats = {s["code"]: s for s in dispatch.response_stats(session, level=2)}
+    stats = {s["code"]: s for s in dispatch.response_stats(session, ADMIN, level=2)}
     assert stats["TZ1"]["assignments"] == 2 and stats["TZ1"]["closed"] == 1
     assert stats["TZ1"]["arrive_p50_s"] >= 600 - 5

@@ -13,7 +13,7 @@ import pytest
 from geo.errors import InvalidInput, NotFound
 from layers import heat
 from layers.metric import Plane
-from layers.selection import TZ, Selection, parse
+from layers.selection import SYSTEM, TZ, Selection, parse
 from tests.layers.incidents import add_incident
 
 
@@ -59,11 +59,11 @@ def test_filters_by_category_time_and_area(session, tiny):
     add_incident(session, 10.5, 10.5, category="criminal", occurred_at=june)      # outside TZ
     everything = heat.surface(session, Selection("TZ"), 200.0)
     assert everything.n == 16
-    assert heat.surface(session, parse({"area": "TZ", "category": "criminal"}), 200.0).n == 6
-    assert heat.surface(session, parse({"area": "TZ", "since": "2026-06-01"}), 200.0).n == 6
-    assert heat.surface(session, parse({"area": "TZ", "until": "2026-05-31"}), 200.0).n == 10
-    assert heat.surface(session, parse({"area": "TZ1A"}), 200.0).n == 10
-    assert heat.surface(session, parse({"area": "TZ2B", "category": "dispute"}), 200.0).n == 0
+    assert heat.surface(session, parse(session, {"area": "TZ", "category": "criminal"}, SYSTEM), 200.0).n == 6
+    assert heat.surface(session, parse(session, {"area": "TZ", "since": "2026-06-01"}, SYSTEM), 200.0).n == 6
+    assert heat.surface(session, parse(session, {"area": "TZ", "until": "2026-05-31"}, SYSTEM), 200.0).n == 10
+    assert heat.surface(session, parse(session, {"area": "TZ1A"}, SYSTEM), 200.0).n == 10
+    assert heat.surface(session, parse(session, {"area": "TZ2B", "category": "dispute"}, SYSTEM), 200.0).n == 0
     assert everything.plane.epsg == 32632   # UTM 32N for 10°E, not the Chinese zone
 
 
@@ -114,9 +114,9 @@ def test_a_bad_bandwidth_names_the_field(value):
 
 @pytest.mark.parametrize("args, field", [({"category": "fire"}, "category"), ({"since": "yesterday"}, "since"),
                                          ({"since": "2026-06-02", "until": "2026-06-01"}, "until")])
-def test_bad_filters_name_the_field(args, field):
+def test_bad_filters_name_the_field(session, tiny, args, field):
     with pytest.raises(InvalidInput) as exc:
-        parse(args)
+        parse(session, {"area": "TZ", **args}, SYSTEM)
     assert exc.value.field == field
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from geo import audit
 from geo.errors import InvalidInput
 from layers import report, review, risk, selection
-from layers.selection import TZ
+from layers.selection import SYSTEM, TZ
 from tests.layers.incidents import add_incident
 
 MAY = selection.parse_month("2026-05")
@@ -23,7 +23,7 @@ def test_weeks_of_the_month(session, tiny):
     add_incident(session, 10.005, 10.005, occurred_at=datetime(2026, 4, 28, tzinfo=TZ),
                  resolved_at=datetime(2026, 5, 12, tzinfo=TZ))
     path = session.execute(text("SELECT path::text FROM areas WHERE code = 'TZ'")).scalar()
-    weeks = report.weekly(session, path, *MAY)
+    weeks = report.weekly(session, path, *MAY, SYSTEM)
     assert [w["from"] for w in weeks] == ["2026-05-01", "2026-05-04", "2026-05-11", "2026-05-18", "2026-05-25"]
     second = weeks[1]
     assert (second["assigned"], second["assigned_resolved"], second["resolved"], second["open_end"]) == (2, 1, 1, 1)
@@ -40,10 +40,10 @@ def test_resolution_levels_and_overdue(session, tiny):
     old = add_incident(session, 10.025, 10.025, severity=4, status="handling",
                        occurred_at=datetime(2026, 3, 20, tzinfo=TZ))
     path = session.execute(text("SELECT path::text FROM areas WHERE code = 'TZ'")).scalar()
-    r = report.resolution(session, path, *MAY)
+    r = report.resolution(session, path, *MAY, SYSTEM)
     assert r["total"] == 4 and [x["count"] for x in r["levels"]] == [2, 1, 1, 0]
     assert r["within_village"] == 75.0 and r["within_township"] == 100.0
-    o = report.overdue(session, path, MAY[1])
+    o = report.overdue(session, path, MAY[1], SYSTEM)
     assert o["total"] == 1 and o["items"][0]["id"] == old and o["items"][0]["days"] == 73
     assert set(o["items"][0]) == {"id", "category", "severity", "status", "grid", "reported_at", "days"}
 
@@ -63,11 +63,11 @@ def test_grids_that_turned_red(session, tiny):
 
 def test_the_document_is_standalone(session, tiny):
     add_incident(session, 10.005, 10.005, occurred_at=datetime(2026, 5, 3, tzinfo=TZ))
-    doc = report.build(session, "TZ", "2026-05", with_map=False)
+    doc = report.build(session, "TZ", "2026-05", SYSTEM, with_map=False)
     review.check_offline(doc)
     assert "测试TZ" in doc and "周交办" in doc and "四色预警" in doc and "2026-05-31" in doc
     assert "EPSG:32632" in doc
-    english = report.build(session, "TZ", "2026-05", locale="en", with_map=False)
+    english = report.build(session, "TZ", "2026-05", SYSTEM, locale="en", with_map=False)
     assert "Week by week" in english
 
 
@@ -76,7 +76,7 @@ def test_a_bad_output_name_is_refused(session, tiny, tmp_path):
         report.write(session, "TZ", "2026-05", tmp_path / "report.docx")
     assert exc.value.field == "output"
     with pytest.raises(InvalidInput):
-        report.build(session, "TZ", "May")
+        report.build(session, "TZ", "May", SYSTEM)
 
 
 def test_check_offline_catches_what_a_browser_would_fetch():

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from geo.errors import NotFound
 from layers import scorecards
-from layers.selection import TZ
+from layers.selection import SYSTEM, TZ
 from tests.layers.incidents import add_incident
 
 AS_OF = datetime(2026, 6, 15, 12, tzinfo=TZ)
@@ -19,12 +19,12 @@ def test_days_since_and_zero_months(session, tiny):
     add_incident(session, 10.005, 10.005, category="petition", occurred_at=datetime(2026, 6, 5, 9, tzinfo=TZ))
     add_incident(session, 10.005, 10.005, category="accident", occurred_at=datetime(2026, 2, 20, tzinfo=TZ))
     add_incident(session, 10.025, 10.025, category="criminal", occurred_at=datetime(2026, 6, 14, tzinfo=TZ))
-    card = scorecards.scorecard(session, "TZ1A", as_of=AS_OF)["sanling"]
+    card = scorecards.scorecard(session, "TZ1A", SYSTEM, as_of=AS_OF)["sanling"]
     assert card["petition"]["days_since"] == 10 and card["petition"]["last_30_days"] == 1
     assert card["accident"]["days_since"] == 115 and card["accident"]["zero_months"] == 3  # Mar, Apr, May
     assert card["criminal"]["days_since"] is None and card["criminal"]["zero_months"] == 12  # it was in TZ2
     assert card["petition"]["label"] == "零上访"
-    district = scorecards.scorecard(session, "TZ", as_of=AS_OF)["sanling"]
+    district = scorecards.scorecard(session, "TZ", SYSTEM, as_of=AS_OF)["sanling"]
     assert district["criminal"]["days_since"] == 1
 
 
@@ -33,12 +33,12 @@ def test_rank_within_the_parent(session, tiny):
         add_incident(session, 10.005, 10.005, category="petition", occurred_at=datetime(2026, 5, 1, tzinfo=TZ))
     add_incident(session, 10.015, 10.005, category="criminal", occurred_at=datetime(2026, 5, 1, tzinfo=TZ))
     add_incident(session, 10.005, 10.005, category="hazard", occurred_at=datetime(2026, 5, 1, tzinfo=TZ))
-    first = scorecards.scorecard(session, "TZ1A1", as_of=AS_OF)["rank"]   # 300 households, 3 cases
-    second = scorecards.scorecard(session, "TZ1A2", as_of=AS_OF)["rank"]  # 420 households, 1 case
+    first = scorecards.scorecard(session, "TZ1A1", SYSTEM, as_of=AS_OF)["rank"]   # 300 households, 3 cases
+    second = scorecards.scorecard(session, "TZ1A2", SYSTEM, as_of=AS_OF)["rank"]  # 420 households, 1 case
     assert (second["position"], first["position"]) == (1, 2) and first["of"] == 2
     assert first["value"] == pytest.approx(10.0) and first["cases"] == 3   # hazards are not 三零 cases
     assert first["parent"]["code"] == "TZ1A"
-    assert scorecards.scorecard(session, "TZ", as_of=AS_OF)["rank"] is None
+    assert scorecards.scorecard(session, "TZ", SYSTEM, as_of=AS_OF)["rank"] is None
 
 
 def test_dispute_resolution_rate_and_levels(session, tiny):
@@ -48,7 +48,7 @@ def test_dispute_resolution_rate_and_levels(session, tiny):
             add_incident(session, 10.005, 10.005, occurred_at=when, resolution_level=level)
     add_incident(session, 10.005, 10.005, occurred_at=when, status="escalated")
     add_incident(session, 10.005, 10.005, occurred_at=when, status="handling")
-    d = scorecards.scorecard(session, "TZ", as_of=AS_OF)["disputes"]
+    d = scorecards.scorecard(session, "TZ", SYSTEM, as_of=AS_OF)["disputes"]
     assert (d["total"], d["resolved"], d["open"], d["escalated"]) == (12, 10, 2, 1)
     assert d["resolution_rate"] == pytest.approx(83.33)
     assert [b["count"] for b in d["by_level"]] == [5, 3, 1, 1]
@@ -66,7 +66,7 @@ def test_compliance_by_department(session, tiny):
         session.execute(text("INSERT INTO entities (name, kind, area_id, department_id, compliant) VALUES "
                              "('主体', :k, (SELECT id FROM areas WHERE code = :a), :d, :ok)"),
                         {"k": kind, "a": area, "d": dept.get(d), "ok": ok})
-    c = scorecards.scorecard(session, "TZ1", as_of=AS_OF)["compliance"]
+    c = scorecards.scorecard(session, "TZ1", SYSTEM, as_of=AS_OF)["compliance"]
     assert c["villages"] == {"total": 2, "compliant": 1, "rate": 50.0}
     assert c["enterprises"] == {"total": 3, "compliant": 2, "rate": 66.67}
     assert [(d["code"], d["rate"]) for d in c["departments"]] == [("T-EDU", 50.0), ("T-HLT", 100.0)]
@@ -74,11 +74,11 @@ def test_compliance_by_department(session, tiny):
 
 def test_unknown_area(session, tiny):
     with pytest.raises(NotFound):
-        scorecards.scorecard(session, "NOPE")
+        scorecards.scorecard(session, "NOPE", SYSTEM)
 
 
 def test_the_demo_reproduces_the_article(session, demo):
-    card = scorecards.scorecard(session, "411103", as_of=datetime(2026, 10, 31, 23, tzinfo=TZ))
+    card = scorecards.scorecard(session, "411103", SYSTEM, as_of=datetime(2026, 10, 31, 23, tzinfo=TZ))
     c = card["compliance"]
     assert (c["villages"]["total"], c["villages"]["compliant"]) == (183, 166)
     assert c["villages"]["rate"] == 90.71
@@ -89,5 +89,5 @@ def test_the_demo_reproduces_the_article(session, demo):
     assert card["disputes"]["within_village"] > card["disputes"]["by_level"][0]["share"]
     for cat in ("petition", "accident", "criminal"):
         assert card["sanling"][cat]["days_since"] is not None
-    township = scorecards.scorecard(session, "411103102", as_of=datetime(2026, 10, 31, tzinfo=TZ))
+    township = scorecards.scorecard(session, "411103102", SYSTEM, as_of=datetime(2026, 10, 31, tzinfo=TZ))
     assert township["rank"]["of"] == 10 and 1 <= township["rank"]["position"] <= 10

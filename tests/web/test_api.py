@@ -88,7 +88,7 @@ BAD_REQUESTS = [
     ("/api/areas?bbox=a,b", "bbox"),
     ("/api/areas?bbox=1,2,3", "bbox"),
     ("/api/areas?bbox=10,10,9,9", "bbox"),
-    ("/api/areas?parent=NOPE", "code"),
+    ("/api/areas?parent=NOPE", "parent"),
     ("/api/lookup?lat=33", "lon"),
     ("/api/lookup?lon=abc&lat=33", "lon"),
     ("/api/lookup?lon=114&lat=95", "lat"),

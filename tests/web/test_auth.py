@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import text
 
 from geo import audit, users
-from geo.errors import Conflict, Forbidden, InvalidInput
+from geo.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 
 def csrf_from(html: str) -> str:
@@ -113,7 +113,7 @@ def _user(app, role):
         return uid
 
 
-def test_scope_is_a_subtree(app, tiny):
+def test_scope_is_a_subtree_and_codes_are_exact(app, session, tiny):
     from web import auth
 
     uid = _user(app, "grid_worker")
@@ -121,8 +121,17 @@ def test_scope_is_a_subtree(app, tiny):
         from flask import session as flask_session
         flask_session["uid"] = uid
         auth.require_scope("TZ1A1")   # inside TZ
+        session.execute(text("UPDATE user_scopes SET area_id = (SELECT id FROM areas WHERE code = 'TZ1') "
+                             "WHERE user_id = :u"), {"u": uid})
+        from flask import g
+        g.pop("principal", None)
         with pytest.raises(Forbidden, match="outside your scope"):
-            auth.require_scope("411103")
+            auth.require_scope("TZ2")
+        with pytest.raises(NotFound):
+            auth.require_scope("NOPE")              # unknown before any scope decision
+        for written in (" TZ1A", "TZ1A\n", "TZ1A\x00"):
+            with pytest.raises(InvalidInput):
+                auth.require_scope(written)          # never trimmed into a code
 
 
 BAD_USERS = [

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser import login, open_page
+from tests.browser import login, open_page, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -17,18 +17,18 @@ def test_map_renders_offline_with_boundaries_and_panel(live_server, browser, bro
     page = open_page(browser, base, external, errors)
     try:
         login(page, base, *browser_user)
-        page.wait_for_function("window.L && window.anwangMap", timeout=10000)
-        page.wait_for_function("document.body.dataset.shownLevel === '2'", timeout=15000)
+        wait_for(page, "window.L && window.anwangMap", timeout=10000)
+        wait_for(page, "document.body.dataset.shownLevel === '2'", timeout=15000)
         assert page.locator("path.leaflet-interactive").count() >= 10   # townships
         page.select_option("#level-select", "4")
-        page.wait_for_function("document.body.dataset.shownLevel === '4'", timeout=15000)
+        wait_for(page, "document.body.dataset.shownLevel === '4'", timeout=15000)
         assert page.locator("path.leaflet-interactive").count() > 198   # grids
         page.select_option("#level-select", "3")
-        page.wait_for_function("document.body.dataset.shownLevel === '3'", timeout=15000)
+        wait_for(page, "document.body.dataset.shownLevel === '3'", timeout=15000)
         assert page.locator("path.leaflet-interactive").count() >= 198  # villages
         page.locator(".leaflet-tooltip", has_text="金牛社区").first.wait_for(timeout=5000)
         page.locator("path.leaflet-interactive").nth(40).click(force=True)
-        page.wait_for_function("document.getElementById('area-info').dataset.code", timeout=10000)
+        wait_for(page, "document.getElementById('area-info').dataset.code", timeout=10000)
         panel = page.inner_text("#area-info")
         assert "户数" in panel and "人口" in panel and "编码" in panel
         page.screenshot(path=str(artifacts / "map.png"))
@@ -49,7 +49,7 @@ def test_osm_basemap_is_the_only_thing_that_would_leave_and_the_map_still_works(
     try:
         login(page, base, *browser_user)
         page.goto(f"{base}/?lang=en")
-        page.wait_for_function("document.body.dataset.shownLevel === '2'", timeout=15000)
+        wait_for(page, "document.body.dataset.shownLevel === '2'", timeout=15000)
         assert page.locator("path.leaflet-interactive").count() >= 10
         assert "Click an area" in page.inner_text("#area-info")
         page.screenshot(path=str(artifacts / "map-en-osm-blocked.png"))

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from geo import audit, db
 from geo.patrol import units as patrol_units
-from tests.browser import login, open_page
+from tests.browser import login, open_page, wait_for
 
 pytestmark = pytest.mark.browser
 CALLSIGN, SILENT = "浏览器-1", "浏览器-静"
@@ -55,15 +55,15 @@ def test_marker_moves_within_two_seconds_of_a_ping(live_server, browser, browser
     try:
         login(page, base, *browser_user)
         page.goto(f"{base}/dispatch")
-        page.wait_for_function("window.anwangDispatch && document.body.dataset.unitsLoaded === '1'", timeout=15000)
-        page.wait_for_function("document.body.dataset.live === 'open'", timeout=10000)
+        wait_for(page, "window.anwangDispatch && document.body.dataset.unitsLoaded === '1'", timeout=15000)
+        wait_for(page, "document.body.dataset.live === 'open'", timeout=10000)
         start = page.evaluate(f"anwangDispatch.unitLatLng({CALLSIGN!r})")
         assert start == pytest.approx([33.60, 114.0016], abs=1e-6)
         assert page.evaluate(f"anwangDispatch.unitColour({SILENT!r})") == "#a0aec0"      # grey: silent > 2 min
         assert page.evaluate(f"anwangDispatch.unitColour({CALLSIGN!r})") == "#2f855a"    # on duty
         assert page.locator(f'#unit-list li:has-text("{CALLSIGN}")').count() == 1
         page.fill("#unit-search", "静")
-        page.wait_for_function("document.querySelectorAll('#unit-list li').length === 1", timeout=3000)
+        wait_for(page, "document.querySelectorAll('#unit-list li').length === 1", timeout=3000)
         page.fill("#unit-search", "")
 
         for step in range(1, 4):
@@ -73,7 +73,7 @@ def test_marker_moves_within_two_seconds_of_a_ping(live_server, browser, browser
             ts = now - timedelta(seconds=20) + timedelta(seconds=10 * step)
             post(base, units[CALLSIGN], [{"ts": ts.isoformat(), "lon": lon,
                                           "lat": 33.60, "heading": 45 * step, "speed": 5.0}])
-            page.wait_for_function(
+            wait_for(page, 
                 f"(() => {{ const p = anwangDispatch.unitLatLng({CALLSIGN!r}); return p && Math.abs(p[1] - {lon}) < 1e-7; }})()",
                 timeout=2000, polling=20)
             assert time.monotonic() - sent < 2.0
@@ -82,7 +82,7 @@ def test_marker_moves_within_two_seconds_of_a_ping(live_server, browser, browser
         # Replay of the unit's shift (the last 24 hours here) with the time slider.
         page.evaluate(f"anwangDispatch.startReplay({CALLSIGN!r})")
         page.wait_for_selector("#replay-box:not([hidden])", timeout=5000)
-        page.wait_for_function("Number(document.getElementById('replay-slider').max) >= 5", timeout=5000)
+        wait_for(page, "Number(document.getElementById('replay-slider').max) >= 5", timeout=5000)
         page.fill("#replay-slider", "0")
         page.dispatch_event("#replay-slider", "input")
         assert page.inner_text("#replay-time")
@@ -91,7 +91,7 @@ def test_marker_moves_within_two_seconds_of_a_ping(live_server, browser, browser
         then = datetime.now() - timedelta(seconds=30)
         page.fill("#at-time", then.strftime("%Y-%m-%dT%H:%M"))
         page.click("#at-show")
-        page.wait_for_function("Number(document.body.dataset.timeAt || 0) >= 1", timeout=5000)
+        wait_for(page, "Number(document.body.dataset.timeAt || 0) >= 1", timeout=5000)
         page.click("#at-live")
         page.screenshot(path=str(artifacts / "dispatch-replay.png"))
     except Exception:

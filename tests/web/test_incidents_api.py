@@ -72,7 +72,7 @@ def test_a_grid_worker_cannot_report_outside_their_grids(api, login, places, ses
     login("grid_worker", "TZ1A1")
     before = count(session, "incidents"), count(session, "audit_log")
     r = post(api, report({"lon": 10.035, "lat": 10.035}))
-    assert r.status_code == 403 and r.get_json()["error"]["field"] == "area"
+    assert r.status_code == 403 and r.get_json()["error"]["field"] == "location"
     outside = post(api, report({"lon": 11.5, "lat": 12.5}))
     assert outside.status_code == 403 and outside.get_json()["error"]["field"] == "location"
     assert (count(session, "incidents"), count(session, "audit_log")) == before
@@ -153,7 +153,7 @@ def test_the_list_is_geojson_with_the_promised_properties(api, login, places):
 @pytest.mark.parametrize("query,field", [
     ("bbox=1,2", "bbox"), ("from=tomorrow", "from"), ("status=lost", "status"),
     ("category=weather", "category"), ("limit=0", "limit"), ("limit=99999", "limit"),
-    ("area=NOWHERE", "code"), ("severity=9", "severity"),
+    ("area=NOWHERE", "area"), ("severity=9", "severity"),
 ])
 def test_bad_list_queries(api, login, places, query, field):
     login("analyst", "TZ")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from tests.browser import login, open_page
+from tests.browser import login, open_page, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -43,21 +43,21 @@ def test_report_form_then_map_popup_escape_user_text(live_server, browser, brows
     try:
         login(page, base, worker["name"], worker["password"])
         page.goto(f"{base}/report")
-        page.wait_for_function("window.anwangReportMap", timeout=10000)
+        wait_for(page, "window.anwangReportMap", timeout=10000)
         assert page.locator("path.leaflet-interactive").count() == 1          # only their grid
         point = page.evaluate(
             "([lat, lon]) => { const p = window.anwangReportMap.latLngToContainerPoint([lat, lon]);"
             " return [p.x, p.y]; }", [worker["lat"], worker["lon"]])
         box = page.locator("#map").bounding_box()
         page.mouse.click(box["x"] + point[0], box["y"] + point[1])
-        page.wait_for_function("document.body.dataset.pointChosen === '1'", timeout=5000)
+        wait_for(page, "document.body.dataset.pointChosen === '1'", timeout=5000)
         page.select_option("select[name=category]", "dispute")
         page.fill("input[name=subtype]", "邻里纠纷")
         page.fill("input[name=occurred_at]", "2026-10-30T09:30")
         page.fill("textarea[name=description]", PAYLOAD)
         page.fill("input[name=reporter_name]", "<b>王</b>")
         page.click("#submit")
-        page.wait_for_function("document.getElementById('result').dataset.savedId", timeout=10000)
+        wait_for(page, "document.getElementById('result').dataset.savedId", timeout=10000)
         incident_id = page.get_attribute("#result", "data-saved-id")
         assert worker["grid"] in page.inner_text("#result")
         page.locator("#result").scroll_into_view_if_needed()
@@ -67,15 +67,15 @@ def test_report_form_then_map_popup_escape_user_text(live_server, browser, brows
         page = open_page(browser, base, external, errors)
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         login(page, base, *browser_user)
-        page.wait_for_function("window.anwangIncidents && document.body.dataset.incidentsLoaded",
+        wait_for(page, "window.anwangIncidents && document.body.dataset.incidentsLoaded",
                                timeout=20000)
         assert int(page.evaluate("document.body.dataset.incidentsLoaded")) > 0
         assert page.locator(".marker-cluster").count() > 0                   # clustered
         loads = int(page.evaluate("document.body.dataset.incidentsLoads"))
         page.evaluate("([lat, lon]) => window.anwangMap.setView([lat, lon], 18)",
                       [worker["lat"], worker["lon"]])
-        page.wait_for_function(f"Number(document.body.dataset.incidentsLoads) > {loads}", timeout=15000)
-        page.wait_for_function(
+        wait_for(page, f"Number(document.body.dataset.incidentsLoads) > {loads}", timeout=15000)
+        wait_for(page, 
             "id => { let hit = false; window.anwangIncidents.layer.eachLayer("
             "l => { if (l.feature.id === id) hit = true; }); return hit; }",
             arg=int(incident_id), timeout=15000)
@@ -96,7 +96,7 @@ def test_report_form_then_map_popup_escape_user_text(live_server, browser, brows
         # Filters: hazards only drops the dispute just reported from the layer.
         before = int(page.evaluate("document.body.dataset.incidentsLoaded"))
         page.select_option("#incident-filters select[name=category]", "hazard")
-        page.wait_for_function(f"document.body.dataset.incidentsLoaded !== '{before}'", timeout=10000)
+        wait_for(page, f"document.body.dataset.incidentsLoaded !== '{before}'", timeout=10000)
         ids = page.evaluate("() => { const out = []; window.anwangIncidents.layer.eachLayer("
                             "l => out.push(l.feature.properties.category)); return out; }")
         assert ids and set(ids) == {"hazard"}
@@ -119,13 +119,13 @@ def test_dispatch_page_offers_the_clustered_layer_with_filters(live_server, brow
     try:
         login(page, base, *browser_user)
         page.goto(f"{base}/dispatch")
-        page.wait_for_function("window.anwangIncidents", timeout=15000)
+        wait_for(page, "window.anwangIncidents", timeout=15000)
         toggle = page.locator("#incident-show")
         assert not toggle.is_checked()                       # off by default beside the live units
         toggle.check()
-        page.wait_for_function("Number(document.body.dataset.incidentsLoaded) > 0", timeout=20000)
+        wait_for(page, "Number(document.body.dataset.incidentsLoaded) > 0", timeout=20000)
         page.select_option("#incident-filters select[name=severity]", "3,4")
-        page.wait_for_function(
+        wait_for(page, 
             "() => { const s = new Set(); window.anwangIncidents.layer.eachLayer("
             "l => s.add(l.feature.properties.severity)); return s.size && [...s].every(v => v >= 3); }",
             timeout=15000)

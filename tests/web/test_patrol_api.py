@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from geo import audit
 from geo.patrol import fixes, groupcommit, units
+from geo.policy import Audience, Scope
 
 ACTOR = audit.Actor("test")
 
@@ -50,7 +51,8 @@ def batch(n=50, start=None):
 
 # -- batch API -------------------------------------------------------------------------------
 def test_replaying_the_same_batch_gives_no_duplicates(client, session, device):
-    body = batch(50)
+    start = now() - timedelta(minutes=10)   # one start for every batch, so they overlap exactly
+    body = batch(50, start)
     headers = {"Authorization": f"Bearer {device['token']}"}
     first = client.post("/api/positions", json=body, headers=headers)
     second = client.post("/api/positions", json=body, headers=headers)
@@ -59,7 +61,7 @@ def test_replaying_the_same_batch_gives_no_duplicates(client, session, device):
     assert second.get_json()["duplicates"] == 50
     assert len(positions(session, device["id"])) == 50
     # Overlapping and out of order: the last 25 again plus 25 new, shuffled.
-    later = batch(75)["positions"][25:]
+    later = batch(75, start)["positions"][25:]
     third = client.post("/api/positions", json={"positions": later[::-1]}, headers=headers)
     assert third.get_json()["inserted"] == 25
     rows = positions(session, device["id"])
@@ -338,8 +340,9 @@ def test_tracks_coverage_and_dispatch_endpoints(client, login, session, device):
     assert client.get("/api/coverage/gaps?hours=6").status_code == 200
     assert client.get("/api/coverage?hours=banana").status_code == 400
     incident = session.execute(text(
-        "INSERT INTO incidents (category, occurred_at, geom) VALUES ('accident', now(), "
-        "ST_SetSRID(ST_MakePoint(10.004, 10.005), 4326)) RETURNING id")).scalar()
+        "INSERT INTO incidents (category, occurred_at, geom, grid_id) VALUES ('accident', now(), "
+        "ST_SetSRID(ST_MakePoint(10.004, 10.005), 4326), (SELECT id FROM areas WHERE code = 'TZ1A1')) "
+        "RETURNING id")).scalar()
     near = client.get(f"/api/dispatch/nearest?incident={incident}&k=3").get_json()
     assert near["units"][0]["callsign"] == "巡A-1" and near["units"][0]["distance_m"] < 300
     h = csrf(client)
@@ -491,6 +494,9 @@ def test_live_stream_delivers_pings_and_resumes_with_last_event_id(live_server, 
         _cleanup(engine, "LIVE-1")
 
 
+SCOPED_12 = Audience("dispatcher", Scope(("X",), ("1.2",)))
+
+
 def test_the_ring_resumes_exactly_and_filters_by_scope():
     from web.live import Hub, stream
 
@@ -499,9 +505,24 @@ def test_the_ring_resumes_exactly_and_filters_by_scope():
         hub.append(i, "position", path, json.dumps({"n": i}))
     hub.append(106, "incidents", None, '{"count": 80}')
     # Resume after 102 in scope 1.2: 103 (1.2.7), the summary 106 and 105 — not 104 (no area).
-    frames = "".join(stream(hub, None, 102, ["1.2"], max_seconds=0.1))
+    frames = "".join(stream(hub, None, 102, SCOPED_12, max_seconds=0.1))
     ids = [int(line[4:]) for line in frames.splitlines() if line.startswith("id: ")]
     assert ids == [103, 105, 106]
     assert hub.clients == 0
     # The ring holds 5: 101 has left it (a resume from it goes to the table instead).
     assert 101 not in hub.by_id and hub.after(0)[2] is True
+
+
+def test_a_sensitive_incident_event_is_exact_only_for_the_roles_that_act():
+    from web.live import Hub, stream
+
+    hub = Hub("unused")
+    hub.append(200, "position", "1.2", '{"n": 200}')
+    hub.append(201, "incident", "1.2", '{"id": 7, "lon": 1.0, "lat": 2.0, "generalised": true}',
+               '{"id": 7, "lon": 1.2345678, "lat": 2.3456789, "address": "翠湖路3号"}')
+    analyst = Audience("analyst", Scope(("X",), ("1",)))
+    shown = "".join(stream(hub, None, 200, analyst, max_seconds=0.1))
+    exact = "".join(stream(hub, None, 200, SCOPED_12, max_seconds=0.1))
+    assert '"generalised": true' in shown and "1.2345678" not in shown and "翠湖路" not in shown
+    assert "1.2345678" in exact and "翠湖路3号" in exact
+

@@ -131,7 +131,7 @@ def test_roles_and_scopes(client, login, region, tiny):
     login("planner", "TZ")
     headers = csrf(client)
     assert_error_shape(client.post("/api/changes", json={**TRANSFER, "preview": True}, headers=headers),
-                       403, "area")
+                       403, "areas")
     assert_error_shape(client.get("/api/areas/EV1001/problems"), 403)
     login("grid_worker", "TZ1A1")
     assert client.get("/planner").status_code == 403

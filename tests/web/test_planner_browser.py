@@ -8,7 +8,8 @@ from sqlalchemy import text
 
 from geo import audit, db
 from geo.boundaries import changes
-from tests.browser import login, open_page
+from geo.policy import Scope
+from tests.browser import login, open_page, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -44,12 +45,12 @@ def test_split_a_grid_in_the_planner_offline(live_server, browser, browser_user,
     try:
         login(page, base, *browser_user)
         page.goto(f"{base}/planner")
-        page.wait_for_function("document.body.dataset.ready === '1'", timeout=15000)
+        wait_for(page, "document.body.dataset.ready === '1'", timeout=15000)
         page.select_option("#township-select", grid["township"])
-        page.wait_for_function(f"document.querySelector('#village-select option[value=\"{grid['village']}\"]')",
+        wait_for(page, f"document.querySelector('#village-select option[value=\"{grid['village']}\"]')",
                                timeout=10000)
         page.select_option("#village-select", grid["village"])
-        page.wait_for_function(f"document.body.dataset.village === '{grid['village']}'", timeout=15000)
+        wait_for(page, f"document.body.dataset.village === '{grid['village']}'", timeout=15000)
         before = page.evaluate("document.body.dataset.gridCodes").split(",")
         assert "🔒" not in page.inner_text("#lock-state")  # our own lock, not someone else's
 
@@ -65,7 +66,7 @@ def test_split_a_grid_in_the_planner_offline(live_server, browser, browser_user,
                           ".getBounds(), {padding: [220, 220], animate: false})")
             page.click("#tool-split")
             page.mouse.click(*at(grid["x"], grid["y"]))   # select the grid
-            page.wait_for_function(f"document.getElementById('selection').textContent.includes('{grid['code']}')")
+            wait_for(page, f"document.getElementById('selection').textContent.includes('{grid['code']}')")
             page.mouse.click(*at(*grid["start"]))         # draw the line across it …
             page.mouse.click(*at(*grid["end"]))
             page.mouse.click(*at(*grid["end"]))           # … and finish on the last point
@@ -91,11 +92,11 @@ def test_split_a_grid_in_the_planner_offline(live_server, browser, browser_user,
         with engine.begin() as conn:
             conn.execute(text("UPDATE areas SET version = version - 1 WHERE code = :c"), {"c": grid["code"]})
         page.click("#message button")
-        page.wait_for_function(f"document.body.dataset.village === '{grid['village']}'", timeout=15000)
+        wait_for(page, f"document.body.dataset.village === '{grid['village']}'", timeout=15000)
         draw_split()
         page.fill("#reason", "人口增长，按道路拆分网格")
         page.click("#save-btn")
-        page.wait_for_function(f"!(document.body.dataset.gridCodes || '').includes('{grid['code']}')",
+        wait_for(page, f"!(document.body.dataset.gridCodes || '').includes('{grid['code']}')",
                                timeout=15000)
         after = page.evaluate("document.body.dataset.gridCodes").split(",")
         new = sorted(set(after) - set(before))
@@ -122,7 +123,7 @@ def test_split_a_grid_in_the_planner_offline(live_server, browser, browser_user,
                     "SELECT id FROM boundary_changes WHERE kind = 'split' AND payload -> 'codes' ? :c "
                     "ORDER BY id DESC LIMIT 1"), {"c": grid["code"]}).scalar()
             if change_id is not None:
-                changes.revert(s, change_id, reason="test cleanup", actor=audit.Actor("test"))
+                changes.revert(s, change_id, reason="test cleanup", actor=audit.Actor("test"), scope=Scope.all())
             s.execute(text("DELETE FROM area_locks"))
     assert external == []
     # The one console line Chromium writes for the conflict the test provoked, and nothing else.

@@ -30,7 +30,7 @@ def csrf_headers(client) -> dict:
 
 
 def test_risk_geojson_for_an_area(client, login, tiny):
-    login("grid_worker", "TZ1A1")
+    login("analyst", "TZ1")
     r = client.get("/api/risk?area=TZ1")
     assert r.status_code == 200 and r.mimetype == "application/geo+json"
     fc = r.get_json()
@@ -38,6 +38,10 @@ def test_risk_geojson_for_an_area(client, login, tiny):
     p = fc["features"][0]["properties"]
     assert p["level"] in ("blue", "yellow", "orange", "red") and p["reasons"] and "score" in p
     assert fc["summary"]["grids"] == 4
+    # A grid worker reads the reasons of their own grids, never the township's.
+    login("grid_worker", "TZ1A1")
+    assert [f["id"] for f in client.get("/api/risk").get_json()["features"]] == ["TZ1A1"]
+    assert client.get("/api/risk?area=TZ1").status_code == 403
 
 
 def test_risk_needs_a_login(client, tiny):
@@ -93,9 +97,9 @@ BAD = [
     ("post", "/api/risk/TZ1A1/override", {"level": "red", "reason": "原因说明", "until": "soon"}, 400, "until"),
     ("post", "/api/risk/TZ1A1/override", "not json", 400, "body"),
     ("post", "/api/risk/TZ1A/override", {"level": "red", "reason": "原因说明", "until": "2099-01-01"}, 400, "code"),
-    ("post", "/api/risk/NOPE/override", {"level": "red", "reason": "原因说明", "until": "2099-01-01"}, 403, "area"),
+    ("post", "/api/risk/NOPE/override", {"level": "red", "reason": "原因说明", "until": "2099-01-01"}, 404, "area"),
     ("delete", "/api/risk/TZ1A1/override", None, 404, "code"),
-    ("get", "/api/risk?area=NOPE", None, 404, "code"),
+    ("get", "/api/risk?area=NOPE", None, 404, "area"),
     ("get", "/api/risk/TZ1A/history", None, 400, "code"),
     ("get", "/api/scorecards?area=TZ&as_of=yesterday", None, 400, "as_of"),
     ("get", "/api/heat?area=TZ&bandwidth=abc", None, 400, "bandwidth"),
@@ -136,7 +140,8 @@ def test_analytics_are_for_analysts(client, login, tiny):
         r = client.get(url)
         assert r.status_code == 403 and r.get_json()["error"]["code"] == "forbidden", url
     assert client.get("/review").status_code == 403
-    assert client.get("/api/scorecards?area=TZ").status_code == 200   # the dashboard's panels
+    assert client.get("/api/scorecards?area=TZ1A1").status_code == 200   # the dashboard's panels
+    assert client.get("/api/scorecards?area=TZ").status_code == 403     # not the district's
 
 
 def test_heat_hotspots_and_comparison(client, login, session, tiny):
@@ -227,8 +232,15 @@ def test_review_page_and_report_for_the_demo(client, login, demo):
     page = client.get("/review?area=411103102&month=2026-10")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "商桥镇" in html and "srcdoc=" in html and "/vendor/leaflet/leaflet.js" in html
+    assert "商桥镇" in html and 'src="/review/map?area=411103102&amp;month=2026-10"' in html
     review.check_offline(html)
+    # The map is a document of its own whose inline scripts only their hashes allow.
+    framed = client.get("/review/map?area=411103102&month=2026-10")
+    assert framed.status_code == 200 and "/vendor/leaflet/leaflet.js" in framed.get_data(as_text=True)
+    policy = framed.headers["Content-Security-Policy"]
+    assert "'sha256-" in policy and "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    assert "frame-ancestors 'self'" in policy
+    review.check_offline(framed.get_data(as_text=True))
     report = client.get("/review/report?area=411103102&month=2026-10")
     assert report.status_code == 200 and "attachment" in report.headers["Content-Disposition"]
     doc = report.get_data(as_text=True)

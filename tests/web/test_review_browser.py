@@ -9,7 +9,7 @@ import pytest
 
 from geo import db
 from layers import report
-from tests.browser import login, open_page
+from tests.browser import login, open_page, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -18,7 +18,9 @@ def _drawn_shapes(page) -> int:
     """Vector shapes on the folium map inside the page's iframe (drawn on a canvas, so count layers)."""
     frame = next(f for f in page.frames if f != page.main_frame)
     return frame.evaluate("""() => {
-        const map = Object.values(window).find(v => v instanceof L.Map);
+        // The sandboxed frame refuses localStorage, so read only folium's own map_* globals.
+        const map = Object.keys(window).filter(k => k.startsWith("map_"))
+                          .map(k => window[k]).find(v => v instanceof L.Map);
         let n = 0;
         map.eachLayer(l => { if (l instanceof L.Path) { n += 1; } });
         return n;
@@ -31,24 +33,24 @@ def test_dashboard_shows_four_colours_and_the_articles_rates(live_server, browse
     page = open_page(browser, base, external, errors)
     try:
         login(page, base, *browser_user)
-        page.wait_for_function("document.body.dataset.riskGrids > 0", timeout=30000)
+        wait_for(page, "document.body.dataset.riskGrids > 0", timeout=30000)
         grids = int(page.evaluate("document.body.dataset.riskGrids"))
         assert grids > 500
         legend = page.inner_text(".risk-legend")
         assert "红色" in legend and "蓝色" in legend
         counts = [int(x.split()[-1]) for x in legend.splitlines()[1:]]
         assert sum(counts) == grids                           # every grid has a colour
-        page.wait_for_function("document.getElementById('sanling').dataset.area", timeout=20000)
+        wait_for(page, "document.getElementById('sanling').dataset.area", timeout=20000)
         assert page.inner_text("#rate-villages b") == "90.71%"
         assert page.inner_text("#rate-enterprises b") == "97.7%"
         assert float(page.inner_text("#rate-disputes b").rstrip("%")) > 96
         page.select_option("#level-select", "4")
-        page.wait_for_function("document.body.dataset.shownLevel === '4'", timeout=15000)
+        wait_for(page, "document.body.dataset.shownLevel === '4'", timeout=15000)
         page.uncheck("#incident-show")   # its markers are paths too: click a grid, not an incident
         page.locator("path.leaflet-interactive").nth(60).click(force=True)
-        page.wait_for_function("document.getElementById('risk-detail').dataset.code", timeout=10000)
+        wait_for(page, "document.getElementById('risk-detail').dataset.code", timeout=10000)
         assert page.locator("#risk-detail li").count() >= 1    # the grid's explanation
-        page.wait_for_function("document.getElementById('sanling').dataset.area.length === 15", timeout=10000)
+        wait_for(page, "document.getElementById('sanling').dataset.area.length === 15", timeout=10000)
         page.screenshot(path=str(artifacts / "dashboard-risk.png"))
     except Exception:
         page.screenshot(path=str(artifacts / "dashboard-risk-failure.png"))
@@ -94,11 +96,11 @@ def test_public_map_needs_no_login_and_shows_only_aggregates(live_server, browse
     page.on("response", lambda r: bodies.append(r.text()) if "/api/public/stats" in r.url else None)
     try:
         page.goto(f"{base}/public")
-        page.wait_for_function("document.body.dataset.publicLoaded === 'grid:12'", timeout=30000)
+        wait_for(page, "document.body.dataset.publicLoaded === 'grid:12'", timeout=30000)
         assert page.locator("path.leaflet-interactive").count() > 500
         assert "·" in page.inner_text("#public-meta")
         page.select_option("#public-level", "hex")
-        page.wait_for_function("document.body.dataset.publicLoaded === 'hex:12'", timeout=30000)
+        wait_for(page, "document.body.dataset.publicLoaded === 'hex:12'", timeout=30000)
         page.screenshot(path=str(artifacts / "public.png"))
     except Exception:
         page.screenshot(path=str(artifacts / "public-failure.png"))

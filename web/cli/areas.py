@@ -8,6 +8,7 @@ import click
 from flask.cli import AppGroup
 
 from geo import audit, db
+from geo.policy import Scope
 from web.cli.common import friendly, ready_engine
 
 
@@ -70,7 +71,7 @@ def areas_import(path, level, parent, parent_field, code_field, name_field, crs,
                              code_field=code_field, name_field=name_field, crs=crs,
                              repair=repair, dry_run=dry_run, merge_duplicates=merge_duplicates,
                              skip_bad=skip_bad, fit=fit, code_prefix=code_prefix, layer=layer,
-                             actor=audit.Actor.cli())
+                             actor=audit.Actor.cli(), scope=Scope.all())
     for line in report.lines():
         click.echo(line)
     if report.refused:

@@ -47,7 +47,9 @@
       onEachFeature: function (f, lyr) {
         const p = f.properties;
         const label = (p.name ? p.name + " · " : "") + (p.suppressed ? t.suppressed : p.count + " " + t.incidents);
-        lyr.bindTooltip(label);
+        const tip = document.createElement("span");
+        tip.textContent = label;   // names are text, never markup
+        lyr.bindTooltip(tip);
       },
     }).addTo(map);
     if (!fitted && layer.getLayers().length) { map.fitBounds(layer.getBounds(), { padding: [10, 10] }); fitted = true; }
@@ -55,15 +57,19 @@
     legend = L.control({ position: "bottomright" });
     legend.onAdd = function () {
       const div = L.DomUtil.create("div", "map-legend");
-      let html = '<div class="title">' + t.legend + "</div>";
+      L.DomUtil.create("div", "title", div).textContent = t.legend;
+      function row(colour, text) {
+        const line = L.DomUtil.create("div", "", div);
+        L.DomUtil.create("i", "", line).style.background = colour;   // CSSOM, allowed by the CSP
+        line.appendChild(document.createTextNode(text));
+      }
       const edges = [0].concat(b);
       COLOURS.forEach(function (c, i) {
         const lo = edges[i] + 1;
         const hi = i < b.length ? b[i] : null;
-        html += '<div><i style="background:' + c + '"></i>' + (hi === null ? "> " + edges[i] : lo + "–" + hi) + "</div>";
+        row(c, hi === null ? "> " + edges[i] : lo + "–" + hi);
       });
-      html += '<div><i style="background:#cbd5e0"></i>' + t.hidden + "</div>";
-      div.innerHTML = html;
+      row("#cbd5e0", t.hidden);
       return div;
     };
     legend.addTo(map);
