@@ -22,8 +22,8 @@ from geo.errors import InvalidInput
 from geo.policy import Audience
 
 from . import selection
-from .selection import SYSTEM
 from .metric import Plane, transformer
+from .selection import SYSTEM
 
 DEFAULT_BANDWIDTH_M = 300.0
 BANDWIDTH_RANGE_M = (25.0, 5000.0)

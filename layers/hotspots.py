@@ -42,9 +42,9 @@ from geo.errors import InvalidInput
 from geo.policy import Audience
 
 from . import selection
-from .selection import SYSTEM
 from .hexgrid import HexGrid, count
 from .metric import Plane
+from .selection import SYSTEM
 
 CONFIDENCE = ((0.01, 3), (0.05, 2), (0.10, 1))  # alpha → bin, as Esri's Gi_Bin (±3 = 99 %)
 DEFAULT_HEX_M = 500.0

@@ -18,11 +18,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.errors import InvalidInput
+from geo.policy import Audience
 
 from . import selection
 from .hexgrid import HexGrid, count
 from .metric import Plane
 
+PUBLIC = Audience.public()
 K_MIN = 5
 HEX_M = 1000.0
 MONTHS = (3, 12)
@@ -86,12 +88,13 @@ def stats(session: Session, *, level: str = "grid", months: int = 12, k: int = K
 
 
 def _grids(session: Session, start: datetime, end: datetime) -> list[dict]:
-    rows = session.execute(text("""
+    params: dict = {"start": start, "end": end}
+    rows = session.execute(text(f"""
         SELECT g.code, g.name, ST_AsGeoJSON(g.geom, 5) AS geometry,
-               (SELECT count(*) FROM incidents i
+               (SELECT count(*) FROM {PUBLIC.incidents(params)}
                  WHERE i.grid_id = g.id AND NOT i.sensitive AND NOT i.outside_jurisdiction
                    AND i.occurred_at >= :start AND i.occurred_at < :end) AS n
-          FROM areas g WHERE g.level = 4 ORDER BY g.code"""), {"start": start, "end": end}).all()
+          FROM areas g WHERE g.level = 4 ORDER BY g.code"""), params).all()
     return [{"type": "Feature", "id": r.code, "geometry": json.loads(r.geometry),
              "properties": {"id": r.code, "name": r.name, "count": int(r.n)}} for r in rows]
 
@@ -104,7 +107,7 @@ def _hexagons(session: Session, start: datetime, end: datetime) -> list[dict]:
         plane = Plane.for_bounds(*geom.bounds)
         grid = HexGrid(HEX_M, plane)
         q, r = grid.covering(plane.to_metric(geom))
-        pts = selection.points(session, selection.Selection(code, (), start, end), public=True)
+        pts = selection.points(session, selection.Selection(code, (), start, end, PUBLIC), public=True)
         x, y = plane.xy(pts.lon, pts.lat)
         counts = count(grid, x, y, q, r)
         ids = [f"{plane.epsg}:{c}" for c in HexGrid.cell_id(q, r)]

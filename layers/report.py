@@ -18,8 +18,8 @@ import jinja2
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.policy import Audience
 from geo.errors import InvalidInput, SetupError
+from geo.policy import Audience
 from geo.vocabulary import CATEGORIES, RESOLVED_STATUSES
 
 from . import heat, review, risk, scorecards, selection

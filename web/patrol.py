@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, render_template, request
 
-from geo.errors import Forbidden, InvalidInput, NotFound
+from geo.errors import InvalidInput
 from geo.incidents import queries
 from geo.patrol import dispatch, fixes, gpx, ingest, tracks, units
 from layers import coverage
@@ -48,23 +48,9 @@ def _time_arg(name: str) -> datetime | None:
     return time_arg(name, fixes.parse_time)
 
 
-def _unit_in_scope(callsign: str) -> int:
+def _unit_in_scope(callsign) -> int:
     """The unit's id, if the caller's scope covers the unit's home area (or district)."""
-    s = database.session()
-    from sqlalchemy import text
-
-    row = s.execute(text("SELECT u.id, coalesce(h.code, d.code) AS code FROM units u "
-                         "LEFT JOIN areas h ON h.id = u.home_area_id "
-                         "LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1 "
-                         "WHERE u.callsign = :c"), {"c": callsign}).first()
-    if row is None:
-        raise NotFound(f"no unit {callsign!r}", field="unit")
-    user = current_user()
-    if not user.everywhere:
-        if row.code is None:
-            raise Forbidden(f"unit {callsign} has no area; only an unscoped admin may use it", field="unit")
-        require_scope(row.code)
-    return row.id
+    return units.unit_in_scope(database.session(), current_user().scope, callsign=str(callsign or ""))
 
 
 # -- page ------------------------------------------------------------------------------------
@@ -270,11 +256,7 @@ def tracks_stored():
 def track_stored(track_id):
     s = database.session()
     feature = tracks.stored_feature(s, track_id, int_arg("zoom", None, 0, 22))
-    from sqlalchemy import text
-
-    callsign = s.execute(text("SELECT callsign FROM units WHERE id = :u"),
-                         {"u": feature["properties"]["unit"]}).scalar()
-    _unit_in_scope(callsign)
+    units.unit_in_scope(s, current_user().scope, unit=feature["properties"]["unit"])
     return geojson_response(feature)
 
 

@@ -32,11 +32,11 @@ from geo.boundaries.impact import (
 )
 from geo.boundaries.operations import PLANNERS, parents_of
 from geo.boundaries.partition import verify
-from geo.policy import Scope, parse_code
 from geo.boundaries.plans import OPS, NewArea, Plan, Result
 from geo.boundaries.references import carry_references, restore_references
 from geo.errors import Conflict, InvalidInput, NotFound
 from geo.messages import Message
+from geo.policy import Scope, parse_code
 
 
 # -- entry points ----------------------------------------------------------------------------
@@ -58,6 +58,9 @@ def apply(session: Session, op: str, *, areas: list[str], geometry=None,
         _require_reason(reason)
     planner = PLANNERS[op]
     rows = _lock(session, codes)
+    # The areas it names first (nothing of an area outside the scope is planned or told), then
+    # every area it touches, before and after, when it is written.
+    scope.require_ids(session, [r["id"] for r in rows.values()])
     _check_versions(session, rows, codes, base_versions, required=not preview)
     plan = planner(session, rows, codes, geometry, names)
     return _execute(session, plan, reason=reason, actor=actor, scope=scope, preview=preview,

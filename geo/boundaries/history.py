@@ -9,10 +9,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.areas import GEOJSON_DIGITS, area_row, parse_bbox, visible_sql
-from geo.policy import Scope, parse_code
 from geo.boundaries.partition import OVERLAP_TOLERANCE_M2
 from geo.errors import InvalidInput, NotFound
 from geo.messages import Message
+from geo.policy import Scope, parse_code
 
 
 # -- history ---------------------------------------------------------------------------------

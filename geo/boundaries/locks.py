@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 
 from geo import audit
 from geo.areas import area_row
-from geo.policy import Scope
 from geo.boundaries.plans import LOCK_MINUTES
+from geo.policy import Scope
 
 
 # -- soft locks ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from geo.incidents.fields import (
     parse_severity,
     parse_time,
 )
+from geo.incidents.gazetteer import Gazetteer
 from geo.incidents.queries import check_outside_jurisdiction, get
 from geo.policy import Audience
 
@@ -138,7 +139,7 @@ def swapped_message(lon: float, lat: float) -> str:
             "swapped it would fall inside — check the order (lon, lat)")
 
 
-def locate(session: Session, clean: dict, *, gazetteer: geocoding.Gazetteer | None = None,
+def locate(session: Session, clean: dict, *, gazetteer: Gazetteer | None = None,
            inside: tuple[str | None, bool] | None = None) -> Prepared:
     """Turn validated fields into a located report: coordinates checked against the jurisdictions,
     or the address geocoded. `inside` is a precomputed `_contains` answer for bulk imports."""
@@ -190,7 +191,7 @@ def locate(session: Session, clean: dict, *, gazetteer: geocoding.Gazetteer | No
 
 def prepare(session: Session, data: dict, *, now: datetime | None = None, tz: str | None = None,
             time_format: str | None = None,
-            gazetteer: geocoding.Gazetteer | None = None) -> Prepared:
+            gazetteer: Gazetteer | None = None) -> Prepared:
     """Validate and locate one report (nothing written)."""
     return locate(session, validate(data, now=now, tz=tz, time_format=time_format),
                   gazetteer=gazetteer)

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 from geo import audit
 from geo.errors import Conflict, InvalidInput
 from geo.incidents.queries import get, incident_row, visible
-from geo.policy import Audience
 from geo.incidents.workflow import (
     NOTE_REQUIRED,
     TRANSITIONS,
     handling_level,
     parse_level,
 )
+from geo.policy import Audience
 from geo.vocabulary import INCIDENT_STATUSES, RESOLUTION_LEVELS, RESOLVED_STATUSES
 
 

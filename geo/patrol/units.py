@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from geo import audit
 from geo.areas import area_row
-from geo.policy import Scope
-from geo.errors import Conflict, InvalidInput, NotFound
+from geo.errors import Conflict, Forbidden, InvalidInput, NotFound
 from geo.live import publish
 from geo.patrol.runner import Runner
+from geo.policy import Scope
 from geo.users import hash_token
 from geo.vocabulary import UNIT_KINDS, UNIT_STATUSES
 
@@ -209,6 +209,28 @@ def unit_for_device(session: Session, device_id: str, days: list[date] = ()) -> 
 
 def unit_by_id(session: Session, uid: int, days: list[date] = ()) -> UnitRef | None:
     return lookup_unit(Runner(session), "id", uid, days)
+
+
+def unit_in_scope(session: Session, scope: Scope, callsign: str | None = None,
+                  unit: int | None = None) -> int:
+    """A unit's id (by call sign or id) if the scope holds its home area (or district): NotFound
+    for an unknown unit, Forbidden outside the scope or for a unit without an area."""
+    row = session.execute(text(
+        "SELECT u.id, u.callsign, coalesce(h.path, d.path)::text AS path FROM units u "
+        "LEFT JOIN areas h ON h.id = u.home_area_id "
+        "LEFT JOIN areas d ON d.code = u.district_code AND d.level = 1 "
+        "WHERE u.callsign = :c OR u.id = :u"), {"c": callsign, "u": unit}).mappings().first()
+    if row is None:
+        raise NotFound(f"no unit {callsign or unit!r}", field="unit")
+    if scope.everywhere:
+        return row["id"]
+    if row["path"] is None:
+        raise Forbidden(f"unit {row['callsign']} has no area; only an unscoped administrator may "
+                        "use it", field="unit")
+    if not scope.covers(row["path"]):
+        raise Forbidden(f"unit {row['callsign']} is outside your scope ({', '.join(scope.codes)})",
+                        field="unit")
+    return row["id"]
 
 
 def units_geojson(session: Session, scope: Scope, at: datetime | None = None,

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from data import yancheng  # noqa: E402
-from geo.incidents.geocoding import HOMOPHONES  # noqa: E402
+from geo.incidents.addresses import HOMOPHONES  # noqa: E402
 
 OUT = Path(__file__).with_name("geocoding_eval.csv")
 SIZE = 2000

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from geo.errors import InvalidInput
-from geo.incidents import geocoding
+from geo.incidents import addresses, geocoding
 from tests import town
 
 EVAL = Path(__file__).resolve().parents[1] / "data" / "geocoding_eval.csv"
@@ -44,12 +44,12 @@ def metres(a, b):
     ("河南街道五里岗社区", "河南街道五里岗社区"),   # a bare province name may begin a place name
 ])
 def test_normalise(raw, expected):
-    prefixes = geocoding.Prefixes(districts=("新安区",), townships=("河东街道", "河南街道"))
-    assert geocoding.normalise(raw, prefixes) == expected
+    prefixes = addresses.Prefixes(districts=("新安区",), townships=("河东街道", "河南街道"))
+    assert addresses.normalise(raw, prefixes) == expected
 
 
 def test_chinese_numerals():
-    assert [geocoding.zh_to_int(s) for s in ("三", "十", "十二", "二十一", "一百零三", "一零三", "两")] == \
+    assert [addresses.zh_to_int(s) for s in ("三", "十", "十二", "二十一", "一百零三", "一零三", "两")] == \
         [3, 10, 12, 21, 103, 103, 2]
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from geo import audit, db
 from geo.errors import InvalidInput, NotFound
-from layers import risk
+from layers import risk, risk_policy
 from layers.selection import TZ
 from tests.layers.incidents import add_follow_up, add_incident
 from web import live
@@ -48,15 +48,15 @@ def test_a_broken_policy_names_the_problem(tmp_path):
     with pytest.raises(InvalidInput) as exc:
         risk.load_policy(bad)
     assert exc.value.field == "policy"
-    bad.write_text(risk.POLICY_FILE.read_text(encoding="utf-8").replace("red: 70", "red: 5"), encoding="utf-8")
+    bad.write_text(risk_policy.POLICY_FILE.read_text(encoding="utf-8").replace("red: 70", "red: 5"), encoding="utf-8")
     with pytest.raises(InvalidInput, match="thresholds must rise"):
         risk.load_policy(bad)
 
 
 def test_periods_are_weeks_starting_on_monday(policy):
-    start, end = risk.period_of(at("2026-06-10"), policy)
+    start, end = risk_policy.period_of(at("2026-06-10"), policy)
     assert start.isoformat() == "2026-06-08" and end.isoformat() == "2026-06-14"
-    assert risk.period_of(at("2026-06-08", 0), policy)[0] == start
+    assert risk_policy.period_of(at("2026-06-08", 0), policy)[0] == start
 
 
 def test_score_weighs_category_severity_recency_and_openness(session, tiny, policy):
@@ -66,7 +66,7 @@ def test_score_weighs_category_severity_recency_and_openness(session, tiny, poli
                      occurred_at=now - timedelta(days=30))
     add_incident(session, LON, LAT, category="hazard", severity=4, occurred_at=now - timedelta(days=120))
     gid = session.execute(text("SELECT id FROM areas WHERE code = :c"), {"c": G}).scalar()
-    result = risk.assess(session, policy, now, [gid])[gid]
+    result = risk_policy.assess(session, policy, now, [gid])[gid]
     expected = 3.0 * 2.0 * 0.5 ** (3 / 30) + 2.5 * 4.0 * 0.5 ** (30 / 30) * 1.5
     assert result.score == pytest.approx(expected, rel=1e-9)   # the 120-day-old hazard is out of the window
     assert result.count == 2
@@ -81,7 +81,7 @@ def test_an_open_red_class_dispute_keeps_the_grid_at_least_orange(session, tiny,
     old = add_incident(session, LON, LAT, category="dispute", severity=4, status="handling",
                        occurred_at=now - timedelta(days=200))
     gid = session.execute(text("SELECT id FROM areas WHERE code = :c"), {"c": G}).scalar()
-    result = risk.assess(session, policy, now, [gid])[gid]
+    result = risk_policy.assess(session, policy, now, [gid])[gid]
     assert result.score == 0 and result.score_level(policy) == "blue"
     assert result.level(policy) == "orange"
     floor = [r for r in result.reasons(policy) if r["rule"] == "floor"]
@@ -90,9 +90,9 @@ def test_an_open_red_class_dispute_keeps_the_grid_at_least_orange(session, tiny,
     # Resolved before the assessment: the floor no longer applies.
     session.execute(text("UPDATE incidents SET status = 'closed', resolved_at = :t WHERE id = :i"),
                     {"t": now - timedelta(days=1), "i": old})
-    assert risk.assess(session, policy, now, [gid])[gid].level(policy) == "blue"
+    assert risk_policy.assess(session, policy, now, [gid])[gid].level(policy) == "blue"
     # …but a week earlier it was still open.
-    assert risk.assess(session, policy, now - timedelta(days=7), [gid])[gid].level(policy) == "orange"
+    assert risk_policy.assess(session, policy, now - timedelta(days=7), [gid])[gid].level(policy) == "orange"
 
 
 def test_up_at_once_down_only_after_quiet_periods_and_a_follow_up(session, tiny, policy):
@@ -258,4 +258,4 @@ def _received(conn, timeout: float) -> list[str]:
 @pytest.mark.parametrize("score, level", [(0, "blue"), (17.99, "blue"), (18, "yellow"), (40, "orange"),
                                           (69.9, "orange"), (70, "red"), (math.inf, "red")])
 def test_thresholds(policy, score, level):
-    assert risk.level_for(score, policy) == level
+    assert risk_policy.level_for(score, policy) == level
