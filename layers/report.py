@@ -215,18 +215,20 @@ def build(session: Session, area: str, month: str, audience: Audience, *, locale
     return document
 
 
-def find_chromium() -> str:
-    """The system Chromium's path, or a SetupError saying how to install it."""
-    for name in (os.environ.get("ANWANG_CHROMIUM"), "/usr/bin/chromium", *CHROMIUM):
+def find_chromium(preferred: str | None = None) -> str:
+    """The Chromium to print with (`preferred`, else the system's), or a SetupError saying how to
+    install it."""
+    for name in (preferred, "/usr/bin/chromium", *CHROMIUM):
         if name and (shutil.which(name) or (os.path.isabs(name) and os.path.exists(name))):
             return shutil.which(name) or name
     raise SetupError("Chromium is needed to print the PDF: install it (`make test-deps` or "
                      "`apt-get install chromium`) or set ANWANG_CHROMIUM")
 
 
-def print_pdf(html_path: Path, pdf_path: Path, *, timeout: float = 120.0) -> Path:
+def print_pdf(html_path: Path, pdf_path: Path, *, timeout: float = 120.0,
+              chromium: str | None = None) -> Path:
     """Print an HTML file to PDF with headless Chromium (no network needed: the file is standalone)."""
-    chromium = find_chromium()
+    chromium = find_chromium(chromium)
     with tempfile.TemporaryDirectory(prefix="anwang-pdf-") as profile:
         cmd = [chromium, "--headless", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -243,7 +245,7 @@ def print_pdf(html_path: Path, pdf_path: Path, *, timeout: float = 120.0) -> Pat
 
 
 def write(session: Session, area: str, month: str, output: str | Path, *, pdf: bool = True,
-          locale: str = "zh", audience: Audience = SYSTEM) -> list[Path]:
+          locale: str = "zh", audience: Audience = SYSTEM, chromium: str | None = None) -> list[Path]:
     """Write the HTML report (and beside it the PDF); return the files written."""
     output = Path(output)
     if output.suffix.lower() not in (".html", ".htm", ".pdf"):
@@ -253,5 +255,5 @@ def write(session: Session, area: str, month: str, output: str | Path, *, pdf: b
     html_path.write_text(build(session, area, month, audience, locale=locale), encoding="utf-8")
     written = [html_path]
     if pdf or output.suffix.lower() == ".pdf":
-        written.append(print_pdf(html_path, output.with_suffix(".pdf")))
+        written.append(print_pdf(html_path, output.with_suffix(".pdf"), chromium=chromium))
     return written

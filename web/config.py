@@ -1,4 +1,5 @@
-"""Configuration: defaults, then the environment (ANWANG_*), then the mapping given to create_app."""
+"""Configuration: defaults, then the environment (the settings table in geo/settings.py), then the
+mapping given to create_app."""
 from __future__ import annotations
 
 import os
@@ -8,14 +9,10 @@ from pathlib import Path
 from geo import settings
 
 DEFAULTS = {
-    "BASEMAP": "osm",                 # osm | tianditu | none — the map works with none (offline)
-    "TIANDITU_KEY": "",
-    "OSM_TILE_URL": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "BABEL_DEFAULT_LOCALE": "zh",
     "LANGUAGES": ["zh", "en"],
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
-    "SESSION_COOKIE_SECURE": False,   # set ANWANG_SECURE_COOKIES=1 behind HTTPS
     "SESSION_COOKIE_NAME": "anwang_session",
     "PERMANENT_SESSION_LIFETIME": 8 * 3600,
     "WTF_CSRF_CHECK_DEFAULT": False,  # checked in auth.before_request unless a bearer token is used
@@ -24,18 +21,18 @@ DEFAULTS = {
     "JSON_SORT_KEYS": False,
 }
 
-ENV = {
-    "ANWANG_BASEMAP": ("BASEMAP", str),
-    "ANWANG_TIANDITU_KEY": ("TIANDITU_KEY", str),
-    "ANWANG_OSM_TILE_URL": ("OSM_TILE_URL", str),
-    "ANWANG_LOCALE": ("BABEL_DEFAULT_LOCALE", str),
-    "ANWANG_SECURE_COOKIES": ("SESSION_COOKIE_SECURE", lambda v: v.lower() in ("1", "true", "yes")),
+# How each setting that configures the app is read (text otherwise).
+CASTS = {
+    "SESSION_COOKIE_SECURE": lambda v: v.lower() in settings.TRUE,
+    "MAX_SPEED_MS": float,
+    "POOR_ACCURACY_M": float,
+    "OSMAND_PORT": lambda v: int(v) if v else None,
 }
 
 
 def secret_key() -> str:
     """ANWANG_SECRET_KEY, else a random key kept in var/secret_key so sessions survive restarts."""
-    key = os.environ.get("ANWANG_SECRET_KEY")
+    key = settings.value("ANWANG_SECRET_KEY")
     if key:
         return key
     path = settings.var_dir() / "secret_key"
@@ -52,9 +49,9 @@ def secret_key() -> str:
 def load(overrides: dict | None = None) -> dict:
     """Build the configuration mapping."""
     config = dict(DEFAULTS)
-    for var, (key, cast) in ENV.items():
-        if os.environ.get(var):
-            config[key] = cast(os.environ[var])
+    for setting in settings.SETTINGS.values():
+        if setting.config:
+            config[setting.config] = CASTS.get(setting.config, str)(settings.value(setting.name))
     config.update(overrides or {})
     if "SECRET_KEY" not in config:
         config["SECRET_KEY"] = secret_key()

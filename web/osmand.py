@@ -18,8 +18,10 @@ import queue
 import threading
 from urllib.parse import parse_qsl
 
+from geo import settings
 from geo.errors import InvalidInput
 from geo.patrol import groupcommit, osmand, units
+from geo.patrol.filters import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger(__name__)
 MAX_GROUP = 500        # pings per commit: bounds the statement and the wait behind a long queue
@@ -45,7 +47,7 @@ def parse_osmand(args, body: bytes, form=None) -> tuple[str, list]:
 
 def require_token() -> bool:
     """Tell whether the server demands the device token (`token=`) besides the device id."""
-    return os.environ.get("ANWANG_OSMAND_REQUIRE_TOKEN", "") in ("1", "true", "yes")
+    return settings.flag("ANWANG_OSMAND_REQUIRE_TOKEN")
 
 
 class _Waiting:
@@ -63,8 +65,9 @@ class _Waiting:
 class GroupCommit:
     """The process's writer thread: stores the pings handed to it, a group per commit."""
 
-    def __init__(self, conninfo: str, max_group: int = MAX_GROUP, wait_s: float = WAIT_S):
-        self.conninfo, self.max_group, self.wait_s = conninfo, max_group, wait_s
+    def __init__(self, conninfo: str, max_group: int = MAX_GROUP, wait_s: float = WAIT_S,
+                 limits: Limits = DEFAULT_LIMITS):
+        self.conninfo, self.max_group, self.wait_s, self.limits = conninfo, max_group, wait_s, limits
         self.pid = os.getpid()
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.conn = None
@@ -127,7 +130,7 @@ class GroupCommit:
     def _write(self, group: list[_Waiting]) -> None:
         try:
             conn = self._connection()
-            outcomes = groupcommit.ingest_pings(conn, [w.ping for w in group])
+            outcomes = groupcommit.ingest_pings(conn, [w.ping for w in group], self.limits)
         except Exception as exc:  # noqa: BLE001 — the writer must outlive any one group
             self._drop_connection()
             if len(group) > 1:
@@ -155,8 +158,8 @@ class GroupCommit:
 class OsmandPort:
     """WSGI middleware answering every request on the OsmAnd port with the lean handler."""
 
-    def __init__(self, app, port: int, conninfo=None):
-        self.app, self.port, self.conninfo = app, str(port), conninfo
+    def __init__(self, app, port: int, conninfo=None, limits: Limits = DEFAULT_LIMITS):
+        self.app, self.port, self.conninfo, self.limits = app, str(port), conninfo, limits
         self.writer: GroupCommit | None = None
         self.lock = threading.Lock()
 
@@ -173,7 +176,7 @@ class OsmandPort:
             # Made on first use in each worker process: threads do not survive gunicorn's fork.
             if self.writer is None or self.writer.pid != os.getpid() or not self.writer.thread.is_alive():
                 info = self.conninfo() if callable(self.conninfo) else self.conninfo
-                self.writer = GroupCommit(info)
+                self.writer = GroupCommit(info, limits=self.limits)
             return self.writer
 
     def close(self) -> None:

@@ -8,14 +8,14 @@ device by its id, as Traccar does (the real app sends nothing else); set
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 
 from geo.errors import InvalidInput
 from geo.incidents import queries
 from geo.patrol import dispatch, fixes, gpx, ingest, tracks, units
+from geo.patrol.filters import Limits
 from layers import coverage
 
 from . import database
@@ -42,6 +42,11 @@ from .responses import (
 bp = Blueprint("patrol", __name__)
 VIEW = ("dispatcher", "analyst")
 ACT = ("dispatcher",)
+
+
+def limits(config) -> Limits:
+    """The quality filters' thresholds as configured."""
+    return Limits(config["MAX_SPEED_MS"], config["POOR_ACCURACY_M"])
 
 
 def _time_arg(name: str) -> datetime | None:
@@ -164,7 +169,7 @@ def positions():
     unit = units.unit_for_token(s, token, ingest.utc_days(batch))
     if unit is None:
         return _error(401, "unauthorized", "unknown or revoked device token")
-    result = ingest.ingest(s, unit, batch)
+    result = ingest.ingest(s, unit, batch, limits=limits(current_app.config))
     ingest.commit_and_publish(s, result)
     return json_response({"unit": unit.callsign, **result.as_dict()})
 
@@ -191,7 +196,7 @@ def osmand():
         found = units.unit_for_token(s, request.args.get("token") or "")
         if found is None or found.id != unit.id:
             return _error(401, "unauthorized", "this server needs the device token (token=…)", "token")
-    ingest.commit_and_publish(s, ingest.ingest(s, unit, batch))
+    ingest.commit_and_publish(s, ingest.ingest(s, unit, batch, limits=limits(current_app.config)))
     return Response(b"", status=200)
 
 
@@ -270,7 +275,8 @@ def track_import():
     if upload is None:
         raise InvalidInput("file", "attach a GPX file as the form field 'file'")
     s = database.session()
-    result = gpx.import_gpx(s, actor(), callsign, upload.read(), upload.filename or "upload.gpx")
+    result = gpx.import_gpx(s, actor(), callsign, upload.read(), upload.filename or "upload.gpx",
+                            limits=limits(current_app.config))
     s.commit()
     return json_response(result.as_dict(), 201)
 
@@ -361,7 +367,7 @@ def recent_incidents():
 def init_app(app) -> None:
     """Register the blueprint and, when configured, answer the OsmAnd protocol on its own port."""
     app.register_blueprint(bp)
-    port = app.config.get("OSMAND_PORT") or os.environ.get("ANWANG_OSMAND_PORT")
+    port = app.config.get("OSMAND_PORT")
     if port:
         def conninfo():
             from geo import db
@@ -369,7 +375,7 @@ def init_app(app) -> None:
             url = app.config.get("DATABASE_URL") or db.engine_url()
             return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
-        app.wsgi_app = OsmandPort(app.wsgi_app, int(port), conninfo)
+        app.wsgi_app = OsmandPort(app.wsgi_app, int(port), conninfo, limits(app.config))
 
 
 def openapi_paths(geojson: dict, param, errors) -> dict:

@@ -9,7 +9,6 @@ and coverage.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,16 +19,15 @@ FLAG_ACCURACY = 2
 EARTH_RADIUS = 6371008.8
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The filters' thresholds (settings ANWANG_MAX_SPEED_MS and ANWANG_POOR_ACCURACY_M)."""
+
+    max_speed_ms: float = 55.0        # ≈ 200 km/h: faster is an impossible jump
+    poor_accuracy_m: float = 100.0    # a vaguer fix is kept out of tracks
 
 
-def max_speed() -> float:
-    """Speed (m/s) above which a fix is an impossible jump."""
-    return float(os.environ.get("ANWANG_MAX_SPEED_MS") or 55.0)
-
-
-def poor_accuracy() -> float:
-    """Accuracy radius (m) above which a fix is too vague for tracks."""
-    return float(os.environ.get("ANWANG_POOR_ACCURACY_M") or 100.0)
+DEFAULT_LIMITS = Limits()
 
 
 def haversine(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -52,7 +50,8 @@ class FlagState:
 
 
 def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
-               speed_limit: float | None = None, accuracy_limit: float | None = None,
+               speed_limit: float = DEFAULT_LIMITS.max_speed_ms,
+               accuracy_limit: float = DEFAULT_LIMITS.poor_accuracy_m,
                state: FlagState | None = None) -> list[Fix]:
     """Sort by time, drop repeated timestamps, and set the jump and accuracy flags.
 
@@ -63,8 +62,6 @@ def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
     (and the chain's earlier fixes in this batch are taken back as clean). `state`, when given, is
     updated to follow the fixes.
     """
-    speed_limit = max_speed() if speed_limit is None else speed_limit
-    accuracy_limit = poor_accuracy() if accuracy_limit is None else accuracy_limit
     state = state if state is not None else FlagState(anchor=prev)
     if prev is not None:
         state.anchor = prev

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from geo import audit
 from geo.errors import InvalidInput
 from geo.patrol import fixes, ingest, units
+from geo.patrol.filters import DEFAULT_LIMITS, Limits
 
 EARLIEST = fixes.EARLIEST
 
@@ -126,7 +127,7 @@ def parts(gpx) -> tuple[list[Part], list[str]]:
 
 
 def import_gpx(session: Session, actor: audit.Actor, callsign: str, data: bytes | str,
-               name: str = "upload") -> ImportResult:
+               name: str = "upload", limits: Limits = DEFAULT_LIMITS) -> ImportResult:
     """Import a GPX file for a unit; raise InvalidInput (with the reason) if nothing is a track."""
     gpx = parse(data, name)
     found, skipped = parts(gpx)
@@ -148,7 +149,8 @@ def import_gpx(session: Session, actor: audit.Actor, callsign: str, data: bytes 
                                altitude=p.elevation, speed=None,
                                accuracy=(p.horizontal_dilution * 5 if p.horizontal_dilution else None))
                      for p in part.points]
-            res = ingest.ingest(session, ref, batch, publish_live=False, update_last=False)
+            res = ingest.ingest(session, ref, batch, publish_live=False, update_last=False,
+                                limits=limits)
             result.points += res.inserted
             starts, ends = _utc(part.points[0].time), _utc(part.points[-1].time)
             source = "gpx"
@@ -186,8 +188,9 @@ def import_gpx(session: Session, actor: audit.Actor, callsign: str, data: bytes 
     return result
 
 
-def import_path(session: Session, actor: audit.Actor, callsign: str, path: str | Path) -> ImportResult:
+def import_path(session: Session, actor: audit.Actor, callsign: str, path: str | Path,
+                limits: Limits = DEFAULT_LIMITS) -> ImportResult:
     path = Path(path)
     if not path.is_file():
         raise InvalidInput("path", f"no such file: {path}")
-    return import_gpx(session, actor, callsign, path.read_bytes(), path.name)
+    return import_gpx(session, actor, callsign, path.read_bytes(), path.name, limits)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from geo.patrol.filters import FLAG_ACCURACY, FLAG_JUMP
+from geo.patrol.filters import DEFAULT_LIMITS, FLAG_ACCURACY, FLAG_JUMP, Limits
 from geo.patrol.fixes import Fix
 from geo.patrol.ingest import (
     LAST_UPSERT,
@@ -71,7 +71,7 @@ SELECT live_publish(e.k, CAST(e.p AS ltree), e.d) AS id, set_config('synchronous
                       WITH ORDINALITY AS e(k, p, d, i) ORDER BY i) AS e"""
 
 
-def ingest_pings(conn, pings: list[Ping]) -> list:
+def ingest_pings(conn, pings: list[Ping], limits: Limits = DEFAULT_LIMITS) -> list:
     """Store the pings of many devices with one durable commit, judged as if they came one by one."""
     # On a raw psycopg connection in autocommit. Each ping's outcome, in order, is its IngestResult
     # (its live event in `live`, for publish_pings once the caller has answered), UNKNOWN_DEVICE or
@@ -100,7 +100,8 @@ def ingest_pings(conn, pings: list[Ping]) -> list:
             unit = units.get(row["id"])
             if unit is None:
                 unit = units[row["id"]] = unit_ref(row)
-            result, new = _plan_ping(run, unit, ping, stored, written.setdefault(unit.id, []), lasts)
+            result, new = _plan_ping(run, unit, ping, stored, written.setdefault(unit.id, []), lasts,
+                                     limits)
             fixes += [(unit.id, f, result) for f in new]
             outcomes.append(result)
     if not fixes:
@@ -133,11 +134,11 @@ def ingest_pings(conn, pings: list[Ping]) -> list:
 
 
 def _plan_ping(run: Runner, unit: UnitRef, ping: Ping, stored: set, written: list[Fix],
-               lasts: dict[int, Fix]) -> tuple[IngestResult, list[Fix]]:
+               lasts: dict[int, Fix], limits: Limits) -> tuple[IngestResult, list[Fix]]:
     """Flag a ping's fixes as its unit stands after the group's earlier pings, and move the unit on."""
     # `unit` stands for its last-position row: it moves on as LAST_UPSERT or SEEN_UPDATE would move
     # the row once the new fixes are stored. Returns the ping's result and its new fixes.
-    fixes, state = flag_for_unit(run, unit, ping.fixes, written)
+    fixes, state = flag_for_unit(run, unit, ping.fixes, written, limits)
     taken = {f.ts for f in written}
     new = [f for f in fixes if f.ts not in taken and (unit.id, f.ts) not in stored]
     result = IngestResult(received=len(ping.fixes), inserted=len(new), duplicates=len(ping.fixes) - len(new),

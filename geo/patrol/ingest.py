@@ -19,7 +19,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.live import publish
-from geo.patrol.filters import FLAG_ACCURACY, FLAG_JUMP, FlagState, flag_fixes
+from geo.patrol.filters import (
+    DEFAULT_LIMITS,
+    FLAG_ACCURACY,
+    FLAG_JUMP,
+    FlagState,
+    Limits,
+    flag_fixes,
+)
 from geo.patrol.fixes import Fix
 from geo.patrol.runner import Runner
 from geo.patrol.units import UnitRef
@@ -86,10 +93,13 @@ def _prev_clean(run: Runner, unit: UnitRef, first: datetime, pending: list[Fix] 
     return max(found, key=lambda c: c[0]) if found else None
 
 
-def flag_for_unit(run: Runner, unit: UnitRef, fixes: list[Fix], pending: list[Fix] = ()) -> tuple[list[Fix], FlagState]:
+def flag_for_unit(run: Runner, unit: UnitRef, fixes: list[Fix], pending: list[Fix] = (),
+                  limits: Limits = DEFAULT_LIMITS) -> tuple[list[Fix], FlagState]:
     seen = (unit.seen_at, unit.seen_lon, unit.seen_lat) if unit.seen_lon is not None else None
     state = FlagState(anchor=None, seen=seen, chain=unit.jump_chain)
-    fixes = flag_fixes(fixes, _prev_clean(run, unit, min(f.ts for f in fixes), pending), state=state)
+    fixes = flag_fixes(fixes, _prev_clean(run, unit, min(f.ts for f in fixes), pending),
+                       speed_limit=limits.max_speed_ms, accuracy_limit=limits.poor_accuracy_m,
+                       state=state)
     return fixes, state
 
 
@@ -137,18 +147,18 @@ WITH ins AS (
 SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM up) + (SELECT count(*) FROM seen) AS touched
 """
 def ingest(session: Session, unit: UnitRef, fixes: list[Fix], publish_live: bool = True,
-           update_last: bool = True) -> IngestResult:
+           update_last: bool = True, limits: Limits = DEFAULT_LIMITS) -> IngestResult:
     """Store a unit's fixes idempotently; flag jumps and poor accuracy; keep its last position.
 
     The caller commits, then publishes `result.live` (see `commit_and_publish`). `unit.missing_days`
     (from a look-up with the batch's days) saves a round trip; partitions are created when missing
     either way.
     """
-    return _ingest(Runner(session), unit, fixes, publish_live, update_last)
+    return _ingest(Runner(session), unit, fixes, publish_live, update_last, limits)
 
 
 def _ingest(run: Runner, unit: UnitRef, fixes: list[Fix], publish_live: bool = True,
-            update_last: bool = True) -> IngestResult:
+            update_last: bool = True, limits: Limits = DEFAULT_LIMITS) -> IngestResult:
     if not fixes:
         return IngestResult(0, 0, 0, 0, 0)
     received = len(fixes)
@@ -159,7 +169,7 @@ def _ingest(run: Runner, unit: UnitRef, fixes: list[Fix], publish_live: bool = T
                           "WHERE to_regclass('positions_' || to_char(x, 'YYYYMMDD')) IS NULL",
                           {"days": days})["m"]
     ensure_partitions_with(run, missing)
-    fixes, state = flag_for_unit(run, unit, fixes)
+    fixes, state = flag_for_unit(run, unit, fixes, limits=limits)
     if len(fixes) == 1 and update_last:
         return _ingest_one(run, unit, fixes[0], state, publish_live)
     inserted = _insert_copy(run, unit, fixes)

@@ -40,7 +40,7 @@ def test_a_car_drives_along_the_roads_and_turns_at_the_junction():
 
 
 def test_speeds_are_realistic_per_kind():
-    assert SPEEDS["car"][1] < filters.max_speed()
+    assert SPEEDS["car"][1] < filters.DEFAULT_LIMITS.max_speed_ms
     assert all(lo < hi for lo, hi in SPEEDS.values())
     assert SPEEDS["foot"][1] < 2.0 and math.isclose(SPEEDS["car"][0], 7.0)
 

@@ -8,9 +8,10 @@ import sys
 import click
 from flask.cli import AppGroup
 
-from geo import audit, db
+from geo import audit, db, settings
 from geo.errors import AnwangError
 from geo.patrol import fixes, units
+from geo.patrol.filters import Limits
 from web.cli.common import friendly, ready_engine
 
 
@@ -89,7 +90,8 @@ def tracks_import(path, callsign):
     from geo.patrol import gpx
 
     with db.session_scope(ready_engine()) as session:
-        result = gpx.import_path(session, audit.Actor.cli(), callsign, path)
+        result = gpx.import_path(session, audit.Actor.cli(), callsign, path, limits=Limits(
+            settings.number("ANWANG_MAX_SPEED_MS"), settings.number("ANWANG_POOR_ACCURACY_M")))
     click.echo(f"{result.points} points imported, length {result.length_m:.1f} m "
                f"({len(result.tracks)} track(s) of {result.track_points} points)")
     for t in result.tracks:

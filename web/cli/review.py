@@ -7,7 +7,7 @@ import time
 import click
 from flask.cli import AppGroup
 
-from geo import audit, db
+from geo import audit, db, settings
 from geo.errors import AnwangError
 from web.cli.common import friendly, ready_engine
 
@@ -89,7 +89,8 @@ def report_cmd(area, month, output, no_pdf, lang):
 
     started = time.monotonic()
     with db.session_scope(ready_engine()) as session:
-        files = report.write(session, area, month, output, pdf=not no_pdf, locale=lang)
+        files = report.write(session, area, month, output, pdf=not no_pdf, locale=lang,
+                             chromium=settings.value("ANWANG_CHROMIUM") or None)
     for path in files:
         click.echo(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
     click.echo(f"report written in {time.monotonic() - started:.1f} s")

@@ -33,13 +33,13 @@ def serve(host, port, threads, workers, osmand_port, simulate):
     from gunicorn.app.base import BaseApplication
 
     ready_engine()
-    if osmand_port:
-        os.environ["ANWANG_OSMAND_PORT"] = str(osmand_port)
-    threads = threads or int(os.environ.get("ANWANG_THREADS") or 128)
-    workers = workers or int(os.environ.get("ANWANG_WORKERS") or 1)
+    threads = threads or int(settings.number("ANWANG_THREADS"))
+    workers = workers or int(settings.number("ANWANG_WORKERS"))
+    access_log = settings.flag("ANWANG_ACCESS_LOG")
     from web import create_app
 
-    app = create_app()
+    app = create_app({"OSMAND_PORT": osmand_port} if osmand_port else None)
+    osmand_port = app.config["OSMAND_PORT"]
 
     class Server(BaseApplication):
         def load_config(self):
@@ -48,7 +48,7 @@ def serve(host, port, threads, workers, osmand_port, simulate):
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", threads)
             self.cfg.set("timeout", 120)
-            self.cfg.set("accesslog", None if os.environ.get("ANWANG_ACCESS_LOG") == "0" else "-")
+            self.cfg.set("accesslog", "-" if access_log else None)
 
         def load(self):
             return app
