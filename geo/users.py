@@ -158,12 +158,6 @@ def authenticate(session: Session, username: str, password: str) -> Principal | 
     return principal_of(session, row)
 
 
-def load_principal(session: Session, user_id: int) -> Principal | None:
-    row = session.execute(text("SELECT id, username, role, display_name FROM users "
-                               "WHERE id = :id AND active"), {"id": user_id}).mappings().first()
-    return principal_of(session, row) if row else None
-
-
 def create_token(session: Session, actor: audit.Actor, username: str, name: str | None = None) -> str:
     """Create an API token for a user; return the token (shown once, stored hashed)."""
     user_id = session.execute(text("SELECT id FROM users WHERE username = :u AND active"),
