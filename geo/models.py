@@ -394,6 +394,33 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class LoginAttempt(Base):
+    """One password login: the username tried, from where, and how it ended (0010)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (CheckConstraint("outcome IN ('success', 'failure', 'refused')"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    username: Mapped[str] = mapped_column(Text)
+    remote_addr: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(Text)
+
+
+class UserSession(Base):
+    """A login session; the cookie carries a random key, only its SHA-256 is stored (0010)."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(Text, unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    remote_addr: Mapped[str | None] = mapped_column(Text)
+    user_agent: Mapped[str | None] = mapped_column(Text)
+
+
 class AuditEntry(Base):
     """One write, who made it, on what, and what changed."""
 

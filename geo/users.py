@@ -1,6 +1,11 @@
-"""Users, roles, area scopes and API tokens (stored only as SHA-256 hashes)."""
+"""Users, roles, area scopes, the password policy and API tokens (stored only as SHA-256 hashes).
+
+Disabling a user or changing their password revokes every session and token they hold: whoever
+had them, the account's old credentials stop working at once.
+"""
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -17,6 +22,18 @@ from .vocabulary import ROLES
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 TOKEN_PREFIX = "anw_"
+MIN_PASSWORD_LENGTH = 10
+# Passwords of 10 characters or more that lead the leaked-password lists (English and Chinese
+# sites alike); anything shorter is refused by its length already.
+COMMON_PASSWORDS = frozenset("""
+1q2w3e4r5t 1q2w3e4r5t6y 1qaz2wsx3edc 1qaz@wsx3edc a123456789 a1234567890 aa123456789
+abc1234567 abcd123456 abcd1234567 admin12345 admin123456 administrator anwang123456
+asdfghjkl1 changeme123 iloveyou12 iloveyou123 letmein123 p@ssw0rd123 passw0rd123 password12
+password123 password1234 password2024 password2025 password2026 q1w2e3r4t5 qaz123456789
+qq123456789 qwe1234567 qwer123456 qwerty1234 qwerty12345 qwerty123456 qwertyuiop
+qwertyuiop123 welcome123 woaini1314 woaini123456 woaini5201314 zaq12wsxcde3 zxcvbnm123
+zxcvbnm1234
+""".split())
 
 
 @dataclass
@@ -57,6 +74,23 @@ def _area_by_code(session: Session, code: str):
     return row
 
 
+def check_password(password, username: str) -> None:
+    """Refuse a password that is short, the username, only digits or a common one."""
+    expected = (f"a password needs at least {MIN_PASSWORD_LENGTH} characters, must not be the "
+                "username, only digits or a common password")
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        got = len(password) if isinstance(password, str) else 0
+        raise InvalidInput("password", f"password must have at least {MIN_PASSWORD_LENGTH} "
+                                       f"characters; got {got} ({expected})")
+    if password.casefold() == (username or "").casefold():
+        raise InvalidInput("password", f"password must not be the username ({expected})")
+    if password.isdigit():
+        raise InvalidInput("password", f"password must not be only digits ({expected})")
+    if password.casefold() in COMMON_PASSWORDS:
+        raise InvalidInput("password", f"password is one of the most common passwords; choose "
+                                       f"another ({expected})")
+
+
 def add_user(session: Session, actor: audit.Actor, username: str, role: str, *,
              password: str | None = None, scopes: list[str] | None = None,
              display_name: str | None = None, replace: bool = False) -> int:
@@ -66,8 +100,8 @@ def add_user(session: Session, actor: audit.Actor, username: str, role: str, *,
                                        f"got {username!r}")
     if role not in ROLES:
         raise InvalidInput("role", f"role must be one of {', '.join(ROLES)}; got {role!r}")
-    if password is not None and len(password) < 8:
-        raise InvalidInput("password", "password must have at least 8 characters")
+    if password is not None:
+        check_password(password, username)
     if role != "admin" and not scopes:
         raise InvalidInput("scope", f"a {role} needs an area scope (--scope CODE)")
     areas = [_area_by_code(session, c) for c in scopes or []]
@@ -81,6 +115,7 @@ def add_user(session: Session, actor: audit.Actor, username: str, role: str, *,
                              "active = true WHERE id = :id"),
                         {"r": role, "p": pw_hash, "d": display_name, "id": existing})
         session.execute(text("DELETE FROM user_scopes WHERE user_id = :id"), {"id": existing})
+        revoke_credentials(session, existing)  # a reset account starts with no old logins
         user_id = existing
     else:
         user_id = session.execute(
@@ -95,7 +130,8 @@ def add_user(session: Session, actor: audit.Actor, username: str, role: str, *,
     return user_id
 
 
-def _principal(session: Session, row) -> Principal:
+def principal_of(session: Session, row) -> Principal:
+    """The Principal of a users row (id, username, role, display_name), with its scopes."""
     scopes = session.execute(
         text("SELECT a.code, a.path::text AS path FROM user_scopes s JOIN areas a ON a.id = s.area_id "
              "WHERE s.user_id = :u ORDER BY a.code"), {"u": row["id"]}).mappings().all()
@@ -104,23 +140,22 @@ def _principal(session: Session, row) -> Principal:
                      scope_paths=[s["path"] for s in scopes])
 
 
+@functools.cache
+def _decoy_hash() -> str:
+    return generate_password_hash(secrets.token_hex(16))
+
+
 def authenticate(session: Session, username: str, password: str) -> Principal | None:
     """Return the user for a correct username and password, else None (same cost either way)."""
     row = session.execute(text("SELECT id, username, role, display_name, password_hash FROM users "
                                "WHERE username = :u AND active"), {"u": username}).mappings().first()
     if row is None or not row["password_hash"]:
-        # Hash anyway so a missing user takes as long as a wrong password.
-        check_password_hash(generate_password_hash("x"), password or "")
+        # Check against a hash anyway so a missing user takes as long as a wrong password.
+        check_password_hash(_decoy_hash(), password or "")
         return None
     if not check_password_hash(row["password_hash"], password or ""):
         return None
-    return _principal(session, row)
-
-
-def load_principal(session: Session, user_id: int) -> Principal | None:
-    row = session.execute(text("SELECT id, username, role, display_name FROM users "
-                               "WHERE id = :id AND active"), {"id": user_id}).mappings().first()
-    return _principal(session, row) if row else None
+    return principal_of(session, row)
 
 
 def create_token(session: Session, actor: audit.Actor, username: str, name: str | None = None) -> str:
@@ -145,4 +180,92 @@ def principal_for_token(session: Session, token: str) -> Principal | None:
              "WHERE t.token_hash = :h AND t.revoked_at IS NULL AND u.id = t.user_id AND u.active "
              "RETURNING u.id, u.username, u.role, u.display_name"),
         {"h": hash_token(token)}).mappings().first()
-    return _principal(session, row) if row else None
+    return principal_of(session, row) if row else None
+
+
+def _user_row(session: Session, username: str):
+    row = session.execute(text("SELECT id, username, active FROM users WHERE username = :u"),
+                          {"u": username}).mappings().first()
+    if row is None:
+        raise NotFound(f"no user {username!r}; `anwang users list` shows them", field="username")
+    return row
+
+
+def revoke_credentials(session: Session, user_id: int) -> dict:
+    """Revoke every live session and token of a user; return how many of each."""
+    sessions = session.execute(text("UPDATE user_sessions SET revoked_at = now() "
+                                    "WHERE user_id = :u AND revoked_at IS NULL"), {"u": user_id})
+    tokens = session.execute(text("UPDATE api_tokens SET revoked_at = now() "
+                                  "WHERE user_id = :u AND revoked_at IS NULL"), {"u": user_id})
+    return {"sessions": sessions.rowcount, "tokens": tokens.rowcount}
+
+
+def set_password(session: Session, actor: audit.Actor, username: str, password: str) -> dict:
+    """Give a user a new password and revoke their sessions and tokens; return what was revoked."""
+    user = _user_row(session, username)
+    check_password(password, username)
+    session.execute(text("UPDATE users SET password_hash = :p WHERE id = :id"),
+                    {"p": generate_password_hash(password), "id": user["id"]})
+    revoked = revoke_credentials(session, user["id"])
+    audit.record(session, actor, "user.password", target_type="user", target_id=username,
+                 details={"revoked": revoked})
+    return revoked
+
+
+def set_active(session: Session, actor: audit.Actor, username: str, active: bool) -> dict:
+    """Enable or disable a user; disabling revokes their sessions and tokens (return how many)."""
+    user = _user_row(session, username)
+    if user["active"] == active:
+        raise Conflict(f"user {username!r} is already {'enabled' if active else 'disabled'}",
+                       field="username")
+    session.execute(text("UPDATE users SET active = :a WHERE id = :id"),
+                    {"a": active, "id": user["id"]})
+    # Enabling does not bring old credentials back: they stay revoked.
+    revoked = {"sessions": 0, "tokens": 0} if active else revoke_credentials(session, user["id"])
+    audit.record(session, actor, "user.enable" if active else "user.disable", target_type="user",
+                 target_id=username, details=None if active else {"revoked": revoked})
+    return revoked
+
+
+def list_users(session: Session) -> list[dict]:
+    """Every user with role, scope codes, whether active, and their last successful login."""
+    rows = session.execute(text("""
+        SELECT u.id, u.username, u.role, u.display_name, u.active, u.created_at,
+               coalesce(array_agg(a.code ORDER BY a.code) FILTER (WHERE a.code IS NOT NULL),
+                        '{}') AS scopes,
+               (SELECT max(s.created_at) FROM user_sessions s WHERE s.user_id = u.id) AS last_login
+          FROM users u
+          LEFT JOIN user_scopes us ON us.user_id = u.id
+          LEFT JOIN areas a ON a.id = us.area_id
+         GROUP BY u.id ORDER BY u.username""")).mappings()
+    return [dict(r) for r in rows]
+
+
+def list_tokens(session: Session, username: str | None = None) -> list[dict]:
+    """API tokens (never the token itself), of one user or of everyone, oldest first."""
+    params = {}
+    where = ""
+    if username is not None:
+        params["u"] = _user_row(session, username)["id"]
+        where = "WHERE t.user_id = :u"
+    rows = session.execute(text(f"""
+        SELECT t.id, u.username, t.name, t.created_at, t.last_used_at, t.revoked_at
+          FROM api_tokens t JOIN users u ON u.id = t.user_id {where}
+         ORDER BY t.id"""), params).mappings()
+    return [dict(r) for r in rows]
+
+
+def revoke_token(session: Session, actor: audit.Actor, token_id: int) -> dict:
+    """Revoke one API token by its id; return it as list_tokens shows it."""
+    row = session.execute(text("""
+        SELECT t.id, u.username, t.name, t.revoked_at FROM api_tokens t
+          JOIN users u ON u.id = t.user_id WHERE t.id = :id"""), {"id": token_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"no token with id {token_id}; `anwang tokens list` shows them", field="id")
+    if row["revoked_at"] is not None:
+        raise Conflict(f"token {token_id} was already revoked at {row['revoked_at']:%Y-%m-%d %H:%M}",
+                       field="id")
+    session.execute(text("UPDATE api_tokens SET revoked_at = now() WHERE id = :id"), {"id": token_id})
+    audit.record(session, actor, "token.revoke", target_type="token", target_id=token_id,
+                 details={"user": row["username"], "name": row["name"]})
+    return dict(row)

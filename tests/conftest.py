@@ -116,14 +116,27 @@ def make_user(session):
     return make
 
 
+def sign_in(client, session, username: str) -> str:
+    """Give a test client a live server-side session of `username` (no password check); its key."""
+    from geo import logins
+    from geo.users import principal_of
+    from web.auth import SESSION_KEY
+
+    row = session.execute(text("SELECT id, username, role, display_name FROM users "
+                               "WHERE username = :u"), {"u": username}).mappings().one()
+    key = logins.open_session(session, principal_of(session, row))
+    session.flush()
+    with client.session_transaction() as sess:
+        sess[SESSION_KEY] = key
+    return key
+
+
 @pytest.fixture()
 def login(client, make_user, session):
     """Log the test client in with a new user of `role`; return the username."""
     def do(role: str = "admin", scope: str | None = None) -> str:
         name, _ = make_user(role, scope)
-        uid = session.execute(text("SELECT id FROM users WHERE username = :u"), {"u": name}).scalar()
-        with client.session_transaction() as sess:
-            sess["uid"] = uid
+        sign_in(client, session, name)
         return name
 
     return do

@@ -1,11 +1,16 @@
 """Authentication (session login or bearer token), role checks, area scope, CSRF.
 
+The session cookie is signed and carries only the key of a server-side session (geo/logins.py):
+a cookie counts only while its session is live, so logout, disabling a user or changing their
+password ends it everywhere.
+
 Every view declares who may call it with `@roles(...)` or `@public`; `check_declared` refuses to
 start an app with an undeclared route, so a forgotten decorator is a start-up error, not a hole.
 """
 from __future__ import annotations
 
 import functools
+import math
 from urllib.parse import urlsplit
 
 from flask import (
@@ -14,6 +19,7 @@ from flask import (
     current_app,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -21,8 +27,10 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from geo import logins
 from geo import users as users_core
 from geo.errors import Forbidden
 from geo.policy import Audience
@@ -34,6 +42,8 @@ from .errors import error_response
 csrf = CSRFProtect()
 bp = Blueprint("auth", __name__)
 ANY_USER = ("admin", "dispatcher", "planner", "analyst", "grid_worker")
+# The one thing the signed session cookie says about the user: their server-side session's key.
+SESSION_KEY = "sid"
 
 
 def roles(*allowed: str):
@@ -81,8 +91,9 @@ def current_user() -> Principal | None:
     if header.lower().startswith("bearer "):
         principal = users_core.principal_for_token(database.session(), header[7:].strip())
         database.session().commit()  # keep last_used_at
-    elif session.get("uid"):
-        principal = users_core.load_principal(database.session(), session["uid"])
+    elif session.get(SESSION_KEY):
+        principal = logins.principal_for_session(database.session(), session[SESSION_KEY])
+        database.session().commit()  # keep last_seen_at
     g.principal = principal
     return principal
 
@@ -122,21 +133,50 @@ def _safe_next(target: str | None) -> str:
 @public
 def login():
     if request.method == "POST":
-        user = users_core.authenticate(database.session(), request.form.get("username", "").strip(),
-                                       request.form.get("password", ""))
-        if user is None:
+        s = database.session()
+        attempt = logins.attempt(s, request.form.get("username", "").strip(),
+                                 request.form.get("password", ""), remote_addr=request.remote_addr,
+                                 user_agent=request.user_agent.string,
+                                 lifetime=current_app.permanent_session_lifetime)
+        if attempt.ok and session.get(SESSION_KEY):
+            # Logging in over an earlier session ends it: one browser, one live session.
+            logins.close_session(s, session[SESSION_KEY], request.remote_addr)
+        s.commit()  # failures count and are audited as much as successes
+        if attempt.locked:
+            return _throttled(attempt)
+        if not attempt.ok:
             flash(_("Wrong username or password."), "error")
             return render_template("login.html"), 401
         session.clear()
-        session["uid"] = user.id
+        session[SESSION_KEY] = attempt.session_key
         session.permanent = True
         return redirect(_safe_next(request.args.get("next")))
     return render_template("login.html")
 
 
+def _throttled(attempt: logins.Attempt):
+    minutes = max(1, math.ceil(attempt.retry_after / 60))
+    if attempt.locked == "address":
+        flash(ngettext("Too many failed logins from your address. Try again in %(num)d minute.",
+                       "Too many failed logins from your address. Try again in %(num)d minutes.",
+                       minutes), "error")
+    else:
+        flash(ngettext("Too many failed logins for this account. Try again in %(num)d minute.",
+                       "Too many failed logins for this account. Try again in %(num)d minutes.",
+                       minutes), "error")
+    response = make_response(render_template("login.html"), 429)
+    response.headers["Retry-After"] = str(attempt.retry_after)
+    return response
+
+
 @bp.route("/logout", methods=["POST"])
 @public
 def logout():
+    key = session.get(SESSION_KEY)
+    if key:
+        s = database.session()
+        logins.close_session(s, key, request.remote_addr)
+        s.commit()
     session.clear()
     return redirect(url_for("auth.login"))
 

@@ -152,11 +152,12 @@ def lock_take(code: str):
 @bp.delete("/api/areas/<code>/lock")
 @roles(*PLANNERS)
 def lock_release(code: str):
+    """Release one's own lock, or with `?override=1` (administrators) someone else's."""
     require_scope(code)
     s = database.session()
-    locks.release_lock(s, code, actor())
+    released = locks.release_lock(s, code, actor(), override=flag(request.args.get("override")))
     s.commit()
-    return json_response({"released": code})
+    return json_response({"released": code, "lock": released})
 
 
 # -- import and export -----------------------------------------------------------------------
@@ -273,8 +274,11 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
         "/api/areas/{code}/lock": {
             "post": {"summary": "Take or refresh the soft lock (says who holds it)", "parameters": [code],
                      "responses": {"200": json_ok, **errors(401, 403, 404)}},
-            "delete": {"summary": "Release one's own soft lock", "parameters": [code],
-                       "responses": {"200": json_ok, **errors(401, 404)}}},
+            "delete": {"summary": "Release one's own soft lock; someone else's is 403 naming the "
+                                  "holder, unless an administrator overrides it (audited)",
+                       "parameters": [code, param("override", "1: release someone else's lock "
+                                                              "(administrators)")],
+                       "responses": {"200": json_ok, **errors(401, 403, 404)}}},
         "/api/locks": {"get": {"summary": "Soft locks in force", "parameters": [param("parent", "area code")],
                                "responses": {"200": json_ok, **errors(401, 404)}}},
         "/api/areas/import": {"post": {

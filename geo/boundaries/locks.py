@@ -1,4 +1,7 @@
 """Soft locks: who is editing a village, so planners do not work over each other.
+
+A lock is released by the one holding it; someone else's live lock is refused (naming its
+holder), except to an administrator who asks to override it, which is audited.
 """
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from sqlalchemy.orm import Session
 from geo import audit
 from geo.areas import area_row
 from geo.boundaries.plans import LOCK_MINUTES
+from geo.errors import Forbidden
 from geo.policy import Scope
 
 
@@ -28,11 +32,34 @@ def acquire_lock(session: Session, code: str, actor: audit.Actor, minutes: int =
     return lock
 
 
-def release_lock(session: Session, code: str, actor: audit.Actor) -> None:
-    """Give up one's own soft lock on an area (others' locks are left alone)."""
+def release_lock(session: Session, code: str, actor: audit.Actor, override: bool = False) -> dict | None:
+    """Release the soft lock on an area: one's own, or with override (administrators) anyone's.
+
+    Returns the lock released (None when there was none in force); Forbidden, naming the holder,
+    for someone else's lock without an administrator's override.
+    """
     area = area_row(session, code)
-    session.execute(text("DELETE FROM area_locks WHERE area_id = :a AND username = :n"),
-                    {"a": area["id"], "n": actor.name})
+    if override and actor.role != "admin":
+        raise Forbidden("only an administrator may override someone else's lock", field="override")
+    session.execute(text("DELETE FROM area_locks WHERE expires_at < now()"))
+    lock = session.execute(text("""
+        SELECT a.code, a.name, l.username, l.acquired_at, l.expires_at FROM area_locks l
+          JOIN areas a ON a.id = l.area_id WHERE l.area_id = :a FOR UPDATE OF l"""),
+        {"a": area["id"]}).mappings().first()
+    if lock is None:
+        return None
+    if lock["username"] != actor.name:
+        if not override:
+            raise Forbidden(f"{area['code']} is locked by {lock['username']}; only they, or an "
+                            "administrator overriding the lock, may release it",
+                            details={"holder": lock["username"],
+                                     "expires_at": lock["expires_at"].isoformat()})
+        audit.record(session, actor, "lock.override", target_type="area", target_id=area["code"],
+                     area_code=area["code"], details={"holder": lock["username"],
+                                                      "acquired_at": lock["acquired_at"],
+                                                      "expires_at": lock["expires_at"]})
+    session.execute(text("DELETE FROM area_locks WHERE area_id = :a"), {"a": area["id"]})
+    return _lock_dict(lock)
 
 
 def held(session: Session, scope: Scope, parent: str | None = None) -> list[dict]:

@@ -92,15 +92,16 @@ def test_roles_decorator_refuses_other_roles(app, tiny):
     # A grid worker is refused with the JSON error shape, a planner passes, an admin always passes.
     for role, expected in (("grid_worker", 403), ("planner", 200), ("admin", 200)):
         c = app.test_client()
-        with c.session_transaction() as sess:
-            sess["uid"] = _user(app, role)
+        _user(app, role, c)
         response = c.get("/api/planner-only")
         assert response.status_code == expected, role
         if expected == 403:
             assert response.get_json()["error"]["code"] == "forbidden"
 
 
-def _user(app, role):
+def _user(app, role, client=None):
+    """Add a user of `role` (scoped to TZ); sign `client` in as them; return the session key."""
+    from tests.conftest import sign_in
     from web import database
 
     with app.app_context():
@@ -108,21 +109,21 @@ def _user(app, role):
         name = f"r_{role}"
         users.add_user(s, audit.Actor("test"), name, role, password="long enough 1",
                        scopes=None if role == "admin" else ["TZ"])
-        uid = s.execute(text("SELECT id FROM users WHERE username = :u"), {"u": name}).scalar()
+        key = sign_in(client or app.test_client(), s, name)
         s.commit()
-        return uid
+        return key
 
 
 def test_scope_is_a_subtree_and_codes_are_exact(app, session, tiny):
     from web import auth
 
-    uid = _user(app, "grid_worker")
+    key = _user(app, "grid_worker")
     with app.test_request_context("/"):
         from flask import session as flask_session
-        flask_session["uid"] = uid
+        flask_session[auth.SESSION_KEY] = key
         auth.require_scope("TZ1A1")   # inside TZ
         session.execute(text("UPDATE user_scopes SET area_id = (SELECT id FROM areas WHERE code = 'TZ1') "
-                             "WHERE user_id = :u"), {"u": uid})
+                             "WHERE user_id = (SELECT id FROM users WHERE username = 'r_grid_worker')"))
         from flask import g
         g.pop("principal", None)
         with pytest.raises(Forbidden, match="outside your scope"):

@@ -81,6 +81,11 @@ def _progress(step: str, done: int, total: int) -> None:
         click.echo("")
 
 
+def demo_password() -> str:
+    """A new demo password: random, and within the password policy (geo.users.check_password)."""
+    return "demo-" + secrets.token_urlsafe(9)
+
+
 def _demo_users(session) -> list[tuple[str, str, str | None, str]]:
     from sqlalchemy import text
 
@@ -92,7 +97,7 @@ def _demo_users(session) -> list[tuple[str, str, str | None, str]]:
     for username, role, scope in DEMO_USERS:
         if role == "grid_worker":
             scope = grid
-        password = "demo-" + secrets.token_urlsafe(9)
+        password = demo_password()
         users.add_user(session, audit.Actor.cli(), username, role, password=password,
                        scopes=[scope] if scope else None, replace=True)
         out.append((username, role, scope, password))

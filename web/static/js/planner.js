@@ -57,7 +57,8 @@
 
   // -- state ------------------------------------------------------------------------------------
   const state = { townships: [], villages: [], village: null, grids: {}, versions: {}, op: null,
-                  selection: [], drawn: [], reshape: null, preview: null, previewBody: null, lockTimer: null };
+                  selection: [], drawn: [], reshape: null, preview: null, previewBody: null, lockTimer: null,
+                  lockMine: false };
 
   function gridStyle(feature) {
     const picked = state.selection.indexOf(feature.properties.code);
@@ -221,6 +222,7 @@
     return api("POST", "/api/areas/" + encodeURIComponent(code) + "/lock").then(function (r) {
       const box = $("lock-state");
       box.hidden = !r.ok;
+      state.lockMine = r.ok && r.body.mine;
       if (!r.ok) { return; }
       box.className = "lock-state " + (r.body.mine ? "mine" : "theirs");
       box.textContent = r.body.mine ? t.lock_mine
@@ -232,7 +234,9 @@
 
   function releaseLock() {
     clearTimeout(state.lockTimer);
-    if (!state.village) { return; }
+    // Someone else's lock is theirs to release: asking would only be refused.
+    if (!state.village || !state.lockMine) { return; }
+    state.lockMine = false;
     fetch("/api/areas/" + encodeURIComponent(state.village.code) + "/lock",
           { method: "DELETE", headers: { "X-CSRFToken": csrf }, credentials: "same-origin", keepalive: true });
   }
