@@ -1,6 +1,7 @@
 """Database access: the engine for the embedded cluster or DATABASE_URL, sessions, migrations."""
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -50,6 +51,32 @@ def alembic_config(url: str):
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+# Tables of the database that are not the model's: the daily partitions of `positions` (made at run
+# time by ensure_position_partition and holding its rows, not a schema of their own), PostGIS's
+# spatial_ref_sys, and Alembic's version table.
+NOT_IN_MODEL = re.compile(r"positions_\d{8}|spatial_ref_sys|alembic_version")
+
+
+def in_model(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Tell Alembic whether a database object is compared with the model (its `include_name`)."""
+    return not (type_ == "table" and name is not None and NOT_IN_MODEL.fullmatch(name))
+
+
+def autogenerate_options() -> dict:
+    """Return how `alembic check`, autogenerate and the schema test compare the model with the database."""
+    return {
+        # Types as declared (real vs double precision, varchar lengths, geometry type and SRID);
+        # Alembic compares the base type and its arguments, not array dimensions.
+        "compare_type": True,
+        # Defaults the database fills in (now(), false, 'reported'): inserts that leave them out
+        # rely on them. Serial primary keys' nextval() is recognised and left out by Alembic.
+        "compare_server_default": True,
+        "include_name": in_model,
+        # include_schemas stays off: only the default schema is compared, so PostGIS's topology
+        # and tiger schemas, where installed, are never read.
+    }
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -1,9 +1,88 @@
-"""The schema as migrated: indexes, partitions, the area path trigger, constraints."""
+"""The schema as migrated: the model agrees with it; indexes, partitions, the area path trigger,
+constraints."""
 import datetime as dt
+import re
+import warnings
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import CheckConstraint, MetaData, text
+from sqlalchemy.exc import IntegrityError, SAWarning
+from sqlalchemy.schema import CreateIndex
+
+from geo import db
+from geo.models import Base
+
+
+def schema_differences(connection) -> list[str]:
+    """List what autogenerate would change to make the migrated database match the model."""
+    context = MigrationContext.configure(connection, opts=db.autogenerate_options())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        differences = [describe(d) for d in compare_metadata(context, Base.metadata)]
+    # What Alembic cannot compare or change it only warns about: a generated column whose
+    # expression differs, a column type SQLAlchemy cannot reflect. Those are differences too.
+    return differences + [str(w.message) for w in caught
+                          if issubclass(w.category, (UserWarning, SAWarning))]
+
+
+def describe(diff) -> str:
+    """Name one of Alembic's differences by its operation, table and object."""
+    if isinstance(diff, list):  # the changes of one column come as a list
+        return "; ".join(describe(d) for d in diff)
+    op, *args = diff
+    if op.startswith("modify_"):
+        _, table, column, _, database, model = args
+        return f"{op} {table}.{column}: database {database!r}, model {model!r}"
+    if op.endswith("_column"):
+        return f"{op} {args[1]}.{args[2].name}"
+    item = args[0]
+    if op.endswith("_table"):
+        return f"{op} {item.name}"
+    return f"{op} {item.table.name}: {item.name or ', '.join(c.name for c in item.columns)}"
+
+
+def test_the_model_declares_what_the_migrations_create(connection):
+    # A day's partition of positions holds rows, not schema: it is never a difference.
+    connection.execute(text("SELECT ensure_position_partition(DATE '2026-01-02')"))
+    differences = schema_differences(connection)
+    assert not differences, "the model and the migrations differ:\n" + "\n".join(differences)
+
+
+def _indexes_and_checks(connection, table: str) -> set[tuple[str, str]]:
+    """Read the definitions of a table's check constraints and indexes other than its keys'."""
+    rows = connection.execute(text("""
+        SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         WHERE i.indrelid = CAST(:t AS regclass)
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid
+                              AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x'))
+        UNION ALL
+        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE conrelid = CAST(:t AS regclass) AND contype = 'c'"""), {"t": table})
+    return {(name, re.sub(r" ON (ONLY )?\S+?\.", " ON ", definition)) for name, definition in rows}
+
+
+def test_the_model_builds_indexes_and_checks_as_the_migrations_do(connection):
+    # Alembic compares an index's columns and uniqueness only, not its access method (GiST, GIN),
+    # operator classes or predicate, and no check constraints at all. So the model's are built on an
+    # empty copy of each table, and the definitions PostgreSQL reads back must equal the migrated ones.
+    copies, mismatched = MetaData(), []
+    for table in Base.metadata.sorted_tables:
+        connection.execute(text(f'CREATE TEMP TABLE "{table.name}" (LIKE public."{table.name}")'))
+        for index in table.to_metadata(copies, schema="pg_temp").indexes:
+            connection.execute(CreateIndex(index))
+        declared = [*table.constraints, *(c for column in table.columns for c in column.constraints)]
+        for check in (c for c in declared if isinstance(c, CheckConstraint)):
+            condition = check.sqltext.compile(dialect=connection.dialect,
+                                              compile_kwargs={"literal_binds": True})
+            connection.exec_driver_sql(f'ALTER TABLE pg_temp."{table.name}" '
+                                       f'ADD CONSTRAINT "{check.name}" CHECK ({condition})')
+        model = _indexes_and_checks(connection, f"pg_temp.{table.name}")
+        migrated = _indexes_and_checks(connection, f"public.{table.name}")
+        mismatched += [f"{table.name} {name}, migrations: {d}" for name, d in sorted(migrated - model)]
+        mismatched += [f"{table.name} {name}, model: {d}" for name, d in sorted(model - migrated)]
+    assert not mismatched, "the model and the migrations differ:\n" + "\n".join(mismatched)
 
 
 def test_every_geometry_column_has_a_gist_index(session):
