@@ -18,6 +18,8 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
@@ -464,3 +466,35 @@ class Assignment(Base):
     assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     distance_m: Mapped[float | None] = mapped_column(Float)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class PublicRelease(Base):
+    """One frozen month of the public safety map for one jurisdiction (0011): written once, never updated."""
+
+    __tablename__ = "public_releases"
+    __table_args__ = (UniqueConstraint("area_code", "month"),
+                      CheckConstraint("extract(day FROM month) = 1"),
+                      CheckConstraint("base > 1"), CheckConstraint("hex_m > 0"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    area_code: Mapped[str] = mapped_column(String(40))
+    month: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    seed: Mapped[bytes] = mapped_column(LargeBinary)  # secret: knowing it would undo the rounding
+    method: Mapped[str] = mapped_column(Text)
+    base: Mapped[int] = mapped_column(SmallInteger)
+    hex_m: Mapped[float] = mapped_column(Float(precision=24))
+
+
+class PublicReleaseCell(Base):
+    """The published (rounded) count of one grid or hexagon in a release (0011)."""
+
+    __tablename__ = "public_release_cells"
+    __table_args__ = (PrimaryKeyConstraint("release_id", "level", "cell"),
+                      CheckConstraint("level IN ('grid', 'hex')"), CheckConstraint("published >= 0"))
+    release_id: Mapped[int] = mapped_column(ForeignKey("public_releases.id", ondelete="CASCADE"))
+    level: Mapped[str] = mapped_column(Text)
+    cell: Mapped[str] = mapped_column(Text)
+    area_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: a release outlives retired grids
+    name: Mapped[str | None] = mapped_column(Text)
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False))
+    published: Mapped[int] = mapped_column(Integer)
