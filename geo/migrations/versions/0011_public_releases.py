@@ -5,6 +5,10 @@
 - `public_release_cells`: the published count of every grid and hexagon of a release, a multiple
   of the release's base; a grid keeps the geometry it had then, so it can still be drawn after it
   is retired. Hexagons are named by their cell id, from which their geometry follows.
+- `incidents_sensitive_occurred_idx`: the few sensitive incidents by time. Every generalising
+  reader (the public, analysts) goes through the generalised branch of `incidents_for`, which
+  otherwise scans a month of all incidents once per area label point (1.3 s for a month of the
+  demo, 0.08 s with it).
 
 Revision ID: 0011
 Revises: 0009
@@ -43,6 +47,7 @@ CREATE TABLE public_release_cells (
     CHECK ((level = 'grid') = (area_id IS NOT NULL AND geom IS NOT NULL))
 );
 CREATE INDEX public_release_cells_geom_idx ON public_release_cells USING gist (geom);
+CREATE INDEX incidents_sensitive_occurred_idx ON incidents (occurred_at) WHERE sensitive;
 
 -- A release is frozen: whatever happens to incidents or grids later, its numbers stay as published.
 CREATE FUNCTION public_release_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -74,6 +79,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("""
+        DROP INDEX IF EXISTS incidents_sensitive_occurred_idx;
         DROP TABLE IF EXISTS public_release_cells;
         DROP TABLE IF EXISTS public_releases;
         DROP FUNCTION IF EXISTS public_release_cell_rounded();
