@@ -212,6 +212,22 @@ def lone(lone_engine) -> Session:
     conn.close()
 
 
+@pytest.fixture()
+def lone_client(lone):
+    """A test client of an app on the second database, inside `lone`'s transaction (its commits
+    become savepoints), for pages that serve one home jurisdiction."""
+    from web import create_app
+
+    conn = lone.get_bind()
+    application = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "BASEMAP": "none",
+                              "DATABASE_URL": conn.engine.url.render_as_string(hide_password=False)})
+    ext = application.extensions["anwang"]
+    ext["engine"] = conn.engine
+    ext["sessionmaker"] = sessionmaker(bind=conn, join_transaction_mode="create_savepoint",
+                                       expire_on_commit=False)
+    return application.test_client()
+
+
 # -- browser tests ---------------------------------------------------------------------------
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -218,10 +218,13 @@ def review_report():
 @bp.get("/api/public/stats")
 @public_view
 def public_stats():
-    """Aggregated incident counts per grid or hexagon; cells under k suppressed; no points, no text."""
+    """Incident counts per grid or hexagon: sums of frozen monthly releases rounded to multiples of
+    5; no points, no text. The first request after a month ends publishes that month."""
     level = public.parse_level(request.args.get("level"))
     months = public.parse_months(request.args.get("months"))
-    response = geojson_response(public.stats(database.session(), level=level, months=months))
+    body = public.stats(database.session(), level=level, months=months)
+    database.session().commit()
+    response = geojson_response(body)
     response.headers["Cache-Control"] = "public, max-age=600"
     return response
 
@@ -284,7 +287,8 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
             "parameters": [area, param("month", "YYYY-MM")],
             "responses": {"200": {"description": "comparison"}, **errors(400, 401, 403, 404)}}},
         "/api/public/stats": {"get": {
-            "summary": "Public: aggregated counts per grid or 1 km hexagon, cells under 5 suppressed",
+            "summary": "Public: counts per grid or 1 km hexagon over the last 3 or 12 complete months, "
+                       "sums of frozen monthly releases each randomly rounded to a multiple of 5",
             "security": [], "parameters": [param("level", "grid | hex"), param("months", "3 | 12")],
             "responses": {"200": {"description": "FeatureCollection", "content": geojson}, **errors(400)}}},
     }

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from layers import review
 from layers.selection import TZ
+from tests import town
 from tests.layers.incidents import add_incident
 from web.cli import main
 from web.vendor import PACKAGES
@@ -168,32 +169,38 @@ def test_heat_hotspots_and_comparison(client, login, session, tiny):
     assert card["sanling"]["criminal"]["days_since"] == 21 and card["area"]["code"] == "TZ2"
 
 
-def test_public_stats_aggregate_and_suppress(client, session, tiny):
+def test_public_stats_publish_rounded_frozen_months(lone_client, lone):
+    town.add_tiny(lone)                                                   # the home jurisdiction
     when = last_month_day()
     for _ in range(7):
-        add_incident(session, 10.005, 10.005, occurred_at=when)          # TZ1A1: 7, published
+        add_incident(lone, 10.005, 10.005, occurred_at=when)             # TZ1A1: 7, shown as 5 or 10
     for _ in range(3):
-        add_incident(session, 10.015, 10.005, occurred_at=when)          # TZ1A2: 3, suppressed
+        add_incident(lone, 10.015, 10.005, occurred_at=when)             # TZ1A2: 3, shown as 0 or 5
     for _ in range(4):
-        add_incident(session, 10.015, 10.005, occurred_at=when, sensitive=True)   # never counted
-    add_incident(session, 10.025, 10.025, occurred_at=when - timedelta(days=400))  # outside 12 months
-    r = client.get("/api/public/stats?level=grid")                       # no login
+        add_incident(lone, 10.015, 10.005, occurred_at=when, sensitive=True)      # never counted
+    add_incident(lone, 10.025, 10.025, occurred_at=when - timedelta(days=400))    # outside 12 months
+    r = lone_client.get("/api/public/stats?level=grid")                  # no login
     assert r.status_code == 200 and r.headers["Cache-Control"].startswith("public")
     fc = r.get_json()
     by_id = {f["id"]: f["properties"] for f in fc["features"]}
-    assert by_id["TZ1A1"] == {"id": "TZ1A1", "name": "测试TZ1A1", "count": 7, "suppressed": False}
-    assert by_id["TZ1A2"]["count"] is None and by_id["TZ1A2"]["suppressed"] is True
+    assert set(by_id) == {f"TZ{t}{v}{g}" for t in "12" for v in "AB" for g in "12"}
+    assert set(by_id["TZ1A1"]) == {"id", "name", "count", "retired"} and by_id["TZ1A1"]["name"] == "测试TZ1A1"
+    assert by_id["TZ1A1"]["count"] in (5, 10) and by_id["TZ1A2"]["count"] in (0, 5)
     assert by_id["TZ2B2"]["count"] == 0
-    tiny_cells = [p for code, p in by_id.items() if code.startswith("TZ")]
-    assert sum(p["count"] or 0 for p in tiny_cells) == 7 and sum(p["suppressed"] for p in tiny_cells) == 1
-    assert fc["meta"]["k"] == 5 and fc["meta"]["published_total"] >= 7
+    meta = fc["meta"]
+    assert meta["base"] == 5 and meta["rounding"] == "random rounding to base 5 of each monthly cell"
+    assert meta["area"] == "TZ" and meta["months"] == 12 and len(meta["releases"]) == 12
+    assert meta["published_total"] == sum(p["count"] for p in by_id.values())
+    assert "0 can mean up to 4" in meta["note"]
     body = r.get_data(as_text=True)
-    for leak in ("测试事件", "张三", "reporter", "description", "address", "Point"):
+    for leak in ("测试事件", "张三", "reporter", "description", "address", "Point", "seed"):
         assert leak not in body
-    hexes = client.get("/api/public/stats?level=hex&months=3").get_json()
-    counts = [f["properties"]["count"] for f in hexes["features"] if f["id"].startswith("32632:")]
-    assert counts and 7 in counts and all(c is None or c == 0 or c >= 5 for c in counts)
+    hexes = lone_client.get("/api/public/stats?level=hex&months=3").get_json()
+    counts = [f["properties"]["count"] for f in hexes["features"]]
+    assert counts and all(f["id"].startswith("32632:") for f in hexes["features"])
+    assert all(c % 5 == 0 for c in counts) and sum(counts) in (5, 10, 15)
     assert all(f["geometry"]["type"] == "Polygon" for f in hexes["features"])
+    assert hexes["meta"]["releases"] == meta["releases"][-3:]
 
 
 def test_public_page_needs_no_login_and_review_does(client, tiny):
@@ -274,6 +281,31 @@ def test_cli_risk_update_and_report(demo, engine, tmp_path):
             conn.execute(text("DELETE FROM live_events WHERE kind IN ('risk', 'risk_bulk')"))
 
 
+def test_cli_public_release_publishes_a_month_once(demo, engine):
+    runner = CliRunner()
+    line = re.compile(r"411103 2026-10: (published now|already published [0-9: -]+); "
+                      r"grid \d+ cells, total (\d+), hex \d+ cells, total (\d+) \(random rounding to base 5\)$")
+    first = runner.invoke(main, ["public", "release", "--month", "2026-10"], catch_exceptions=False)
+    try:
+        assert first.exit_code == 0, first.output
+        published = line.match(first.output.strip())
+        assert published and int(published.group(2)) % 5 == 0 and int(published.group(3)) % 5 == 0
+        assert int(published.group(2)) > 1000                            # the demo's October
+        second = runner.invoke(main, ["public", "release", "--month", "2026-10"], catch_exceptions=False)
+        again = line.match(second.output.strip())
+        assert again and again.group(1).startswith("already published")
+        assert again.groups()[1:] == published.groups()[1:]
+        with engine.connect() as conn:
+            assert conn.execute(text(
+                "SELECT count(*) FROM public_release_cells c JOIN public_releases r ON r.id = c.release_id "
+                "WHERE r.month = '2026-10-01' AND c.published % 5 <> 0")).scalar() == 0
+    finally:
+        if first.output.startswith("411103 2026-10: published now"):
+            with engine.begin() as conn:
+                conn.execute(text("DELETE FROM public_releases WHERE month = '2026-10-01'"))
+                conn.execute(text("DELETE FROM audit_log WHERE action = 'public.release'"))
+
+
 @pytest.mark.parametrize("args, message", [
     (["risk", "update", "--every", "5s"], "--every must be"),
     (["risk", "update", "--as-of", "whenever"], "as_of must be an ISO date"),
@@ -281,6 +313,8 @@ def test_cli_risk_update_and_report(demo, engine, tmp_path):
     (["report", "--area", "411103", "--month", "2026-13", "-o", "x.html"], "month must be YYYY-MM"),
     (["report", "--area", "NOPE", "--month", "2026-10", "-o", "x.html"], "no area with code"),
     (["report", "--area", "411103", "--month", "2026-10", "-o", "x.txt"], "must end in .html or .pdf"),
+    (["public", "release", "--month", "2026-13"], "month must be YYYY-MM"),
+    (["public", "release", "--month", "2999-01"], "is not complete yet"),
 ])
 def test_cli_errors_are_one_line(engine, args, message):
     result = CliRunner().invoke(main, args, catch_exceptions=False)

@@ -3,6 +3,7 @@
 with nothing allowed but the file itself."""
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 import pytest
@@ -96,9 +97,11 @@ def test_public_map_needs_no_login_and_shows_only_aggregates(live_server, browse
     page.on("response", lambda r: bodies.append(r.text()) if "/api/public/stats" in r.url else None)
     try:
         page.goto(f"{base}/public")
-        wait_for(page, "document.body.dataset.publicLoaded === 'grid:12'", timeout=30000)
+        wait_for(page, "document.body.dataset.publicLoaded === 'grid:12'", timeout=60000)
         assert page.locator("path.leaflet-interactive").count() > 500
-        assert "·" in page.inner_text("#public-meta")
+        # The page says what the numbers are: rounded to multiples of 5, so 0 can mean up to 4.
+        assert "5的倍数" in page.inner_text(".map-legend") and "最多4起" in page.inner_text(".map-legend")
+        assert "5的倍数" in page.inner_text("#public-meta") and "不再更改" in page.inner_text("#public-meta")
         page.select_option("#public-level", "hex")
         wait_for(page, "document.body.dataset.publicLoaded === 'hex:12'", timeout=30000)
         page.screenshot(path=str(artifacts / "public.png"))
@@ -108,6 +111,10 @@ def test_public_map_needs_no_login_and_shows_only_aggregates(live_server, browse
     finally:
         page.context.close()
     assert bodies and all("reporter" not in b and "description" not in b for b in bodies)
+    for body in bodies:
+        fc = json.loads(body)
+        assert all(f["properties"]["count"] % 5 == 0 for f in fc["features"])
+        assert fc["meta"]["published_total"] % 5 == 0 and fc["meta"]["base"] == 5
     assert external == []
     assert errors == []
 

@@ -1,5 +1,6 @@
-/* The public safety map: aggregated counts per grid or 1 km hexagon from /api/public/stats, cells
- * under k suppressed by the server (drawn hatched grey), a sequential legend. No login, no points. */
+/* The public safety map: counts per grid or 1 km hexagon from /api/public/stats, sums of frozen
+ * monthly releases that the server rounded to multiples of 5 (so 0 can mean up to 4); a sequential
+ * legend that says so. No login, no points. */
 (function () {
   "use strict";
 
@@ -39,20 +40,18 @@
     layer = L.geoJSON(fc, {
       style: function (f) {
         const n = f.properties.count;
-        if (f.properties.suppressed) {
-          return { color: "#a0aec0", weight: 0.6, fillColor: "#cbd5e0", fillOpacity: 0.35, dashArray: "3" };
-        }
         return { color: "#718096", weight: 0.5, fillColor: n ? colour(n, b) : "#f7fafc", fillOpacity: 0.7 };
       },
       onEachFeature: function (f, lyr) {
         const p = f.properties;
-        const label = (p.name ? p.name + " · " : "") + (p.suppressed ? t.suppressed : p.count + " " + t.incidents);
+        const label = (p.name ? p.name + " · " : "") + p.count + " " + t.incidents;
         const tip = document.createElement("span");
         tip.textContent = label;   // names are text, never markup
         lyr.bindTooltip(tip);
       },
     }).addTo(map);
     if (!fitted && layer.getLayers().length) { map.fitBounds(layer.getBounds(), { padding: [10, 10] }); fitted = true; }
+    const base = fc.meta.base;
     if (legend) { map.removeControl(legend); }
     legend = L.control({ position: "bottomright" });
     legend.onAdd = function () {
@@ -65,17 +64,18 @@
       }
       const edges = [0].concat(b);
       COLOURS.forEach(function (c, i) {
-        const lo = edges[i] + 1;
+        const lo = edges[i] + base;   // every published count is a multiple of the base
         const hi = i < b.length ? b[i] : null;
         row(c, hi === null ? "> " + edges[i] : lo + "–" + hi);
       });
-      row("#cbd5e0", t.hidden);
+      row("#f7fafc", "0");
+      L.DomUtil.create("div", "note", div).textContent = t.rounded;
       return div;
     };
     legend.addTo(map);
     const m = fc.meta;
     meta.textContent = t.period + ": " + m.from + " – " + m.to + " · " + m.cells + " " + t.cells +
-      " · " + m.published_total + " " + t.incidents;
+      " · " + m.published_total + " " + t.incidents + " · " + t.rounded + " " + t.frozen;
     document.body.dataset.publicLoaded = m.level + ":" + m.months;
   }
 
