@@ -13,7 +13,7 @@ PORT ?= 5000
 DEMO_UNITS ?= 20
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test-deps demo serve test bench db-up db-down translations clean
+.PHONY: setup system-deps test-deps demo serve test test-fast lint lint-py bench db-up db-down translations clean
 
 setup: system-deps $(VENV)/.installed node_modules/.installed translations
 
@@ -31,9 +31,9 @@ system-deps:
 test-deps:
 	@command -v chromium >/dev/null || { echo "installing Chromium …"; $(APT) update -qq && $(APT) install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 
@@ -62,6 +62,17 @@ serve: setup
 
 test: setup test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the browser tests: the quick loop while working.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
+
+# The quality gates: ruff and mypy on the Python, eslint on the page scripts.
+lint: lint-py
+
+lint-py: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy geo layers
 
 bench: setup
 	@for b in $(filter-out bench/databases.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
