@@ -12,6 +12,7 @@ import base64
 import html as html_lib
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -327,7 +328,7 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, audi
     return m
 
 
-def area_choices(session: Session, scope: Scope) -> list:
+def area_choices(session: Session, scope: Scope) -> Sequence:
     """The districts and townships of a scope an analyst can pick for the review (code, name, level)."""
     inside, params = scope.sql()
     return session.execute(text(f"SELECT a.code, a.name, a.level FROM areas a WHERE a.level <= 2 "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 from geo.incidents.addresses import (
     HOMOPHONES,
@@ -90,7 +90,7 @@ class Gazetteer:
                     ids = self.names.setdefault(key, [])
                     if e.id not in ids:
                         ids.append(e.id)
-            if e.source.startswith("area:"):
+            if e.source.startswith("area:") and e.area_code is not None:
                 self.area_entry[e.area_code] = e.id
         for e in entries:
             if e.number is None:
@@ -187,7 +187,7 @@ class Gazetteer:
     def _resolve_tokens(self, run: "_Run", tokens: list[_Mention],
                         mentions: list[_Mention]) -> None:
         for t in tokens:
-            if t.kind == "detail":
+            if t.kind == "detail" or t.number is None:
                 continue
             wanted = TOKEN_PARENTS[t.kind]
             parents = [m for m in mentions
@@ -239,8 +239,8 @@ class Gazetteer:
         """
         run = _Run(self, alternatives)
         s = normalise(address, self.prefixes)
-        result = {"query": address, "normalised": s, "status": "not_found", "best": None,
-                  "candidates": []}
+        result: dict[str, Any] = {"query": address, "normalised": s, "status": "not_found",
+                                  "best": None, "candidates": []}
         if not s:
             return result
         mentions = self._exact(s)

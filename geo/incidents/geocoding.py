@@ -176,7 +176,7 @@ _lock = threading.Lock()
 
 def current_version(session: Session) -> int:
     """The newest gazetteer change id (one backward index scan)."""
-    return int(session.execute(text("SELECT COALESCE(max(id), 0) FROM gazetteer_changes")).scalar())
+    return int(session.execute(text("SELECT COALESCE(max(id), 0) FROM gazetteer_changes")).scalar_one())
 
 
 def gazetteer(session: Session) -> Gazetteer:

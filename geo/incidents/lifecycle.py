@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -57,7 +58,7 @@ def transition(session: Session, actor: audit.Actor, incident_id, to: str, audie
         raise InvalidInput("note", "an escalation needs a note saying why")
     attrs = dict(row.get("attrs") or {})
     holding = handling_level(row)
-    sets = {"status": to}
+    sets: dict[str, Any] = {"status": to}
     now = at or datetime.now(timezone.utc)
     event_level = None
     if to == "escalated":

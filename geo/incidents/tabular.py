@@ -18,7 +18,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -242,7 +242,7 @@ def import_file(session: Session, actor: audit.Actor, path: str | Path, *,
         report.rows += 1
         if report.rows > MAX_ROWS:
             raise InvalidInput("path", f"more than {MAX_ROWS:,} rows: split the file")
-        values = {f: _cell(row.get(c)) for f, c in columns.items() if f != "occurred_at"}
+        values: dict[str, Any] = {f: _cell(row.get(c)) for f, c in columns.items() if f != "occurred_at"}
         if category is not None:
             # The file's own categories are foreign (Chicago's Primary Type): they become the subtype.
             if values.get("category") and not values.get("subtype"):
