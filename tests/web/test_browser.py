@@ -17,7 +17,7 @@ def test_map_renders_offline_with_boundaries_and_panel(live_server, browser, bro
     page = open_page(browser, base, external, errors)
     try:
         login(page, base, *browser_user)
-        wait_for(page, "window.L && window.anwangMap", timeout=10000)
+        wait_for(page, "window.L && window.anwangTest?.map", timeout=10000)
         wait_for(page, "document.body.dataset.shownLevel === '2'", timeout=15000)
         assert page.locator("path.leaflet-interactive").count() >= 10   # townships
         page.select_option("#level-select", "4")
