@@ -13,7 +13,7 @@ PORT ?= 5000
 DEMO_UNITS ?= 20
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test-deps demo serve test bench db-up db-down translations clean
+.PHONY: setup system-deps test-deps demo serve test lint-js bench db-up db-down translations clean
 
 setup: system-deps $(VENV)/.installed node_modules/.installed translations
 
@@ -62,6 +62,10 @@ serve: setup
 
 test: setup test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The front end's rules (eslint.config.js): no markup from data, no eval; runs offline after npm ci.
+lint-js: node_modules/.installed
+	npx --no-install eslint web/static/js
 
 bench: setup
 	@for b in $(filter-out bench/databases.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
