@@ -31,7 +31,12 @@ async function readBody(response) {
   if (response.status === 204) { return null; }
   const type = response.headers.get("Content-Type") || "";
   if (type.includes("json")) {
-    try { return await response.json(); } catch { return null; }
+    try {
+      return await response.json();
+    } catch (error) {
+      if (isAbort(error)) { throw error; }   // replaced by a newer request while the body arrived
+      return null;                           // a body that is not JSON after all
+    }
   }
   return null;
 }
