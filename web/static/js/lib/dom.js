@@ -96,8 +96,3 @@ export function setText(node, value) {
 export function byId(id) {
   return document.getElementById(id);
 }
-
-/** A fragment of nodes, for handing several nodes where one is expected. */
-export function fragment(...children) {
-  return append(document.createDocumentFragment(), children);
-}

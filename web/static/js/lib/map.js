@@ -49,7 +49,7 @@ function chosenBasemap(cfg, layers) {
 }
 
 /** Bounds [[south, west], [north, east]] of an extent [minx, miny, maxx, maxy]. */
-export function extentBounds(extent) {
+function extentBounds(extent) {
   return L.latLngBounds([extent[1], extent[0]], [extent[3], extent[2]]);
 }
 

@@ -18,11 +18,6 @@ export function label(kind, key) {
   return Object.prototype.hasOwnProperty.call(names, key) ? names[key] : String(key);
 }
 
-/** Every key of one kind with its label, in the vocabulary's order. */
-export function labels(kind) {
-  return Object.entries(load().names[kind] || {});
-}
-
 /** The name of a level number (1 district … 5 micro-grid) in the reader's language. */
 export function levelLabel(level) {
   return label("level", load().levels[level]);
