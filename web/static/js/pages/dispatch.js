@@ -639,7 +639,8 @@ setInterval(() => setText(byId("clock"), new Date(now()).toLocaleTimeString()), 
 
 const findUnit = (callsign) => Object.values(units).find((u) => u.p.callsign === callsign);
 expose("dispatch", {
-  map, units, startReplay, selectIncident,
+  map, units, incidents, startReplay, selectIncident,
+  layers: { gaps: gapLayer, coverage: coverageLayer },
   unitLatLng(callsign) {
     const u = findUnit(callsign);
     return u && u.marker ? [u.marker.getLatLng().lat, u.marker.getLatLng().lng] : null;
