@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlsplit
 
@@ -88,12 +88,11 @@ class Planted:
     users: dict                      # role -> username
     tokens: dict                     # role -> bearer token
     path: str = ""
-    extra: list = field(default_factory=list)
 
 
 def _split_target(conn) -> dict:
-    """A demo grid that a west–east line through its inner point cuts into exactly two, with a
-    neighbour in its village that is not the grid itself."""
+    """A demo grid that a west–east line through its inner point cuts into exactly two, in a village
+    of at least four grids (another grid and its neighbour stay whole)."""
     rows = conn.execute(text("""
         SELECT g.code, g.version, v.code AS village, t.code AS township, ST_XMin(g.geom) AS x0,
                ST_XMax(g.geom) AS x1, ST_Y(ST_PointOnSurface(g.geom)) AS y
@@ -114,11 +113,13 @@ def _split_target(conn) -> dict:
 
 
 def _bbox(conn, code: str) -> list:
+    """An area's [minx, miny, maxx, maxy]."""
     return list(conn.execute(text("SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom) "
                                   "FROM areas WHERE code = :c"), {"c": code}).one())
 
 
 def _api(base: str, token: str, method: str, path: str, **kwargs):
+    """Call the API as a script does (bearer token); the decoded answer of a 200 or 201."""
     r = requests.request(method, f"{base}{path}", headers={"Authorization": f"Bearer {token}"},
                          timeout=60, **kwargs)
     assert r.status_code in (200, 201), (path, r.status_code, r.text)
@@ -126,11 +127,13 @@ def _api(base: str, token: str, method: str, path: str, **kwargs):
 
 
 def _box(x: float, y: float, size: float = 0.02) -> dict:
+    """A square polygon with its south-west corner at (x, y)."""
     ring = [[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]
     return {"type": "Polygon", "coordinates": [ring]}
 
 
 def _plant(engine, base: str, split: dict, names: dict, made: dict) -> Planted:
+    """Write every payload where a page will read it; `names` and `made` record what to undo."""
     actor = audit.Actor("test")
     with engine.connect() as conn:
         grid, lon, lat = conn.execute(text("""
@@ -276,6 +279,7 @@ def visit(browser, planted: Planted, csp: bool, artifacts, name: str):
 
 
 def assert_clean(v: Visit) -> None:
+    """Nothing ran, nothing became an element, nothing was refused or failed unasked."""
     for frame in v.page.frames:
         where = frame.url
         assert frame.evaluate("window.__xss") is None, f"a payload ran in {where}"
@@ -320,6 +324,7 @@ def fire_click(page, code: str, hook: str = "map") -> None:
 
 
 def sign_in(v: Visit, planted: Planted, role: str) -> None:
+    """Log in through the login page as the planted user of `role`."""
     login(v.page, planted.base, planted.users[role], PASSWORD)
 
 
