@@ -58,9 +58,6 @@ function loadLevel(level) {
       style: styleFor,
       onEachFeature(feature, lyr) {
         lyr.on("click", (e) => { L.DomEvent.stopPropagation(e); select(feature, lyr); });
-        // An area's name is a text node: Leaflet would read a string as markup.
-        lyr.bindTooltip(() => text(feature.properties.name),
-                        { permanent: true, direction: "center", className: `area-label level-${level}` });
       },
     });
     return layers[level];
@@ -81,15 +78,22 @@ function wantedLevel() {
   return zoom < 12 ? 2 : zoom < 14 ? 3 : 4;
 }
 
+// An area's label is made when the area first comes into view (most grids of a district never
+// do), and its name is a text node: Leaflet would read a string as markup.
+function bindLabel(lyr) {
+  const { name, level } = lyr.feature.properties;
+  lyr.bindTooltip(() => text(name), { permanent: true, direction: "center", className: `area-label level-${level}` });
+}
+
 function updateLabels() {
   if (!shownLevel || !layers[shownLevel]) { return; }
   const show = map.getZoom() >= LABEL_MIN_ZOOM[shownLevel];
   const bounds = map.getBounds();
   layers[shownLevel].eachLayer((lyr) => {
-    if (!lyr.getTooltip()) { return; }
     const visible = show && bounds.intersects(lyr.getBounds());
+    if (visible && !lyr.getTooltip()) { bindLabel(lyr); }
     if (visible && !lyr.isTooltipOpen()) { lyr.openTooltip(); }
-    if (!visible && lyr.isTooltipOpen()) { lyr.closeTooltip(); }
+    if (!visible && lyr.getTooltip() && lyr.isTooltipOpen()) { lyr.closeTooltip(); }
   });
 }
 
@@ -163,7 +167,7 @@ async function select(feature, lyr) {
 
 // The district outline stays on top at every zoom; it takes no clicks and has no label.
 loadLevel(1).then((outline) => {
-  outline.eachLayer((lyr) => { lyr.unbindTooltip(); lyr.off("click"); });
+  outline.eachLayer((lyr) => lyr.off("click"));
   outline.addTo(map);
   outline.bringToFront();
   showLevel();
