@@ -13,7 +13,7 @@ PORT ?= 5000
 DEMO_UNITS ?= 20
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test-deps demo serve test test-fast lint lint-py bench db-up db-down translations clean
+.PHONY: setup system-deps test-deps demo serve test test-fast lint lint-py lint-js bench db-up db-down translations clean
 
 setup: system-deps $(VENV)/.installed node_modules/.installed translations
 
@@ -68,11 +68,15 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
 
 # The quality gates: ruff and mypy on the Python, eslint on the page scripts.
-lint: lint-py
+lint: lint-py lint-js
 
 lint-py: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy geo layers
+
+# The front end's rules (eslint.config.js): no markup from data, no eval; runs offline after npm ci.
+lint-js: node_modules/.installed
+	npx --no-install eslint web/static/js
 
 bench: setup
 	@for b in $(filter-out bench/databases.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
