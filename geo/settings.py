@@ -30,6 +30,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("ANWANG_VAR", "./var", "where the embedded cluster, its socket and the session key live"),
     Setting("ANWANG_DB_PORT", "", "also let the embedded cluster listen on 127.0.0.1:PORT"),
     Setting("ANWANG_DB_NAME", "anwang", "database inside the embedded cluster"),
+    Setting("ANWANG_BACKUPS", "", "where `anwang backup` keeps base backups, archived WAL and dumps "
+            "(default: var/backups)"),
     Setting("ANWANG_REALDATA", "tests/data/realdata", "another copy of the third-party test sets"),
     Setting("ANWANG_SECRET_KEY", "", "session signing key (random, kept in var/secret_key, when unset)"),
     Setting("ANWANG_SECURE_COOKIES", "0", "1 behind HTTPS", "SESSION_COOKIE_SECURE"),
@@ -87,9 +89,19 @@ def realdata_dir() -> Path:
     return (PROJECT_ROOT / value("ANWANG_REALDATA")).resolve()
 
 
+def backups_dir() -> Path:
+    """Folder of base backups, archived WAL and dumps (`ANWANG_BACKUPS`, default var/backups)."""
+    raw = value("ANWANG_BACKUPS")
+    return Path(raw).resolve() if raw else var_dir() / "backups"
+
+
 def database_url() -> str | None:
     """The external server's URL (`DATABASE_URL`), or None for the embedded cluster."""
-    url = value("DATABASE_URL")
+    return sqlalchemy_url(value("DATABASE_URL"))
+
+
+def sqlalchemy_url(url: str) -> str | None:
+    """A libpq URL in the form SQLAlchemy's psycopg driver takes (None for an empty one)."""
     if not url:
         return None
     if url.startswith("postgres://"):
