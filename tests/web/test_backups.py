@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from geo import backups, restore, settings
 from geo.cluster import Cluster
 from geo.errors import InvalidInput, SetupError
+from tests.scratch import cluster_folder
 from web.cli import main
 
 pytestmark = pytest.mark.skipif(bool(settings.database_url()), reason="DATABASE_URL is set")
@@ -23,12 +24,15 @@ DB = "pitr"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(tmp_path_factory.mktemp("backups") / "var")
-    c.start()
-    c.ensure_database(DB)
-    yield c
-    c.stop()
+def cluster():
+    with cluster_folder("backups") as folder:
+        c = Cluster(folder / "var")
+        try:
+            c.start()
+            c.ensure_database(DB)
+            yield c
+        finally:
+            c.stop()
 
 
 @pytest.fixture()
