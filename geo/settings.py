@@ -32,6 +32,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("ANWANG_DB_NAME", "anwang", "database inside the embedded cluster"),
     Setting("ANWANG_BACKUPS", "", "where `anwang backup` keeps base backups, archived WAL and dumps "
             "(default: var/backups)"),
+    Setting("ANWANG_READ_URL", "", "a streaming replica for reads that tolerate a second of lag "
+            "(analytics, exports, public statistics); unset: every read on the primary", "READ_DATABASE_URL"),
+    Setting("ANWANG_READ_MAX_LAG", "1", "seconds a routed read may lag behind the primary before it "
+            "goes to the primary", "READ_MAX_LAG"),
     Setting("ANWANG_REALDATA", "tests/data/realdata", "another copy of the third-party test sets"),
     Setting("ANWANG_SECRET_KEY", "", "session signing key (random, kept in var/secret_key, when unset)"),
     Setting("ANWANG_SECURE_COOKIES", "0", "1 behind HTTPS", "SESSION_COOKIE_SECURE"),
@@ -98,6 +102,11 @@ def backups_dir() -> Path:
 def database_url() -> str | None:
     """The external server's URL (`DATABASE_URL`), or None for the embedded cluster."""
     return sqlalchemy_url(value("DATABASE_URL"))
+
+
+def read_url() -> str | None:
+    """The replica's URL for reads (`ANWANG_READ_URL`), or None: every read on the primary."""
+    return sqlalchemy_url(value("ANWANG_READ_URL"))
 
 
 def sqlalchemy_url(url: str) -> str | None:

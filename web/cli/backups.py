@@ -130,7 +130,7 @@ def backup_list():
 def restore_cmd(to, backup_id, into, yes):
     """Restore: the embedded cluster to a moment in time, in its place (the data it replaces is
     kept aside), or a dump into a new database."""
-    from geo import restore
+    from geo import replica, restore
 
     moment = parse_moment(to)
     url = settings.database_url()
@@ -150,7 +150,13 @@ def restore_cmd(to, backup_id, into, yes):
     if not yes:
         click.confirm(f"Replace the embedded cluster's data with its state at {when}? "
                       f"(the current data is kept aside in {cluster.data_dir.parent})", abort=True)
+    standby = replica.replica_of(cluster)
+    if standby.stop():
+        click.echo("stopped the read replica")
     done = restore.restore_cluster(cluster, to=moment, backup_id=backup_id, progress=click.echo)
+    if replica.remove(standby, cluster):
+        click.echo(f"removed the read replica in {standby.root}: it followed the history this restore replaced "
+                   "(`anwang db replica` makes a new one)")
     reached = f"to {_local(done.target)}" if done.target else "to the end of the archived WAL"
     click.echo(f"\nrestored the embedded cluster {reached} in {done.seconds:.1f} s")
     _line("from backup", f"{done.backup.id} (finished {_local(done.backup.finished)})")
