@@ -239,7 +239,8 @@ def server_version(conninfo: str) -> int:
 
     try:
         with psycopg.connect(conninfo) as conn:
-            return int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
+            (number,) = conn.execute("SHOW server_version_num").fetchall()[0]
+            return int(number) // 10000
     except psycopg.OperationalError as exc:
         raise SetupError(f"cannot reach the database server: {str(exc).strip().splitlines()[-1]}") from None
 
@@ -276,9 +277,9 @@ def dump(url: str, folder: Path, progress: Progress = quiet) -> Backup:
     os.replace(part, target)
     from sqlalchemy.engine import make_url
 
-    finished = datetime.now(UTC)
+    finished, size = datetime.now(UTC), target.stat().st_size
     meta = {"id": ident, "kind": "dump", "database": make_url(url).database, "server_version": server,
-            "started": started.isoformat(), "finished": finished.isoformat(), "size": target.stat().st_size,
+            "started": started.isoformat(), "finished": finished.isoformat(), "size": size,
             "seconds": round(time.monotonic() - clock, 1)}
     _write_meta(target.with_suffix(".json"), meta)
-    return Backup(ident, "dump", target, started, finished, meta["size"], meta)
+    return Backup(ident, "dump", target, started, finished, size, meta)

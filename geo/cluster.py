@@ -55,6 +55,17 @@ def _postgis_available(bindir: Path) -> bool:
     return bool(glob.glob(f"{sharedir}/extension/postgis.control"))
 
 
+def _reachable(folder: Path) -> None:
+    """Let other users pass through `folder` and its parents (search only, never list): the
+    server's user must reach var/ and the backups folder from the root."""
+    p = folder
+    while p != p.parent:
+        mode = p.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(p, mode | 0o001)
+        p = p.parent
+
+
 def _quote(value: str) -> str:
     """A value as postgresql.conf spells a string (single quotes doubled)."""
     return "'" + value.replace("'", "''") + "'"
@@ -128,6 +139,7 @@ class Cluster:
             if owner:
                 entry = pwd.getpwnam(owner)
                 os.chown(path, entry.pw_uid, entry.pw_gid)
+                _reachable(path.parent)
 
     def _run(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
         name = Path(args[0]).name
@@ -149,13 +161,7 @@ class Cluster:
             entry = pwd.getpwnam(owner)
             for d in (self.root / "pg", self.socket_dir):
                 os.chown(d, entry.pw_uid, entry.pw_gid)
-            # The owner must be able to reach var/ through its parents.
-            p = self.root
-            while p != p.parent:
-                mode = p.stat().st_mode
-                if not mode & 0o001:
-                    os.chmod(p, mode | 0o001)
-                p = p.parent
+            _reachable(self.root)
         os.chmod(self.socket_dir, 0o700)
 
     # -- lifecycle ------------------------------------------------------------------------------

@@ -122,6 +122,7 @@ def _recover(cluster: Cluster, backup: Backup, target: datetime | None, progress
     """Put the base backup in the data folder and replay the archive to `target`; the log."""
     if cluster.data_dir.exists():
         shutil.rmtree(cluster.data_dir)
+    cluster.prepare_dirs()                     # also when the data folder was lost with its parent
     cluster.run(["cp", "-a", str(backup.path / "data"), str(cluster.data_dir)])
     (cluster.data_dir / "standby.signal").unlink(missing_ok=True)
     cluster.configure({
