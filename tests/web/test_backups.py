@@ -131,6 +131,15 @@ def test_keep_deletes_older_backups_and_the_wal_only_they_needed(cluster, run):
     assert segments and min(segments) >= oldest
 
 
+def test_a_lost_data_folder_comes_back_from_the_backups(cluster, run):
+    before = rows(cluster)
+    cluster.stop()
+    shutil.rmtree(cluster.root / "pg")
+    done = run("restore", "--yes")
+    assert done.exit_code == 0, done.output
+    assert rows(cluster) == before
+
+
 def test_a_dump_of_a_database_url_server_restores_into_a_new_database(engine, tmp_path, monkeypatch):
     server = Cluster.default()
     source, copy = "anwang_test_dumped", "anwang_test_dumped_copy"

@@ -163,6 +163,21 @@ def test_an_unreachable_replica_is_passed_over(pair):
     broken.extensions["anwang"]["engine"].dispose()
 
 
+def test_db_replica_reports_the_replica_and_its_url(pair, monkeypatch):
+    from click.testing import CliRunner
+
+    from web.cli import main
+
+    primary, standby = pair
+    monkeypatch.setenv("ANWANG_VAR", str(primary.root))
+    monkeypatch.setenv("ANWANG_DB_NAME", DB)
+    monkeypatch.delenv("ANWANG_DB_PORT", raising=False)
+    result = CliRunner().invoke(main, ["db", "replica"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "already running" in result.output and "replication: streaming" in result.output
+    assert f"ANWANG_READ_URL='{standby.libpq_url(DB)}'" in result.output
+
+
 def test_the_horizon_keeps_a_lagging_replica_within_the_lag():
     """The position a replica must have replayed is the primary's of between max_lag/2 and max_lag
     ago when known, else a younger one: never older than max_lag."""
