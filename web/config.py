@@ -27,6 +27,8 @@ CASTS = {
     "MAX_SPEED_MS": float,
     "POOR_ACCURACY_M": float,
     "OSMAND_PORT": lambda v: int(v) if v else None,
+    "READ_DATABASE_URL": settings.sqlalchemy_url,
+    "READ_MAX_LAG": float,
 }
 
 

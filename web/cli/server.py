@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -40,6 +41,7 @@ def serve(host, port, threads, workers, osmand_port, simulate):
 
     app = create_app({"OSMAND_PORT": osmand_port} if osmand_port else None)
     osmand_port = app.config["OSMAND_PORT"]
+    control = control_socket(port)
 
     class Server(BaseApplication):
         def load_config(self):
@@ -49,6 +51,8 @@ def serve(host, port, threads, workers, osmand_port, simulate):
             self.cfg.set("threads", threads)
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-" if access_log else None)
+            if "control_socket" in self.cfg.settings:
+                self.cfg.set("control_socket", str(control))
 
         def load(self):
             return app
@@ -56,6 +60,7 @@ def serve(host, port, threads, workers, osmand_port, simulate):
     click.echo(f"serving on http://{host}:{port}  (Ctrl-C to stop)")
     if osmand_port:
         click.echo(f"OsmAnd / Traccar Client server URL: http://{host}:{osmand_port}")
+    click.echo(f"control socket: {control}  (gunicornc -s {control})")
     simulator = _start_simulator(host, port, simulate) if simulate else None
     parent = os.getpid()
     try:
@@ -68,6 +73,14 @@ def serve(host, port, threads, workers, osmand_port, simulate):
                 simulator.wait(10)
             except subprocess.TimeoutExpired:
                 simulator.kill()
+
+
+def control_socket(port: int) -> Path:
+    """This server's gunicorn control socket: one per port under var/, so that two servers on one
+    machine never share (and take over) the default one in the user's home."""
+    folder = settings.var_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"gunicorn-{port}.sock"
 
 
 def _start_simulator(host: str, port: int, count: int) -> subprocess.Popen:
