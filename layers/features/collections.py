@@ -133,11 +133,14 @@ def _risk(session: Session, audience: Audience, params: dict, options: dict) -> 
            AND NOT EXISTS (SELECT 1 FROM risk_levels x WHERE x.area_id = g.id AND x.period_start <= :risk_day)
         """), params).scalars().all()
     fresh = {}
+    policy = risk_policy.load_policy()
     if missing:
-        policy = risk_policy.load_policy()
         fresh = risk_policy.assess(session, policy, now, list(missing))
         fresh = {gid: (a.level(policy), round(a.score, 2), "；".join(r["zh"] for r in a.reasons(policy)))
                  for gid, a in fresh.items()}
+    # A computed level stands for the current period, so `datetime` finds it there.
+    period = risk_policy.period_of(now, policy)
+    params.update(risk_period_start=period[0], risk_period_end=period[1])
     params.update(risk_ids=list(fresh), risk_levels=[v[0] for v in fresh.values()],
                   risk_scores=[v[1] for v in fresh.values()], risk_reasons=[v[2] for v in fresh.values()])
     return f"""
@@ -145,11 +148,15 @@ def _risk(session: Session, audience: Audience, params: dict, options: dict) -> 
                s.level, CAST(:risk_zh AS jsonb) ->> s.level AS level_zh,
                COALESCE(r.level, f.level) AS computed_level, COALESCE(r.score, f.score) AS score,
                s.override_level, s.override_reason, u.username AS override_by, s.override_until,
-               r.period_start, r.period_end, r.level IS NOT NULL AS stored,
+               COALESCE(r.period_start, CAST(:risk_period_start AS date)) AS period_start,
+               COALESCE(r.period_end, CAST(:risk_period_end AS date)) AS period_end,
+               r.level IS NOT NULL AS stored,
                COALESCE((SELECT string_agg(x ->> 'zh', '；') FROM jsonb_array_elements(r.reasons) x),
                         f.reasons) AS reasons,
-               (r.period_start::timestamp AT TIME ZONE :risk_tz) AS t_start,
-               ((r.period_end + 1)::timestamp AT TIME ZONE :risk_tz) AS t_end
+               (COALESCE(r.period_start, CAST(:risk_period_start AS date))::timestamp
+                   AT TIME ZONE :risk_tz) AS t_start,
+               ((COALESCE(r.period_end, CAST(:risk_period_end AS date)) + 1)::timestamp
+                   AT TIME ZONE :risk_tz) - interval '1 microsecond' AS t_end
           FROM areas g
           LEFT JOIN areas v ON v.id = g.parent_id
           LEFT JOIN LATERAL (SELECT * FROM risk_levels x WHERE x.area_id = g.id
