@@ -200,3 +200,28 @@ def test_the_api_document_describes_every_collection(client, tiny):
     assert (limit["default"], limit["maximum"]) == (100, 1000)
     for cid in ("districts", "townships", "villages", "grids", "risk", "coverage", "incidents", "entities"):
         assert f"/collections/{cid}/items/{{featureId}}" in doc["paths"]
+
+
+def test_the_api_document_is_well_formed_openapi_3_0(client, tiny):
+    doc = client.get("/ogc/api").get_json()
+    assert doc["openapi"] == "3.0.3" and doc["info"]["title"] and doc["info"]["version"]
+
+    def resolve(node):
+        if isinstance(node, dict) and "$ref" in node:
+            target = doc
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            return target
+        return node
+
+    for path, item in doc["paths"].items():
+        declared = set(re.findall(r"\{(\w+)\}", path))
+        for method, op in item.items():
+            assert method == "get" and op["responses"] and op["operationId"], path
+            params = [resolve(p) for p in op.get("parameters", [])]
+            for p in params:
+                assert {"name", "in", "schema"} <= set(p) and p["in"] in ("query", "path"), (path, p)
+            assert {p["name"] for p in params if p["in"] == "path"} == declared, path
+            for response in op["responses"].values():
+                assert "description" in resolve(response), path
+    assert len({op["operationId"] for item in doc["paths"].values() for op in item.values()}) == len(doc["paths"])
