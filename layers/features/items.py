@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 from geo.errors import NotFound
 from geo.policy import CODE, Audience
 
-from . import cql
 from . import crs as crs_mod
 from .collections import Collection
 from .query import Query
@@ -42,6 +41,10 @@ def _conditions(collection: Collection, q: Query, params: dict) -> str:
         where.append(f's."{prop.name}" = CAST(:eq{n} AS {prop.sql_type})')
         params[f"eq{n}"] = value
     if q.filter:
+        # Imported on first use: building the CQL2 grammar takes a second, which every command
+        # line call and worker start would otherwise pay.
+        from . import cql
+
         where.append(cql.to_sql(q.filter, collection, params, q.filter_crs))
     return " AND ".join(where)
 
