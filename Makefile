@@ -27,9 +27,11 @@ system-deps:
 	@command -v npm >/dev/null || { echo "installing Node.js and npm …"; $(APT) update -qq && $(APT) install -y -qq nodejs npm >/dev/null; }
 	@$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || { echo "installing python3-venv …"; $(APT) update -qq && $(APT) install -y -qq python3-venv >/dev/null; }
 
-# What only the tests need: the system Chromium and CJK fonts for screenshots.
+# What only the tests need: the system Chromium and CJK fonts for screenshots, and GDAL's command
+# line tools (ogrinfo, ogr2ogr), the real GIS client the OGC API – Features tests drive.
 test-deps:
 	@command -v chromium >/dev/null || { echo "installing Chromium …"; $(APT) update -qq && $(APT) install -y -qq chromium fonts-noto-cjk >/dev/null; }
+	@command -v ogrinfo >/dev/null || { echo "installing GDAL …"; $(APT) update -qq && $(APT) install -y -qq gdal-bin >/dev/null; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
