@@ -259,3 +259,12 @@ def test_the_dispatch_data_shows_a_unit_heard_from_without_a_fix(client, login, 
     props = unit["properties"]
     assert props["heard_kind"] == "cells" and props["last_seen"] == props["heard_at"]
     assert props["stale"] is False and props["age_s"] < 30
+
+
+def test_a_fix_the_device_calls_invalid_is_kept_as_no_fix(entry):
+    r = entry.send("/?id=123456&timestamp=1377177267&lat=60.0&lon=30.0&valid=false&accuracy=0")
+    assert r.status_code == 200
+    (row,) = entry.rows(STORED)
+    assert (row["flags"], row["accuracy"]) == (4, None)      # Android's accuracy 0 means "unknown"
+    assert entry.rows("SELECT count(*) AS n FROM unit_last_positions l JOIN units u ON u.id = l.unit_id "
+                      "WHERE u.callsign LIKE 'TC-%'") == [{"n": 0}]
