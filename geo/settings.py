@@ -51,6 +51,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "for tracks", "POOR_ACCURACY_M"),
     Setting("ANWANG_OSMAND_PORT", "", "also answer the OsmAnd protocol on this port", "OSMAND_PORT"),
     Setting("ANWANG_OSMAND_REQUIRE_TOKEN", "0", "1: OsmAnd pings need the device token as well"),
+    Setting("ANWANG_DEVICE_TIMEZONE", "Asia/Shanghai", "time zone of OsmAnd times sent without one "
+            "(Traccar reads them as the server's local time)", "DEVICE_TIMEZONE"),
+    Setting("ANWANG_GT06_PORT", "", "also listen for GT06 trackers (binary, TCP) on this port"),
+    Setting("ANWANG_H02_PORT", "", "also listen for H02 trackers (text, TCP) on this port"),
     Setting("ANWANG_THREADS", "128", "gunicorn threads per worker (anwang serve)"),
     Setting("ANWANG_WORKERS", "1", "gunicorn worker processes (anwang serve)"),
     Setting("ANWANG_ACCESS_LOG", "1", "0 turns the access log of anwang serve off"),
