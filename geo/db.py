@@ -21,16 +21,53 @@ def engine_url(dbname: str | None = None) -> str:
     return settings.database_url() or Cluster.default().url(dbname)
 
 
-def make_engine(url: str | None = None, **kw) -> Engine:
-    """An engine with a modest pool; connections are checked before use (servers restart)."""
-    kw.setdefault("pool_pre_ping", True)
+# Every connection has a role, and each role its own bounds (settings ANWANG_<ROLE>_STATEMENT_TIMEOUT
+# and ANWANG_<ROLE>_LOCK_TIMEOUT): a web request must answer within seconds, a background import
+# may work for minutes, the position writer must never queue its devices' pings behind a lock (a
+# migration, a vacuum), and a command run by hand is bounded by the one who runs it.
+ROLES = ("request", "import", "cli", "writer")
+
+
+def timeouts(role: str) -> tuple[int, int]:
+    """The role's (statement_timeout, lock_timeout) in milliseconds; 0 means no limit."""
+    if role not in ROLES:
+        raise ValueError(f"unknown connection role {role!r}: expected one of {', '.join(ROLES)}")
+    name = role.upper()
+    return (round(settings.number(f"ANWANG_{name}_STATEMENT_TIMEOUT") * 1000),
+            round(settings.number(f"ANWANG_{name}_LOCK_TIMEOUT") * 1000))
+
+
+def connect_options(role: str, extra: str = "") -> str:
+    """The libpq `options` of a connection of `role`: its timeouts, JIT off, then `extra`."""
+    statement, lock = timeouts(role)
     # PostGIS declares its functions expensive, so geometry queries over set-returning functions
     # (ST_Dump of ST_Split …) or large polygons get plan costs in the millions and a JIT compile of
     # ~250 ms for work of ~1 ms. Every connection the app makes turns JIT off.
-    kw.setdefault("connect_args", {}).setdefault("options", "-c jit=off")
+    return " ".join(filter(None, (f"-c jit=off -c statement_timeout={statement} -c lock_timeout={lock}",
+                                  extra)))
+
+
+def make_engine(url: str | None = None, *, role: str = "cli", options: str = "", **kw) -> Engine:
+    """An engine whose connections have `role`'s timeouts (and `options`), with a modest pool;
+    connections are checked before use (servers restart)."""
+    kw.setdefault("pool_pre_ping", True)
+    kw.setdefault("connect_args", {})["options"] = connect_options(role, options)
     kw.setdefault("pool_size", 5)
     kw.setdefault("max_overflow", 10)
     return create_engine(url or engine_url(), **kw)
+
+
+def cancelled(exc: BaseException) -> str | None:
+    """Which bound cancelled the statement behind `exc` — "statement_timeout" or "lock_timeout" —
+    or None when it failed for another reason."""
+    import psycopg.errors
+
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, psycopg.errors.LockNotAvailable):
+        return "lock_timeout"
+    if isinstance(orig, psycopg.errors.QueryCanceled) and "statement timeout" in str(orig):
+        return "statement_timeout"
+    return None
 
 
 def ensure_server() -> str:

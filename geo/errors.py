@@ -41,6 +41,30 @@ class Forbidden(AnwangError):
     code = "forbidden"
 
 
+class LimitExceeded(AnwangError):
+    """The request asks for more work than a limit allows; `details` names the limit (the setting),
+    its maximum and what came."""
+
+    code = "limit_exceeded"
+
+    def __init__(self, field: str | None, message: str, *, limit: str, maximum: int, got: int):
+        super().__init__(message, field=field, details={"limit": limit, "max": maximum, "got": got})
+
+
+class TooLarge(LimitExceeded):
+    """The request as a whole is too large (too many features, too many bytes)."""
+
+
+class TooComplex(LimitExceeded):
+    """One geometry of the request has more vertices than allowed."""
+
+
+class ImportRefused(AnwangError):
+    """A file whose import report names errors; `details` holds the report."""
+
+    code = "import_refused"
+
+
 class SetupError(AnwangError):
     """The environment is missing something (a package, a running server); the message says what."""
 

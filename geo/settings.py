@@ -36,6 +36,25 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "(analytics, exports, public statistics); unset: every read on the primary", "READ_DATABASE_URL"),
     Setting("ANWANG_READ_MAX_LAG", "1", "seconds a routed read may lag behind the primary before it "
             "goes to the primary", "READ_MAX_LAG"),
+    Setting("ANWANG_REQUEST_STATEMENT_TIMEOUT", "30", "seconds a statement of a web request may run "
+            "before PostgreSQL cancels it (0: no limit)"),
+    Setting("ANWANG_REQUEST_LOCK_TIMEOUT", "5", "seconds a web request waits for a lock"),
+    Setting("ANWANG_IMPORT_STATEMENT_TIMEOUT", "900", "seconds a statement of a background import may run"),
+    Setting("ANWANG_IMPORT_LOCK_TIMEOUT", "30", "seconds a background import waits for a lock"),
+    Setting("ANWANG_CLI_STATEMENT_TIMEOUT", "0", "seconds a statement of a command may run (0: no limit; "
+            "Ctrl-C stops it)"),
+    Setting("ANWANG_CLI_LOCK_TIMEOUT", "60", "seconds a command (a migration, say) waits for a lock"),
+    Setting("ANWANG_WRITER_STATEMENT_TIMEOUT", "10", "seconds a group commit of positions may run"),
+    Setting("ANWANG_WRITER_LOCK_TIMEOUT", "2", "seconds the position writer waits for a lock (its "
+            "devices retry; pings queued behind it must not wait on a migration)"),
+    Setting("ANWANG_MAX_VERTICES", "100000", "vertices one geometry may have (an imported boundary, a "
+            "drawn change); more is refused with 422", "MAX_VERTICES"),
+    Setting("ANWANG_MAX_IMPORT_FEATURES", "20000", "features one boundary file may hold; more is refused "
+            "with 413", "MAX_IMPORT_FEATURES"),
+    Setting("ANWANG_MAX_CHANGE_BYTES", "5000000", "bytes a change-set request (a preview, a save) may "
+            "have; more is refused with 413", "MAX_CHANGE_BYTES"),
+    Setting("ANWANG_IMPORT_INLINE_FEATURES", "500", "boundary files with more features are imported as "
+            "a background job (202 and /api/jobs/ID)", "IMPORT_INLINE_FEATURES"),
     Setting("ANWANG_REALDATA", "tests/data/realdata", "another copy of the third-party test sets"),
     Setting("ANWANG_SECRET_KEY", "", "session signing key (random, kept in var/secret_key, when unset)"),
     Setting("ANWANG_SECURE_COOKIES", "0", "1 behind HTTPS", "SESSION_COOKIE_SECURE"),

@@ -13,6 +13,7 @@ def create_app(config: dict | None = None) -> Flask:
         errors,
         i18n,
         incidents,
+        jobs,
         live,
         ogc,
         pages,
@@ -36,6 +37,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(vendor.bp)
     app.register_blueprint(incidents.bp)    # intake, lifecycle, geocoding, /report
     app.register_blueprint(planner.bp)      # boundary edits, history, import/export, /planner
+    app.register_blueprint(jobs.bp)         # /api/jobs/{id}: background imports
     patrol.init_app(app)                    # units, position ingest, /osmand, /dispatch
     app.register_blueprint(live.bp)         # /api/live (Server-Sent Events)
     app.register_blueprint(review.bp)       # risk, scorecards, heat, hot spots, /review, /public

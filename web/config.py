@@ -31,6 +31,10 @@ CASTS = {
     "READ_DATABASE_URL": settings.sqlalchemy_url,
     "READ_MAX_LAG": float,
     "DEVICE_TIMEZONE": lambda v: _zone_name(v),
+    "MAX_VERTICES": int,
+    "MAX_IMPORT_FEATURES": int,
+    "MAX_CHANGE_BYTES": int,
+    "IMPORT_INLINE_FEATURES": int,
 }
 
 

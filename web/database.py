@@ -21,9 +21,18 @@ def engine():
     ext = current_app.extensions["anwang"]
     if ext.get("engine") is None:
         url = current_app.config.get("DATABASE_URL") or db.engine_url()
-        ext["engine"] = db.make_engine(url)
+        ext["engine"] = db.make_engine(url, role="request")
         ext["sessionmaker"] = sessionmaker(bind=ext["engine"], expire_on_commit=False)
     return ext["engine"]
+
+
+def import_engine():
+    """The app's engine for background imports: the import role's bounds (geo.db.timeouts)."""
+    ext = current_app.extensions["anwang"]
+    if ext.get("import_engine") is None:
+        url = current_app.config.get("DATABASE_URL") or db.engine_url()
+        ext["import_engine"] = db.make_engine(url, role="import", pool_size=1, max_overflow=2)
+    return ext["import_engine"]
 
 
 def session() -> Session:
@@ -41,10 +50,9 @@ def router() -> ReadRouter | None:
     ext = current_app.extensions["anwang"]
     if "router" not in ext:
         url = current_app.config.get("READ_DATABASE_URL")
-        replica = db.make_engine(url, connect_args={
-            "application_name": "anwang-read",
-            # Nothing may write through the read engine, even when it points at a primary.
-            "options": "-c jit=off -c default_transaction_read_only=on"}) if url else None
+        # Nothing may write through the read engine, even when it points at a primary.
+        replica = db.make_engine(url, role="request", options="-c default_transaction_read_only=on",
+                                 connect_args={"application_name": "anwang-read"}) if url else None
         ext["router"] = ReadRouter(engine(), replica, float(current_app.config.get("READ_MAX_LAG", 1))) \
             if replica is not None else None
     return ext["router"]
@@ -85,7 +93,7 @@ def _last_write() -> int:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["anwang"] = {"engine": None, "writes": {}}
+    app.extensions["anwang"] = {"engine": None, "writes": {}, "jobs": {}}
 
     @app.after_request
     def remember_write(response):

@@ -4,18 +4,33 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
+
+from geo import db
 
 from geo.errors import (
     AnwangError,
     Conflict,
     Forbidden,
+    ImportRefused,
     InvalidInput,
     NotFound,
     SetupError,
+    TooComplex,
+    TooLarge,
 )
 
-STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, Forbidden: 403, SetupError: 503}
+STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, Forbidden: 403, SetupError: 503,
+          TooLarge: 413, TooComplex: 422, ImportRefused: 422}
+# A statement cancelled by its connection's bound (geo.db.timeouts): what the reader is told.
+CANCELLED = {
+    "statement_timeout": "the query took longer than this server allows a request "
+                         "(ANWANG_REQUEST_STATEMENT_TIMEOUT) and was cancelled; narrow it (a smaller "
+                         "area, a shorter period) or try again later",
+    "lock_timeout": "the data is being changed by someone else right now (ANWANG_REQUEST_LOCK_TIMEOUT "
+                    "passed); try again in a moment",
+}
 log = logging.getLogger(__name__)
 
 
@@ -60,6 +75,15 @@ def register(app: Flask) -> None:
     def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: DBAPIError):
+        bound = db.cancelled(exc)
+        if bound is None:
+            return unexpected(exc)
+        log.warning("%s on %s %s", bound, request.method, request.path)
+        body, status = error_response(503, bound, CANCELLED[bound])
+        return body, status, {"Retry-After": "5"}
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -124,6 +124,8 @@ class OsmandPort:
         try:
             outcome = self._writer().store(groupcommit.Ping(report.device, report.fixes, token_hash,
                                                             report.heard))
+        except InvalidInput as exc:   # refused by the writer before its group: this ping only
+            return self._error(start_response, "400 BAD REQUEST", exc.code, exc.message, exc.field)
         except Exception:  # noqa: BLE001 — answer 500 (the app retries) and keep serving
             return self._error(start_response, "500 INTERNAL SERVER ERROR", "internal_error",
                                "internal server error")

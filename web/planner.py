@@ -3,16 +3,18 @@ import and export, soft locks, and the /planner page. Views parse, call geo/ wit
 scope (geo.policy: an edit is authorised on every area it touches), commit."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 from werkzeug.utils import secure_filename
 
 from geo.boundaries import changes, export, history, ingest, locks, plans, validation
-from geo.errors import Forbidden, InvalidInput, NotFound
+from geo import limits
+from geo.errors import Forbidden, ImportRefused, InvalidInput, NotFound
 
-from . import database
+from . import database, jobs
 from .auth import ANY_USER, actor, current_user, require_scope, roles
 from .pages import map_config
 from .responses import flag, geojson_response, int_arg, json_body, json_response
@@ -53,7 +55,11 @@ def page():
 @bp.post("/api/changes")
 @roles(*PLANNERS)
 def change_create():
+    config = current_app.config
+    # Bounded before the body is parsed: a preview cuts and measures every vertex in PostGIS.
+    limits.check_bytes(request.content_length, config["MAX_CHANGE_BYTES"], "geometry")
     body = json_body()
+    limits.check_geojson(body.get("geometry"), config["MAX_VERTICES"])
     s = database.session()
     preview = flag(body.get("preview"))
     result = changes.apply(s, body.get("op"), areas=body.get("areas"), geometry=body.get("geometry"),
@@ -164,7 +170,8 @@ def lock_release(code: str):
 @bp.post("/api/areas/import")
 @roles(*PLANNERS)
 def area_import():
-    """Multipart upload (field `file`) with the same options as `anwang areas import`."""
+    """Multipart upload (field `file`) with the same options as `anwang areas import`; a file of
+    more than IMPORT_INLINE_FEATURES features is imported as a background job (202)."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidInput("file", "upload the boundary file as multipart field 'file' "
@@ -172,30 +179,65 @@ def area_import():
     name = secure_filename(upload.filename) or "upload.geojson"
     if not name.lower().endswith(IMPORT_SUFFIXES):
         raise InvalidInput("file", f"expected {', '.join(IMPORT_SUFFIXES)}; got {upload.filename!r}")
-    form = request.form
-    parent = form.get("parent") or None
-    s = database.session()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
+    form, config = request.form, current_app.config
+    options = dict(
+        level=form.get("level"), parent=form.get("parent") or None,
+        parent_field=form.get("parent_field") or None, code_field=form.get("code_field") or None,
+        name_field=form.get("name_field") or None, crs=form.get("crs") or None,
+        repair=flag(form.get("repair")), dry_run=flag(form.get("dry_run")),
+        merge_duplicates=flag(form.get("merge_duplicates")), skip_bad=flag(form.get("skip_bad")),
+        fit=flag(form.get("fit")), code_prefix=form.get("code_prefix") or "", actor=actor(),
+        scope=current_user().scope, max_vertices=config["MAX_VERTICES"])
+    workdir: Path | None = Path(tempfile.mkdtemp(prefix="anwang-import-"))
+    try:
+        path = workdir / name
         upload.save(path)
         if name.lower().endswith(".zip"):
             path = _unzip_shapefile(path)
-        report = ingest.load(
-            s, path, level=form.get("level"), parent=parent,
-            parent_field=form.get("parent_field") or None, code_field=form.get("code_field") or None,
-            name_field=form.get("name_field") or None, crs=form.get("crs") or None,
-            repair=flag(form.get("repair")), dry_run=flag(form.get("dry_run")),
-            merge_duplicates=flag(form.get("merge_duplicates")), skip_bad=flag(form.get("skip_bad")),
-            fit=flag(form.get("fit")), code_prefix=form.get("code_prefix") or "", actor=actor(),
-            scope=current_user().scope)
+        features = _feature_count(path)
+        limits.check_features(features, config["MAX_IMPORT_FEATURES"])
+        if features > config["IMPORT_INLINE_FEATURES"]:
+            job = jobs.start("areas.import", options["parent"], _import_job(path, name, workdir, options))
+            workdir = None      # the job's now: it removes the file when done
+            return json_response(job, 202, headers={"Location": job["url"]})
+        s = database.session()
+        report = ingest.load(s, path, **options)
+        body = _import_body(report, name)
+        if not report.dry_run:
+            s.commit()
+        return json_response(body, 200 if report.dry_run else 201)
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _feature_count(path: Path) -> int:
+    """How many features the file holds, read from its header (0 when unreadable: load says why)."""
+    import pyogrio
+
+    try:
+        return int(pyogrio.read_info(path)["features"])
+    except Exception:  # noqa: BLE001 — an unreadable file is refused by ingest.load with its reason
+        return 0
+
+
+def _import_body(report, name: str) -> dict:
+    """The import's answer; ImportRefused (422, the report in `details`) when it was refused."""
     body = report.as_dict()
     body["path"] = name
     if report.refused:
-        return json_response({"error": {"code": "import_refused", "message": report.summary(),
-                                        "field": "file", "details": body}}, 422)
-    if not report.dry_run:
-        s.commit()
-    return json_response(body, 200 if report.dry_run else 201)
+        raise ImportRefused(report.summary(), field="file", details=body)
+    return body
+
+
+def _import_job(path: Path, name: str, workdir: Path, options: dict):
+    """The work of a background import: ingest.load with its progress, then the file removed."""
+    def work(session, progress) -> dict:
+        try:
+            return _import_body(ingest.load(session, path, progress=progress, **options), name)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return work
 
 
 def _unzip_shapefile(path: Path) -> Path:

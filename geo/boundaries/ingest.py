@@ -17,12 +17,13 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo import audit
+from geo import audit, limits
 from geo.areas import area_row, parse_level
 from geo.boundaries.ingest_checks import (
     check_codes,
@@ -47,10 +48,14 @@ def load(session: Session, path, *, level, parent: str | None = None,
          name_field: str | None = None, crs: str | None = None, repair: bool = False,
          dry_run: bool = False, merge_duplicates: bool = False, skip_bad: bool = False,
          fit: bool = False, code_prefix: str = "", layer: str | None = None,
-         actor: audit.Actor, scope: Scope) -> Report:
+         actor: audit.Actor, scope: Scope, max_vertices: int | None = None,
+         progress: Callable[[str, int, int], None] | None = None) -> Report:
     """Check a boundary file and, when nothing is wrong (or `skip_bad`), import it as areas.
 
     Returns the Report; it is `refused` (and nothing was written) when errors remain.
+
+    `max_vertices` refuses a file with a larger geometry (TooComplex) before any check;
+    `progress(stage, step, steps)` is told as each stage begins (a background import's progress).
 
     Raises:
         InvalidInput: the arguments themselves are wrong (no such field, bad level, unreadable file).
@@ -68,7 +73,11 @@ def load(session: Session, path, *, level, parent: str | None = None,
     elif not scope.everywhere:
         raise Forbidden("only an administrator without area limits may import areas without a "
                         "parent in scope", field="parent")
+    step = _stepper(progress)
+    step("read")
     meta, wkbs, fields = _read(path, layer)
+    if max_vertices is not None:
+        limits.check_wkbs(wkbs, max_vertices)
     report.features = len(wkbs)
     code_field = _choose_field(code_field, fields, CODE_FIELDS, "code_field", required=True)
     name_field = _choose_field(name_field, fields, NAME_FIELDS, "name_field", required=False)
@@ -85,7 +94,9 @@ def load(session: Session, path, *, level, parent: str | None = None,
     if report.errors:  # a CRS that does not match the coordinates poisons every feature
         return report
     to_wgs84(report, source, features)
+    step("geometry")
     check_geometry(session, report, features, repair)
+    step("codes")
     check_codes(session, report, features, merge_duplicates)
     resolve_parents(session, report, features, parent_row, parent_field, level, code_prefix)
     if skip_bad:
@@ -102,14 +113,26 @@ def load(session: Session, path, *, level, parent: str | None = None,
         check_partition(session, report, [f for f in features if not f.geom_bad and (
             level == 1 or f.parent_id is not None)], level, fit=False)
         return report
+    step("partition")
     check_partition(session, report, keep, level, fit)
     if report.errors:
         return report
     report.created = [f.code for f in keep]
     if dry_run or not keep:
         return report
+    step("write")
     report.change_id = _write(session, report, keep, level, path, actor)
     return report
+
+
+STAGES = ("read", "geometry", "codes", "partition", "write")
+
+
+def _stepper(progress):
+    """Tell `progress` of each stage as it begins: (stage, its number from 1, how many there are)."""
+    if progress is None:
+        return lambda stage: None
+    return lambda stage: progress(stage, STAGES.index(stage) + 1, len(STAGES))
 
 
 def _parent_row(session, parent, level, parent_field):

@@ -122,3 +122,22 @@ class AuditEntry(Base):
     area_code: Mapped[str | None] = mapped_column(String(32))
     details: Mapped[dict | None] = mapped_column(JSONB)
     remote_addr: Mapped[str | None] = mapped_column(Text)
+
+
+class Job(Base):
+    """Work that runs after its request answered (a large import): status, progress and outcome."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("jobs_owner_idx", "owner_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    area_code: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, CheckConstraint(
+        "status IN ('queued', 'running', 'done', 'failed')", name="jobs_status_check"),
+        server_default=text("'queued'"))
+    progress: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    result: Mapped[dict | None] = mapped_column(JSONB)
+    error: Mapped[dict | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -4,9 +4,11 @@ statement and one commit (`ingest_pings`), judged exactly as if they had come on
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
-from geo.patrol.events import EVENT_INSERT, HEARD_UPDATE, Heard, heard_payload
+from geo.errors import InvalidInput
+from geo.patrol.events import EVENT_INSERT, HEARD_UPDATE, KINDS, Heard, heard_payload
 from geo.patrol.filters import DEFAULT_LIMITS, FLAG_ACCURACY, FLAG_JUMP, Limits
 from geo.patrol.fixes import Fix
 from geo.patrol.ingest import (
@@ -35,6 +37,62 @@ class Ping:
     fixes: list[Fix]
     token_hash: str | None = None
     heard: Heard | None = None
+
+
+# -- what the database would refuse -----------------------------------------------------------
+REAL_MAX = 3.4028234e38       # PostgreSQL's `real`: speed, heading, accuracy, altitude, battery, hdop
+FIX_REALS = ("speed", "heading", "accuracy", "altitude", "battery", "hdop")
+
+
+def check_ping(ping: Ping) -> None:
+    """Refuse a ping the group's statement could not store, before it can fail the others with it.
+
+    Raises:
+        InvalidInput: a NUL or a lone surrogate in any text (PostgreSQL stores neither), a number
+            that is not finite or does not fit its column, a report of an unknown kind.
+    """
+    _check_text(ping.device, "id")
+    for i, fix in enumerate(ping.fixes):
+        for name in ("lon", "lat") + FIX_REALS:
+            number = getattr(fix, name)
+            if number is None:
+                continue
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) \
+                    or abs(number) > REAL_MAX:
+                raise InvalidInput(f"fixes[{i}].{name}", f"{name} must be a finite number; got {number!r}")
+    heard = ping.heard
+    if heard is not None:
+        if heard.kind not in KINDS:
+            raise InvalidInput("kind", f"a report is one of {', '.join(KINDS)}; got {heard.kind!r}")
+        if heard.battery is not None and not (math.isfinite(heard.battery) and abs(heard.battery) <= REAL_MAX):
+            raise InvalidInput("battery", f"battery must be a finite number; got {heard.battery!r}")
+        _check_json(heard.details, "details")
+
+
+def _check_text(value, field: str) -> None:
+    if not isinstance(value, str):
+        return
+    if "\x00" in value:
+        raise InvalidInput(field, f"{field} must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, f"{field} must be valid Unicode text (a lone surrogate came)") from None
+
+
+def _check_json(value, field: str) -> None:
+    """Every key and string of a report's details is text PostgreSQL's jsonb stores, every number finite."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, field)
+            _check_json(v, f"{field}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_json(v, f"{field}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(field, f"{field} must be a finite number; got {value!r}")
+    else:
+        _check_text(value, field)
 
 
 # The pings' units, each with which of its pings' times are stored already (a retried ping must

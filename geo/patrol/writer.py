@@ -13,6 +13,8 @@ import queue
 import threading
 from typing import Callable
 
+from geo import db
+from geo.errors import InvalidInput
 from geo.patrol import groupcommit
 from geo.patrol.filters import DEFAULT_LIMITS, Limits
 
@@ -103,7 +105,9 @@ class GroupCommit:
         import psycopg
 
         if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(self.conninfo, autocommit=True)
+            # The writer's own bounds: a group waiting on a lock (a migration, a vacuum) would hold
+            # every device queued behind it, so it gives up soon and the devices retry.
+            self.conn = psycopg.connect(self.conninfo, autocommit=True, options=db.connect_options("writer"))
         return self.conn
 
     def _drop_connection(self) -> None:
@@ -114,23 +118,32 @@ class GroupCommit:
                 self.conn = None
 
     def _write(self, group: list[_Waiting]) -> None:
+        # A ping the statement could not store is refused on its own before the group is written,
+        # so one bad device never fails, nor slows, the others' commit.
+        valid = []
+        for w in group:
+            try:
+                groupcommit.check_ping(w.ping)
+            except InvalidInput as exc:
+                w.error = exc
+                w.finish()
+            else:
+                valid.append(w)
+        group = valid
+        if not group:
+            return
         try:
             conn = self._connection()
             outcomes = groupcommit.ingest_pings(conn, [w.ping for w in group], self.limits)
         except Exception as exc:  # noqa: BLE001 — the writer must outlive any one group
             self._drop_connection()
-            if len(group) > 1:
-                # One bad ping must not fail the others with it: each again on its own, so only the
-                # pings that fail alone (all of them when the database is away) fail.
-                log.warning("group commit of %d pings failed (%s); storing them one by one",
-                            len(group), exc)
-                for w in group:
-                    self._write([w])
-                return
-            log.exception("ping failed")
-            group[0].error = exc
-            group[0].finish()
-            return
+            if not _connection_lost(exc):
+                raise
+            # The server restarted or the connection broke: the whole group once more, on a new one.
+            log.warning("connection lost during a group commit of %d pings (%s); trying it again",
+                        len(group), exc)
+            conn = self._connection()
+            outcomes = groupcommit.ingest_pings(conn, [w.ping for w in group], self.limits)
         for w, outcome in zip(group, outcomes):
             w.outcome = outcome
             w.finish()
@@ -139,3 +152,11 @@ class GroupCommit:
         except Exception:  # noqa: BLE001 — the fixes are stored; only their live events are lost
             log.exception("live events of %d stored pings were not published", len(group))
             self._drop_connection()
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` says the connection itself failed (a restart, a broken socket), not the statement."""
+    import psycopg
+
+    return isinstance(exc, psycopg.OperationalError) and (
+        db.cancelled(exc) is None and not isinstance(exc, psycopg.errors.QueryCanceled))

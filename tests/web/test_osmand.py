@@ -179,33 +179,80 @@ def test_concurrent_pings_on_the_port_are_each_stored_once(app, engine):
         _remove(engine, callsigns)
 
 
-def test_a_failing_ping_fails_alone_and_a_lost_database_fails_every_waiting_ping(app, engine, monkeypatch):
+def test_a_bad_ping_is_refused_alone_and_the_good_ones_share_one_commit(app, engine, monkeypatch):
+    from geo.patrol.events import Heard
     from web.osmand import GroupCommit, _Waiting
 
     callsigns = ["GRP-4", "GRP-5"]
     for c in callsigns:
         committed_unit(engine, c, c.lower(), area=None)
     t0 = now() - timedelta(minutes=5)
-    day = (t0 - timedelta(days=777)).date()
-    old = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
-    monkeypatch.setattr(groupcommit, "ensure_partitions_with", lambda run, days: None)   # so that day cannot be stored
     url = engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    statements: list = []
+    real = groupcommit.ingest_pings
+    monkeypatch.setattr(groupcommit, "ingest_pings",
+                        lambda conn, pings, limits: statements.append(len(pings)) or real(conn, pings, limits))
     writer = GroupCommit(url)
+
+    def fix(seconds, **kw):
+        return [fixes.Fix(ts=t0 + timedelta(seconds=seconds), lon=114.0, lat=33.6, **kw)]
+
     try:
-        # One group: the ping that cannot be stored fails the group's statement; each ping is then
-        # stored on its own, so only that one answers 500 and nothing is stored twice or in part.
-        group = [_Waiting(groupcommit.Ping("grp-4", [fixes.Fix(ts=t0, lon=114.0, lat=33.6)])),
-                 _Waiting(groupcommit.Ping("grp-5", [fixes.Fix(ts=old, lon=114.0, lat=33.6)])),
-                 _Waiting(groupcommit.Ping("grp-4", [fixes.Fix(ts=t0 + timedelta(seconds=5), lon=114.0, lat=33.6)]))]
+        # Each bad ping would fail the group's statement (PostgreSQL refuses a NUL, a lone surrogate,
+        # NaN in JSON, a number beyond `real`): each is refused before the group, alone.
+        group = [_Waiting(groupcommit.Ping("grp-4", fix(0))),
+                 _Waiting(groupcommit.Ping("grp-4\x00x", fix(1))),
+                 _Waiting(groupcommit.Ping("grp-5", fix(2))),
+                 _Waiting(groupcommit.Ping("grp-\ud800", fix(3))),
+                 _Waiting(groupcommit.Ping("grp-5", fix(4, speed=float("nan")))),
+                 _Waiting(groupcommit.Ping("grp-5", fix(5, heading=1e39))),
+                 _Waiting(groupcommit.Ping("grp-5", [], heard=Heard(t0, details={"cell": "a\x00b"}))),
+                 _Waiting(groupcommit.Ping("grp-4", fix(6)))]
         writer._write(group)
-        assert [w.error is None for w in group] == [True, False, True]
-        assert [w.outcome.inserted for w in (group[0], group[2])] == [1, 1]
-        assert [(r.callsign, r.n) for r in _stored(engine, callsigns)] == [("GRP-4", 1), ("GRP-4", 1)]
+        assert [w.error is None for w in group] == [True, False, True, False, False, False, False, True]
+        assert [w.error.field for w in group if w.error] == ["id", "id", "fixes[0].speed",
+                                                             "fixes[0].heading", "details.cell"]
+        assert statements == [3]          # the good ones in one statement, never one by one
+        assert [w.outcome.inserted for w in group if w.error is None] == [1, 1, 1]
+        assert [(r.callsign, r.n) for r in _stored(engine, callsigns)] == [("GRP-4", 1), ("GRP-4", 1),
+                                                                            ("GRP-5", 1)]
+        with engine.connect() as conn:      # one commit: every stored row has the same transaction
+            assert conn.execute(text("SELECT count(DISTINCT p.xmin::text) FROM positions p JOIN units u "
+                                     "ON u.id = p.unit_id WHERE u.callsign = ANY(:c)"),
+                                {"c": callsigns}).scalar() == 1
+        # A group whose statement fails for another reason fails whole — it is not retried ping by
+        # ping — and stores nothing.
+        day = (t0 - timedelta(days=777)).date()
+        old = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+        monkeypatch.setattr(groupcommit, "ensure_partitions_with", lambda run, days: None)
+        statements.clear()
+        failing = [_Waiting(groupcommit.Ping("grp-4", fix(7))),
+                   _Waiting(groupcommit.Ping("grp-5", [fixes.Fix(ts=old, lon=114.0, lat=33.6)]))]
+        with pytest.raises(Exception):
+            writer._write(failing)
+        assert statements == [2]
+        assert len(_stored(engine, callsigns)) == 3
     finally:
         writer.close()
-    # With the database away, every waiting request answers 500 (the app keeps its fixes) and the
-    # port goes on serving.
+    # A bad ping on the port answers 400 naming the field.
+    wsgi = _port(app, engine)
+    statuses: list = []
+    try:
+        _send(wsgi, [_ping_url("grp-4%00", t0 + timedelta(seconds=9), 114.0)], statuses)
+        assert statuses == [400]
+    finally:
+        wsgi.close()
+        _remove(engine, callsigns)
+
+
+def test_a_lost_database_fails_every_waiting_ping(app, engine):
+    """With the database away, every waiting request answers 500 (the app keeps its fixes) and the
+    port goes on serving."""
     from psycopg.conninfo import make_conninfo
+
+    callsigns = ["GRP-4", "GRP-5"]
+    t0 = now() - timedelta(minutes=5)
+    url = engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
 
     wsgi = _port(app, engine, conninfo=make_conninfo(url, dbname="anwang_no_such_database"))
     statuses: list = []
@@ -217,7 +264,7 @@ def test_a_failing_ping_fails_alone_and_a_lost_database_fails_every_waiting_ping
         for t in threads:
             t.join(60)
         assert statuses == [500] * 6
-        assert [r.callsign for r in _stored(engine, callsigns)] == ["GRP-4", "GRP-4"]
+        assert _stored(engine, callsigns) == []
     finally:
         wsgi.close()
         _remove(engine, callsigns)

@@ -26,6 +26,6 @@ def friendly(fn):
 
 def ready_engine():
     """Start the embedded cluster if needed, migrate, and return an engine."""
-    engine = db.make_engine(db.ensure_server())
+    engine = db.make_engine(db.ensure_server(), role="cli")
     db.migrate(engine)
     return engine
