@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import text
 
-from geo import audit
+from geo import audit, jobs
 from geo.boundaries import changes
 from geo.patrol import units
 from geo.policy import Scope
@@ -36,7 +36,7 @@ OUT_MARKS = ("9100003", "9100004", "OUT-1", "TZ2B1", "TZ2B2", "测试TZ2") + SEC
 UNSCOPED = {"incidents.geocode", "incidents.reverse", "api.lookup", "review.public_stats",
             "review.public_page", "api.openapi", "api.health", "review.layer_list"}
 # Endpoints with their own tests and no scope: static files, sign-in, device ingest.
-EXEMPT = {"static", "vendor.asset", "auth.login", "auth.logout", "patrol.osmand", "patrol.positions"}
+EXEMPT = {"static", "pages.favicon", "vendor.asset", "auth.login", "auth.logout", "patrol.osmand", "patrol.positions"}
 
 
 def _gpx() -> bytes:
@@ -134,6 +134,8 @@ ROUTES = {
     "patrol.unit_list": ("GET", ("/api/units", None, None), None),
     "patrol.unit_shifts": ("GET", ("/api/units/IN-1/shifts", None, None), ("/api/units/OUT-1/shifts", None, None)),
     "patrol.unit_trails": ("GET", ("/api/units/trails?minutes=60", None, None), None),
+    # Jobs are their owner's: another user (the matrix's own are new for each role) gets 404.
+    "jobs.job_detail": ("GET", ("/api/jobs/{job_in}", None, None), ("/api/jobs/{job_out}", None, None)),
     # -- OGC API – Features: the collections, each read with the caller's audience ---------------
     "ogc.landing": ("GET", ("/ogc", None, None), None),
     "ogc.conformance": ("GET", ("/ogc/conformance", None, None), None),
@@ -234,6 +236,8 @@ def world(session, tiny):
         ids[f"change_{side}"] = changes.apply(session, "transfer", areas=[a, b], geometry=square,
                                               base_versions=versions, reason="矩阵测试", actor=actor,
                                               scope=Scope.all()).change_id
+    for side, code in (("in", "TZ1"), ("out", "TZ2")):
+        ids[f"job_{side}"] = jobs.create(session, "areas.import", None, code)
     session.flush()
     return ids
 
