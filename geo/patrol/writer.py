@@ -11,7 +11,7 @@ import logging
 import os
 import queue
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from geo import db
 from geo.errors import InvalidInput
