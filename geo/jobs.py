@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -73,7 +73,7 @@ def run(engine: Engine, job_id: int, work: Callable[[Session, Progress], dict]) 
         with db.session_scope(engine) as session:
             result = work(session, progress)
     except AnwangError as exc:
-        error = {"code": exc.code, "message": exc.message, "field": exc.field}
+        error: dict = {"code": exc.code, "message": exc.message, "field": exc.field}
         if exc.details:
             error["details"] = exc.details
         _update(engine, job_id, status="failed", error=error)

@@ -8,7 +8,6 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from geo import db
-
 from geo.errors import (
     AnwangError,
     Conflict,

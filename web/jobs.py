@@ -5,7 +5,7 @@ role, so its statements have the import's bounds, not a request's."""
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Blueprint, current_app
 

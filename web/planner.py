@@ -10,8 +10,8 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, render_template, request
 from werkzeug.utils import secure_filename
 
-from geo.boundaries import changes, export, history, ingest, locks, plans, validation
 from geo import limits
+from geo.boundaries import changes, export, history, ingest, locks, plans, validation
 from geo.errors import Forbidden, ImportRefused, InvalidInput, NotFound
 
 from . import database, jobs

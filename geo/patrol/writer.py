@@ -29,7 +29,9 @@ class _Waiting:
     __slots__ = ("ping", "done", "outcome", "error", "callback")
 
     def __init__(self, ping: groupcommit.Ping, callback: Callable[[_Waiting], None] | None = None):
-        self.ping, self.outcome, self.error, self.callback = ping, None, None, callback
+        self.ping, self.callback = ping, callback
+        self.outcome: object = None
+        self.error: BaseException | None = None
         # Held until the writer releases it: the cheapest one-shot wake-up between two threads.
         self.done = threading.Lock()
         self.done.acquire()

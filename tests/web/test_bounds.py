@@ -3,18 +3,22 @@
 background job whose progress and outcome its owner (or an administrator) reads at /api/jobs/{id}."""
 from __future__ import annotations
 
-import io
-import json
 import time
 import uuid
 
 import pytest
 from sqlalchemy import text
 
+from tests.geo import planner_fixtures
 from tests.geo.planner_fixtures import feature, square
-from tests.web.test_planner_api import TRANSFER, _upload, assert_error_shape, csrf, region  # noqa: F401
+from tests.web.test_planner_api import TRANSFER, _upload, assert_error_shape, csrf
 
 COUNTS = ("areas", "area_versions", "boundary_changes", "audit_log", "jobs")
+
+
+@pytest.fixture()
+def region(session):
+    return planner_fixtures.build(session)
 
 
 def _counts(session) -> dict:
