@@ -41,7 +41,7 @@ def create():
 @roles(*ANY_USER)
 def listing():
     filters = queries.parse_filters(request.args)
-    return geojson_response(queries.features(database.session(), audience(), filters))
+    return geojson_response(queries.features_text(database.session(), audience(), filters))
 
 
 @bp.get("/api/incidents/stats")

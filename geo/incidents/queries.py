@@ -4,6 +4,7 @@ so scope and the generalisation of sensitive incidents are applied in one place.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -118,32 +119,33 @@ _JOINS = """LEFT JOIN areas a ON a.id = COALESCE(i.area_id, i.grid_id)
 
 
 def features(session: Session, audience: Audience, f: Filters) -> dict:
-    """Incidents as a GeoJSON FeatureCollection (built in PostGIS), newest first."""
+    """Incidents as a GeoJSON FeatureCollection, newest first."""
+    return json.loads(features_text(session, audience, f))
+
+
+def features_text(session: Session, audience: Audience, f: Filters) -> str:
+    """`features` as the GeoJSON text PostGIS builds, for a reader that sends it on unparsed."""
     params: dict = {"limit": f.limit, "offset": f.offset}
     where = _where(session, f, params)
+    source = f"{audience.incidents(params)} WHERE {where}"
     # One pass over the matching rows counts them (the window) and keeps the page; only the page's
     # rows are then joined to their areas and built into JSON. A bbox over a whole district matches
     # every incident, and counting, joining and sorting them twice was most of a map read's time.
-    body = session.execute(text(f"""
+    # A page past the end has no row to carry the count: only then is it counted on its own.
+    return session.execute(text(f"""
         WITH page AS (
             SELECT i.*, count(*) OVER () AS total
-              FROM {audience.incidents(params)}
-             WHERE {where}
+              FROM {source}
              ORDER BY i.occurred_at DESC, i.id DESC
              LIMIT :limit OFFSET :offset)
-        SELECT max(i.total) AS total,
-               json_build_object('type', 'FeatureCollection',
-                   'numberMatched', COALESCE(max(i.total), 0), 'numberReturned', count(i.id),
+        SELECT json_build_object('type', 'FeatureCollection',
+                   'numberMatched', COALESCE(max(i.total), (SELECT count(*) FROM {source})),
+                   'numberReturned', count(*),
                    'features', COALESCE(json_agg(json_build_object('type', 'Feature', 'id', i.id,
                                    'geometry', ST_AsGeoJSON(i.geom, 7)::json,
-                                   'properties', {_PROPERTIES}) ORDER BY i.occurred_at DESC, i.id DESC)
-                                 FILTER (WHERE i.id IS NOT NULL), '[]'::json)) AS body
-          FROM page i {_JOINS}"""), params).one()
-    if body.total is None and f.offset:
-        # A page past the end holds no row to carry the count: count on its own.
-        body.body["numberMatched"] = session.execute(text(
-            f"SELECT count(*) FROM {audience.incidents(params)} WHERE {where}"), params).scalar_one()
-    return body.body
+                                   'properties', {_PROPERTIES}) ORDER BY i.occurred_at DESC, i.id DESC),
+                                 '[]'::json))::text
+          FROM page i {_JOINS}"""), params).scalar_one()
 
 
 def incident_id(value, field: str = "id") -> int:

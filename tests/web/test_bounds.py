@@ -179,3 +179,31 @@ def test_a_refused_job_reports_the_import_error_and_writes_nothing(committed_app
     assert job["error"]["details"]["errors"]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM areas WHERE code LIKE 'JOBX%'")).scalar() == 0
+
+
+def test_the_kept_area_layer_follows_every_change_it_shows(client, login, session, tiny):
+    """/api/areas without a bbox is kept per process and scope, and rebuilt after any change to an
+    area, its group or its staff, even one made by SQL in another transaction."""
+    login("analyst", "TZ1")
+
+    def grid(code):
+        body = client.get("/api/areas?level=4&parent=TZ1").get_json()
+        return next(f["properties"] for f in body["features"] if f["id"] == code)
+
+    first = grid("TZ1A1")
+    assert grid("TZ1A1") == first                     # the kept body
+    session.execute(text("UPDATE areas SET name = '新名字' WHERE code = 'TZ1A1'"))
+    assert grid("TZ1A1")["name"] == "新名字"
+    person = session.execute(text("INSERT INTO people (name) VALUES ('网格员甲') RETURNING id")).scalar_one()
+    before = grid("TZ1A1")["staff"]
+    session.execute(text("INSERT INTO area_staff (area_id, person_id, role) "
+                         "SELECT id, :p, 'worker' FROM areas WHERE code = 'TZ1A1'"), {"p": person})
+    assert grid("TZ1A1")["staff"] == before + 1
+    group = session.execute(text("INSERT INTO area_groups (parent_id, code, name) SELECT id, 'TZ1A-G1', '一组' "
+                                 "FROM areas WHERE code = 'TZ1A' RETURNING id")).scalar_one()
+    session.execute(text("UPDATE areas SET group_id = :g WHERE code = 'TZ1A1'"), {"g": group})
+    assert grid("TZ1A1")["group"] == "一组"
+    # Another scope's layer is its own: a user of TZ2 never gets TZ1's body.
+    login("analyst", "TZ2")
+    codes = {f["id"] for f in client.get("/api/areas?level=4").get_json()["features"]}
+    assert codes and not any(c.startswith("TZ1") for c in codes)
