@@ -290,7 +290,8 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
         "/api/changes": {
             "post": {"summary": "Preview or commit a boundary change set (transfer, split, merge, "
                                 "reshape, partition, move)", "requestBody": body,
-                     "responses": {"200": json_ok, "201": json_ok, **errors(400, 401, 403, 404, 409)}},
+                     "responses": {"200": json_ok, "201": json_ok,
+                                   **errors(400, 401, 403, 404, 409, 413, 422)}},
             "get": {"summary": "Change sets touching an area, newest first",
                     "parameters": [param("area", "area code (required unless admin)"),
                                    param("limit", "at most this many (50)")],
@@ -326,8 +327,12 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
         "/api/areas/import": {"post": {
             "summary": "Import a boundary file (multipart: file, level, parent, parent_field, code_field, "
                        "name_field, crs, code_prefix, repair, merge_duplicates, fit, skip_bad, dry_run)",
-            "responses": {"200": json_ok, "201": json_ok, "422": {"description": "refused, with the report"},
-                          **errors(400, 401, 403)}}},
+            "responses": {"200": json_ok, "201": json_ok,
+                          "202": {"description": "a large file: imported as a background job "
+                                                 "({job, url, status}; follow it at /api/jobs/{id})"},
+                          "422": {"description": "refused, with the report; or a geometry over "
+                                                 "ANWANG_MAX_VERTICES"},
+                          **errors(400, 401, 403, 413)}}},
         "/api/areas/export": {"get": {
             "summary": "Export areas as geojson, gpkg, shp (zipped) or csv",
             "parameters": [param("level", "level"), param("parent", "area code"),
