@@ -36,7 +36,7 @@ OUT_MARKS = ("9100003", "9100004", "OUT-1", "TZ2B1", "TZ2B2", "测试TZ2") + SEC
 UNSCOPED = {"incidents.geocode", "incidents.reverse", "api.lookup", "review.public_stats",
             "review.public_page", "api.openapi", "api.health", "review.layer_list"}
 # Endpoints with their own tests and no scope: static files, sign-in, device ingest.
-EXEMPT = {"static", "pages.favicon", "vendor.asset", "auth.login", "auth.logout", "patrol.osmand", "patrol.positions"}
+EXEMPT = {"static", "vendor.asset", "auth.login", "auth.logout", "patrol.osmand", "patrol.positions"}
 
 
 def _gpx() -> bytes:
@@ -61,6 +61,7 @@ def _report(lon: float, lat: float) -> dict:
 # {change_in}, {track_in}, {assignment_in} … are filled in by the fixture.
 ROUTES = {
     "pages.index": ("GET", ("/", None, None), None),
+    "pages.favicon": ("GET", ("/favicon.ico", None, None), None),
     "patrol.dispatch_page": ("GET", ("/dispatch", None, None), None),
     "planner.page": ("GET", ("/planner", None, None), None),
     "incidents.report_form": ("GET", ("/report", None, None), None),
