@@ -113,9 +113,10 @@ def load(session: Session, path, *, level, parent: str | None = None,
         _skip(report, features)
     scope.require_ids(session, {f.parent_id for f in keep if f.parent_id is not None}, "parent")
     if report.errors:
-        # Refused already; still say how the pieces fit their parents, so one run shows it all.
+        # Refused already; still say how the pieces fit their parents (fitted, when asked), so
+        # one run shows it all and never suggests what was already asked for.
         check_partition(session, report, [f for f in keep if not f.geom_bad and (
-            level == 1 or f.parent_id is not None)], level, fit=False)
+            level == 1 or f.parent_id is not None)], level, fit, skip_bad)
         return report
     check_partition(session, report, keep, level, fit, skip_bad)
     keep = [f for f in keep if not f.bad]

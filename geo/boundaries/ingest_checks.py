@@ -166,14 +166,14 @@ def _fit(session, report, container, group, skip_bad: bool) -> None:
             for f in empty:
                 f.bad = True
                 report.skipped.append(report.issue(
-                    "misfit", "nothing is left of it inside its parent", feature=f.index,
+                    "outside_parent", "nothing is left of it inside its parent", feature=f.index,
                     code=f.code, ways=[{"skip_bad": True}]))
             group = [f for f in group if not f.bad]
             continue
         report.fitted.extend(lines)
         for f, geom in zip(group, fitted):
             if geom is None:
-                add_bad(report, f, "misfit", "nothing is left of it inside its parent")
+                add_bad(report, f, "outside_parent", "nothing is left of it inside its parent")
             f.wkb = geom
         return
 
