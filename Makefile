@@ -13,7 +13,7 @@ PORT ?= 5000
 DEMO_UNITS ?= 20
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test-deps demo serve test bench db-up db-down translations clean
+.PHONY: setup system-deps test-deps demo serve test test-fast lint lint-py lint-js bench db-up db-down translations clean
 
 setup: system-deps $(VENV)/.installed node_modules/.installed translations
 
@@ -27,13 +27,15 @@ system-deps:
 	@command -v npm >/dev/null || { echo "installing Node.js and npm …"; $(APT) update -qq && $(APT) install -y -qq nodejs npm >/dev/null; }
 	@$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || { echo "installing python3-venv …"; $(APT) update -qq && $(APT) install -y -qq python3-venv >/dev/null; }
 
-# What only the tests need: the system Chromium and CJK fonts for screenshots.
+# What only the tests need: the system Chromium and CJK fonts for screenshots, and GDAL's command
+# line tools (ogrinfo, ogr2ogr), the real GIS client the OGC API – Features tests drive.
 test-deps:
 	@command -v chromium >/dev/null || { echo "installing Chromium …"; $(APT) update -qq && $(APT) install -y -qq chromium fonts-noto-cjk >/dev/null; }
+	@command -v ogrinfo >/dev/null || { echo "installing GDAL …"; $(APT) update -qq && $(APT) install -y -qq gdal-bin >/dev/null; }
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 
@@ -62,6 +64,21 @@ serve: setup
 
 test: setup test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the browser tests: the quick loop while working.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
+
+# The quality gates: ruff and mypy on the Python, eslint on the page scripts.
+lint: lint-py lint-js
+
+lint-py: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy geo layers
+
+# The front end's rules (eslint.config.js): no markup from data, no eval; runs offline after npm ci.
+lint-js: node_modules/.installed
+	npx --no-install eslint web/static/js
 
 bench: setup
 	@for b in $(filter-out bench/databases.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done

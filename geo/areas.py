@@ -52,7 +52,7 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
 
 def parse_point(lon, lat, crs: str | None = "wgs84") -> tuple[float, float, str]:
     """Parse a lon/lat pair in a named coordinate system; return WGS84 lon, lat and the system."""
-    values = []
+    values: list[float] = []
     for name, raw, limit in (("lon", lon, 180), ("lat", lat, 90)):
         if raw is None or str(raw).strip() == "":
             raise InvalidInput(name, f"{name} is required (decimal degrees)")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import audit
+from .db import rowcount
 from .errors import Conflict, InvalidInput, NotFound
 from .policy import Scope
 from .vocabulary import ROLES
@@ -197,7 +198,7 @@ def revoke_credentials(session: Session, user_id: int) -> dict:
                                     "WHERE user_id = :u AND revoked_at IS NULL"), {"u": user_id})
     tokens = session.execute(text("UPDATE api_tokens SET revoked_at = now() "
                                   "WHERE user_id = :u AND revoked_at IS NULL"), {"u": user_id})
-    return {"sessions": sessions.rowcount, "tokens": tokens.rowcount}
+    return {"sessions": rowcount(sessions), "tokens": rowcount(tokens)}
 
 
 def set_password(session: Session, actor: audit.Actor, username: str, password: str) -> dict:

@@ -76,7 +76,7 @@ UNIT_STATUSES = ("on_duty", "busy", "off_duty")
 UNIT_STATUS_NAMES = {"on_duty": ("在岗", "on duty"), "busy": ("出警中", "busy"),
                      "off_duty": ("离岗", "off duty")}
 
-_NAMES = {"level": LEVEL_NAMES, "role": ROLE_NAMES, "category": CATEGORY_NAMES,
+_NAMES: dict[str, dict] = {"level": LEVEL_NAMES, "role": ROLE_NAMES, "category": CATEGORY_NAMES,
           "severity": SEVERITY_NAMES, "status": STATUS_NAMES, "staff": STAFF_ROLE_NAMES,
           "risk": RISK_COLOUR_NAMES, "unit_kind": UNIT_KIND_NAMES, "unit_status": UNIT_STATUS_NAMES,
           "resolution": {k: (v, k) for k, v in RESOLUTION_LEVEL_ZH.items()}}

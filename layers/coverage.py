@@ -94,7 +94,7 @@ def as_geojson(session: Session, rows: list[dict], tolerance: float = 0.00005) -
     if not rows:
         return {"type": "FeatureCollection", "features": []}
     ids = [r["id"] for r in rows]
-    geoms = dict(session.execute(text(
+    geoms: dict[int, str] = dict(session.execute(text(
         "SELECT id, ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, :t), 6) FROM areas WHERE id = ANY(:ids)"),
         {"ids": ids, "t": tolerance}).all())
     return {"type": "FeatureCollection", "features": [

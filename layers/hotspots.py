@@ -338,7 +338,7 @@ def _grid_counts(session: Session, sel: selection.Selection, grid_ids: list[int]
               FROM {relation} JOIN areas g ON g.level = 4 AND ST_Intersects(g.geom, i.geom)
              WHERE {cond} AND g.id = ANY(:gids)
              ORDER BY i.id, g.id) s GROUP BY gid"""), {**params, "gids": grid_ids}).all()
-    by_id = dict(rows)
+    by_id: dict[int, int] = dict(rows)
     return np.array([by_id.get(g, 0) for g in grid_ids], float)
 
 
@@ -450,7 +450,8 @@ def emerging(session: Session, sel: selection.Selection, *, size_m: float = DEFA
     bins = np.vstack([confidence_bins(z[t], p[t], fdr=fdr) for t in range(t_count)])
     geoms = st.grid.to_geojson_geometry(st.q, st.r)
     ids = HexGrid.cell_id(st.q, st.r)
-    features, tally = [], {}
+    features: list[dict] = []
+    tally: dict[str, int] = {}
     for k in range(n):
         label, trend = classify(bins[:, k], z[:, k], trend_alpha=trend_alpha)
         tally[label] = tally.get(label, 0) + 1

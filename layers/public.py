@@ -204,6 +204,7 @@ def _grid_counts(session: Session, sel: selection.Selection) -> list[tuple[int, 
 
 def _hex_counts(session: Session, sel: selection.Selection) -> tuple[list[str], np.ndarray]:
     """Ids and true counts of every hexagon meeting the jurisdiction."""
+    assert sel.area is not None, "a release is always of one jurisdiction"
     geom = selection.area_geometry(session, sel.area)
     plane = Plane.for_bounds(*geom.bounds)
     grid = HexGrid(HEX_M, plane)

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from sqlalchemy import text
@@ -125,14 +126,14 @@ def resolution(session: Session, path: str, start: datetime, end: datetime,
                audience: Audience) -> dict:
     """月讲评: disputes resolved this month by the level they were resolved at (the 三级过滤网 and above)."""
     params = {"p": path, "s": start, "e": end, "done": list(RESOLVED_STATUSES)}
-    rows = dict(session.execute(text(f"""
+    rows: dict[str, int] = dict(session.execute(text(f"""
         SELECT i.resolution_level, count(*) FROM {audience.incidents(params)}
           JOIN areas g ON g.id = i.grid_id
          WHERE g.path <@ CAST(:p AS ltree) AND i.category = 'dispute' AND i.status = ANY(:done)
            AND COALESCE(i.resolved_at, i.closed_at) >= :s AND COALESCE(i.resolved_at, i.closed_at) < :e
          GROUP BY 1"""), params).all())
     total = sum(rows.values())
-    levels = [{"level": lvl, "count": rows.get(lvl, 0),
+    levels: list[dict[str, Any]] = [{"level": lvl, "count": rows.get(lvl, 0),
                "share": round(100.0 * rows.get(lvl, 0) / total, 1) if total else None}
               for lvl in scorecards.RESOLUTION_ORDER]
     in_village = sum(r["count"] for r in levels[:2])

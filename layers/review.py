@@ -12,6 +12,7 @@ import base64
 import html as html_lib
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -152,7 +153,8 @@ def localise(m: folium.Map, prefix: str = "/vendor") -> folium.Map:
 
 # What makes a browser fetch by itself: script/img/iframe sources, stylesheet links, CSS url() and
 # @import. A link the reader may click (<a href>, Leaflet's attribution) is not a load.
-EXTERNAL = re.compile(r"""<(?:script|img|iframe|source|video|audio|embed|input)\b[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//"""
+EXTERNAL = re.compile(r"""<(?:script|img|iframe|source|video|audio|embed|input)\b"""
+                      r"""[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//"""
                       r"""|<link\b[^>]*\bhref\s*=\s*["']?\s*(?:https?:)?//"""
                       r"""|url\(\s*["']?\s*(?:https?:)?//|@import\s+(?:url\()?\s*["']?\s*(?:https?:)?//""", re.I)
 
@@ -327,7 +329,7 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, audi
     return m
 
 
-def area_choices(session: Session, scope: Scope) -> list:
+def area_choices(session: Session, scope: Scope) -> Sequence:
     """The districts and townships of a scope an analyst can pick for the review (code, name, level)."""
     inside, params = scope.sql()
     return session.execute(text(f"SELECT a.code, a.name, a.level FROM areas a WHERE a.level <= 2 "

@@ -11,8 +11,10 @@ history; a turn to orange or red is announced to dispatch with NOTIFY in the sam
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -53,7 +55,7 @@ class UpdateReport:
                 "alerts": len(self.alerts)}
 
 
-def _grids(session: Session, area: str | None) -> list:
+def _grids(session: Session, area: str | None) -> Sequence:
     if area:
         root = areas.area_row(session, area)
         return session.execute(text(
@@ -64,9 +66,12 @@ def _grids(session: Session, area: str | None) -> list:
 
 
 def effective(row, now: datetime) -> str | None:
+    """The level in force of a stored row, if there is one."""
+    return None if row is None else in_force(row, now)
+
+
+def in_force(row, now: datetime) -> str:
     """The level in force: an unexpired override, else the stored level."""
-    if row is None:
-        return None
     if row["override_level"] and row["override_until"] and row["override_until"] > now:
         return row["override_level"]
     return row["level"]
@@ -114,7 +119,7 @@ def update(session: Session, actor: audit.Actor, *, as_of: datetime | None = Non
                     for k in ("override_level", "override_by", "override_reason", "override_until")}
         writes.append({"a": g.id, "s": start, "e": end, "score": round(a.score, 4), "level": level,
                        "reasons": json.dumps(reasons, ensure_ascii=False), **override})
-        after = effective({"level": level, **override}, now)
+        after = in_force({"level": level, **override}, now)
         report.levels[after] += 1
         if before is not None and before != after:
             report.changes.append((g.code, before, after))
@@ -159,7 +164,7 @@ def _decide(policy: Policy, base: str | None, computed: str, quiet_levels: list[
     enough = quiet >= policy.quiet_periods
     if enough and (visited or not policy.require_follow_up):
         to = LEVELS[max(RANK[computed], RANK[base] - policy.downgrade_steps)]
-        when = follow_up.astimezone(TZ).date().isoformat() if visited else "—"
+        when = follow_up.astimezone(TZ).date().isoformat() if visited and follow_up else "—"
         return to, {"rule": "downgrade", "from": base, "to": to, "computed": computed,
                     "quiet_periods": quiet, "follow_up": when,
                     "zh": f"由{LEVEL_ZH[base]}降为{LEVEL_ZH[to]}：已连续{quiet}个周期平稳，{when}已回访",
@@ -187,7 +192,7 @@ def _stored(session: Session, ids: list[int], start: date) -> dict:
          ORDER BY r.area_id, r.period_start DESC"""), {"ids": ids, "start": start}).mappings()}
     cur = {a: r for a, r in last.items() if r["period_start"] == start}
     # The level has held since the first period after the last one stored at another level.
-    held = dict(session.execute(text("""
+    held: dict[int, Any] = dict(session.execute(text("""
         WITH last AS (
             SELECT DISTINCT ON (area_id) area_id, level FROM risk_levels
              WHERE area_id = ANY(:ids) AND period_start <= :start ORDER BY area_id, period_start DESC),
@@ -301,7 +306,7 @@ def features(session: Session, area: str | None = None, *, now: datetime | None 
                          reasons=a.reasons(policy), override=None, stored=False, period_start=None,
                          period_end=None, stale=False)
         else:
-            level = effective(r, now)
+            level = in_force(r, now)
             reasons = list(r["reasons"] or [])
             override = None
             if r["override_level"] and r["override_until"] and r["override_until"] > now:
@@ -386,7 +391,7 @@ def set_override(session: Session, actor: audit.Actor, code: str, body: dict, *,
     if before_row is None:
         update(session, actor, as_of=now, area=code, policy=policy, now=now)
         before_row = _current_row(session, grid["id"], start)
-    before = effective(before_row, now)
+    before = in_force(before_row, now)
     row = session.execute(text("""
         UPDATE risk_levels SET override_level = :l, override_reason = :r, override_until = :u,
                override_by = :by
@@ -394,7 +399,7 @@ def set_override(session: Session, actor: audit.Actor, code: str, body: dict, *,
         RETURNING level, score, reasons, override_level, override_until"""),
         {"l": level, "r": reason, "u": until, "by": actor.user_id, "a": grid["id"],
          "s": start}).mappings().one()
-    after = effective(row, now)
+    after = in_force(row, now)
     audit.record(session, actor, "risk.override", target_type="grid", target_id=code, area_code=code,
                  details={"from": before, "to": after, "reason": reason, "until": until.isoformat()})
     if RANK[after] > RANK[before] and after in ("orange", "red"):

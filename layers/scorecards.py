@@ -9,6 +9,7 @@ the responsible department (行业主管部门).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -149,7 +150,7 @@ def _compliance(session: Session, params: dict) -> dict:
           FROM entities e JOIN areas a ON a.id = e.area_id JOIN departments d ON d.id = e.department_id
          WHERE a.path <@ CAST(:p AS ltree) AND e.kind <> 'village'
          GROUP BY d.code, d.name"""), params).mappings().all()
-    out = {k: {"total": 0, "compliant": 0, "rate": None} for k in ("villages", "enterprises")}
+    out: dict[str, Any] = {k: {"total": 0, "compliant": 0, "rate": None} for k in ("villages", "enterprises")}
     for r in kinds:
         out[r["k"]] = {"total": r["total"], "compliant": r["ok"], "rate": _pct(r["ok"], r["total"])}
     total = sum(v["total"] for v in out.values())

@@ -368,7 +368,8 @@ def _check_versions(session, rows, codes, base_versions, *, required: bool) -> N
         details = []
         for code, seen, now in stale:
             changes = session.execute(text("""
-                SELECT DISTINCT c.id, c.kind, c.reason, c.created_at, COALESCE(u.username, c.payload ->> 'author') AS author
+                SELECT DISTINCT c.id, c.kind, c.reason, c.created_at,
+                       COALESCE(u.username, c.payload ->> 'author') AS author
                   FROM area_versions v JOIN boundary_changes c ON c.id = v.change_id
                   LEFT JOIN users u ON u.id = c.author_id
                  WHERE v.code = :code AND v.version > :seen ORDER BY c.id"""),

@@ -4,12 +4,14 @@ on a shared edge), decided by one UPDATE in one of three shapes of that one rule
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from contextlib import contextmanager
-from typing import Iterable
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geo.db import rowcount
 from geo.errors import InvalidInput
 from geo.incidents import gridlookup
 from geo.incidents.intake import PRECISE_LEVELS
@@ -111,14 +113,14 @@ def assign(session: Session, *, incident_ids: Iterable[int] | None = None,
         # point when only a few incidents lie there.
         few = _count(session, table, where, params) <= FEW
     if few:
-        return session.execute(text(_ASSIGN_FEW.format(table=table, where=where)), params).rowcount
+        return rowcount(session.execute(text(_ASSIGN_FEW.format(table=table, where=where)), params))
     lookup = _lookup(session, table, where, params, incident_ids=incident_ids, within_wkt=within_wkt)
     with _bulk(session):
         if lookup is not None:
             sql = _ASSIGN_LOOKUP.format(table=table, changes=gridlookup.changes(table, where, lookup))
-            return session.execute(text(sql), {**params, **lookup.params}).rowcount
+            return rowcount(session.execute(text(sql), {**params, **lookup.params}))
         sql = _ASSIGN_MANY.format(table=table, where=where, **_near(within_wkt))
-        return session.execute(text(sql), params).rowcount
+        return rowcount(session.execute(text(sql), params))
 
 
 def _count(session: Session, table: str, where: str, params: dict) -> int:
@@ -176,7 +178,7 @@ def reassignment_impact(session: Session, *, within_wkt: str | None = None,
 def _bulk(session: Session):
     """Give one bulk statement enough sort/hash memory not to spill and parallel workers to count
     with, then restore the settings (a failed statement's transaction restores them itself)."""
-    settings = {"work_mem": BULK_WORK_MEM, "max_parallel_workers_per_gather": BULK_WORKERS}
+    settings: dict[str, Any] = {"work_mem": BULK_WORK_MEM, "max_parallel_workers_per_gather": BULK_WORKERS}
     before = {name: session.execute(text("SELECT current_setting(:n)"), {"n": name}).scalar()
               for name in settings}
     for name, value in settings.items():

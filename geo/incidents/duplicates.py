@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo import audit
+from geo.db import rowcount
 from geo.errors import InvalidInput, NotFound
 from geo.incidents.queries import incident_id, visible
 from geo.policy import Audience
@@ -96,9 +97,9 @@ def link(session: Session, actor: audit.Actor, a, b, audience: Audience) -> dict
     x, y = _pair(a, b)
     for i in (x, y):
         visible(session, i, audience, field="other" if i != int(a) else "id")
-    inserted = session.execute(text(
+    inserted = rowcount(session.execute(text(
         "INSERT INTO incident_links (incident_a, incident_b, created_by) VALUES (:a, :b, :u) "
-        "ON CONFLICT DO NOTHING"), {"a": x, "b": y, "u": actor.user_id}).rowcount
+        "ON CONFLICT DO NOTHING"), {"a": x, "b": y, "u": actor.user_id}))
     if inserted:
         audit.record(session, actor, "incident.link", target_type="incident", target_id=x,
                      details={"other": y})
@@ -110,8 +111,8 @@ def unlink(session: Session, actor: audit.Actor, a, b, audience: Audience) -> No
     x, y = _pair(a, b)
     for i in (x, y):
         visible(session, i, audience, field="other" if i != int(a) else "id")
-    deleted = session.execute(text("DELETE FROM incident_links WHERE incident_a = :a AND incident_b = :b"),
-                              {"a": x, "b": y}).rowcount
+    deleted = rowcount(session.execute(
+        text("DELETE FROM incident_links WHERE incident_a = :a AND incident_b = :b"), {"a": x, "b": y}))
     if not deleted:
         raise NotFound(f"incidents {x} and {y} are not linked", field="other")
     audit.record(session, actor, "incident.unlink", target_type="incident", target_id=x,

@@ -5,8 +5,9 @@ deepest consistent entry — never a guess between two places.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any
 
 from geo.incidents.addresses import (
     HOMOPHONES,
@@ -48,7 +49,7 @@ class Entry:
     source: str                      # "area:ID", "place:ID" or "entity:ID"
     address: str | None = None
     aliases: tuple[str, ...] = ()
-    parent: "Entry | None" = None    # door → road, building → 小区, 小区 → door, group → village
+    parent: Entry | None = None    # door → road, building → 小区, 小区 → door, group → village
     number: str | None = None
     ancestors: frozenset = frozenset()   # ids of every entry above this one
     compat: frozenset = frozenset()      # ids of areas a road runs through
@@ -81,27 +82,8 @@ class Gazetteer:
         self.by_number: dict[tuple[str, str], list[int]] = {}      # (kind, n) → ids (no parent)
         self.doors: dict[int, list[tuple[int, Entry]]] = {}       # road id → sorted (n, door)
         self.area_entry: dict[str, int] = {}
-        for e in entries:
-            if e.kind in ("door", "building"):
-                continue
-            for alias in aliases_of(e):
-                key = normalise(alias, prefixes)
-                if len(key) >= 2:
-                    ids = self.names.setdefault(key, [])
-                    if e.id not in ids:
-                        ids.append(e.id)
-            if e.source.startswith("area:"):
-                self.area_entry[e.area_code] = e.id
-        for e in entries:
-            if e.number is None:
-                continue
-            if e.parent is not None:
-                self.numbered.setdefault((e.parent.id, e.kind, e.number), []).append(e.id)
-            self.by_number.setdefault((e.kind, e.number), []).append(e.id)
-            if e.kind == "door" and e.parent is not None and e.number.isdigit():
-                self.doors.setdefault(e.parent.id, []).append((int(e.number), e))
-        for doors in self.doors.values():
-            doors.sort(key=lambda d: d[0])
+        self._index_names(entries, prefixes)
+        self._index_numbers(entries)
         # Longest-first scanning: for every two-character start, the name lengths that begin with it.
         starts: dict[str, set[int]] = {}
         for key in self.names:
@@ -114,6 +96,33 @@ class Gazetteer:
                 continue
             for i in range(len(key)):
                 self.deletions.setdefault(key[:i] + key[i + 1:], set()).add(key)
+
+    def _index_names(self, entries: list[Entry], prefixes: Prefixes) -> None:
+        """Every name and alias (normalised) of what is found by name; doors and buildings by number."""
+        for e in entries:
+            if e.kind in ("door", "building"):
+                continue
+            for alias in aliases_of(e):
+                key = normalise(alias, prefixes)
+                if len(key) >= 2:
+                    ids = self.names.setdefault(key, [])
+                    if e.id not in ids:
+                        ids.append(e.id)
+            if e.source.startswith("area:") and e.area_code is not None:
+                self.area_entry[e.area_code] = e.id
+
+    def _index_numbers(self, entries: list[Entry]) -> None:
+        """Numbered entries under their parent and by number alone; each road's doors in order."""
+        for e in entries:
+            if e.number is None:
+                continue
+            if e.parent is not None:
+                self.numbered.setdefault((e.parent.id, e.kind, e.number), []).append(e.id)
+            self.by_number.setdefault((e.kind, e.number), []).append(e.id)
+            if e.kind == "door" and e.parent is not None and e.number.isdigit():
+                self.doors.setdefault(e.parent.id, []).append((int(e.number), e))
+        for doors in self.doors.values():
+            doors.sort(key=lambda d: d[0])
 
     # -- matching ------------------------------------------------------------------------------
     def _exact(self, s: str) -> list[_Mention]:
@@ -184,10 +193,10 @@ class Gazetteer:
                 tokens.append(_Mention(m.start(), m.end(), m.group(0), {}, kind, number))
         return tokens
 
-    def _resolve_tokens(self, run: "_Run", tokens: list[_Mention],
+    def _resolve_tokens(self, run: _Run, tokens: list[_Mention],
                         mentions: list[_Mention]) -> None:
         for t in tokens:
-            if t.kind == "detail":
+            if t.kind == "detail" or t.number is None:
                 continue
             wanted = TOKEN_PARENTS[t.kind]
             parents = [m for m in mentions
@@ -212,7 +221,7 @@ class Gazetteer:
                 # names (a township) decide, or the answer is ambiguous.
                 t.candidates = {i: 0.8 for i in self.by_number.get(("group", t.number), ())}
 
-    def _interpolate(self, run: "_Run", road: Entry, number: int) -> Entry | None:
+    def _interpolate(self, run: _Run, road: Entry, number: int) -> Entry | None:
         """A door between two known numbers on the same side of the road (odd or even)."""
         side = [(n, d) for n, d in self.doors.get(road.id, ()) if n % 2 == number % 2]
         below = [(n, d) for n, d in side if n < number]
@@ -239,8 +248,8 @@ class Gazetteer:
         """
         run = _Run(self, alternatives)
         s = normalise(address, self.prefixes)
-        result = {"query": address, "normalised": s, "status": "not_found", "best": None,
-                  "candidates": []}
+        result: dict[str, Any] = {"query": address, "normalised": s, "status": "not_found",
+                                  "best": None, "candidates": []}
         if not s:
             return result
         mentions = self._exact(s)

@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -74,7 +75,7 @@ def validate(data: dict, *, now: datetime | None = None, tz: str | None = None,
     if not isinstance(data, dict):
         raise InvalidInput("body", "expected a JSON object")
     now = now or datetime.now(timezone.utc)
-    out = {"category": parse_category(data.get("category")),
+    out: dict[str, Any] = {"category": parse_category(data.get("category")),
            "subtype": bounded_text(data, "subtype"),
            "severity": parse_severity(data.get("severity")),
            "description": bounded_text(data, "description"),

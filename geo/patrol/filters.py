@@ -4,7 +4,10 @@ and coverage.
 
 - bit 1 (FLAG_JUMP): reaching the fix from the previous clean fix needs a speed above the limit
   (default 55 m/s ≈ 200 km/h);
-- bit 2 (FLAG_ACCURACY): the device reports an accuracy radius above the limit (default 100 m).
+- bit 2 (FLAG_ACCURACY): the device reports an accuracy radius above the limit (default 100 m);
+- bit 4 (FLAG_INVALID): the device itself says it has no fix (GT06 "not positioned", H02 `V`,
+  OsmAnd `valid=false`): its coordinates are often the last ones it had, so it is stored but is
+  neither judged for jumps nor an anchor.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from geo.patrol.fixes import Fix
 
 FLAG_JUMP = 1
 FLAG_ACCURACY = 2
+FLAG_INVALID = 4
 EARTH_RADIUS = 6371008.8
 
 
@@ -49,6 +53,19 @@ class FlagState:
     chain: int = 0
 
 
+def _one_per_second(fixes: list[Fix]) -> list[Fix]:
+    """The fixes in time order, the first of each timestamp only, their flags reset to the device's own."""
+    out: list[Fix] = []
+    taken: set = set()
+    for f in sorted(fixes, key=lambda f: f.ts):
+        if f.ts in taken:
+            continue
+        taken.add(f.ts)
+        f.flags &= FLAG_INVALID       # the device's own word stays; the rest is judged again here
+        out.append(f)
+    return out
+
+
 def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
                speed_limit: float = DEFAULT_LIMITS.max_speed_ms,
                accuracy_limit: float = DEFAULT_LIMITS.poor_accuracy_m,
@@ -65,14 +82,7 @@ def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
     state = state if state is not None else FlagState(anchor=prev)
     if prev is not None:
         state.anchor = prev
-    out: list[Fix] = []
-    taken: set = set()
-    for f in sorted(fixes, key=lambda f: f.ts):
-        if f.ts in taken:
-            continue
-        taken.add(f.ts)
-        f.flags = 0
-        out.append(f)
+    out = _one_per_second(fixes)
 
     def speed(a, f) -> float:
         dist = haversine(a[1], a[2], f.lon, f.lat)
@@ -81,6 +91,8 @@ def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
 
     members: list[Fix] = []            # this batch's fixes in the current chain
     for f in out:
+        if f.flags & FLAG_INVALID:
+            continue
         in_order = state.seen is None or f.ts > state.seen[0]
         if f.accuracy is not None and f.accuracy > accuracy_limit:
             f.flags |= FLAG_ACCURACY
