@@ -122,7 +122,7 @@ def load(session: Session, path, *, level, parent: str | None = None,
     keep = [f for f in keep if not f.bad]
     if report.errors:
         return report
-    report.created = [f.code for f in keep]
+    report.created = [f.code for f in keep if f.code is not None]
     if dry_run or not keep:
         return report
     report.change_id = _write(session, report, keep, level, actor)
@@ -142,7 +142,7 @@ def _parent_row(session, hints: Hints, parent, level, parent_field, by_location)
         raise InvalidInput(said, "level 1 areas are roots of a jurisdiction: no "
                                  + hints.option(said, None if parent else True))
     if level > 1 and not parent and not parent_field and not by_location:
-        ways = [{"parent": None}, {"parent_field": None}, {"parent_by_location": True}]
+        ways: list[dict] = [{"parent": None}, {"parent_field": None}, {"parent_by_location": True}]
         raise InvalidInput("parent", f"level {level} areas need a parent: {hints.way(ways[0])} "
                                      f"(the parent of every feature), {hints.way(ways[1])} (the "
                                      f"field holding each feature's parent code), or "
@@ -174,6 +174,7 @@ def _choose_field(hints: Hints, given, fields, column, arg, *, required):
 
 def _features(report, fields, wkbs, code_field, name_field, parent_field, prefix) -> list[Feature]:
     codes = attributes.values(fields, code_field)
+    assert codes is not None  # _choose_field found it
     names = attributes.values(fields, name_field) if name_field else None
     parents = attributes.values(fields, parent_field) if parent_field else None
     known = {c: attributes.find(fields, c) for c in (*_COLUMNS, *attributes.STAFF)}
@@ -207,7 +208,7 @@ def _column(report, f: Feature, column: str, field: str, raw) -> None:
                                  f"{_EXPECTED[reader.__name__]}: left empty",
                     feature=f.index, code=f.code)
         return
-    if value is None or (column == "version" and value < 1):
+    if value is None or (column == "version" and isinstance(value, int) and value < 1):
         return
     if column in attributes.STAFF:
         f.staff[attributes.STAFF[column]] = value
@@ -223,7 +224,7 @@ def _this_level(report, fields, features, level) -> list[Feature]:
     levels = [attributes.level_of(v) for v in fields[field]]
     if None in levels:  # not levels as ours are numbered (DataV's 'district', …): only kept
         return features
-    other = sorted({lv for lv in levels if lv != level})
+    other = sorted({lv for lv in levels if lv is not None and lv != level})
     if not other:
         return features
     if level not in levels:

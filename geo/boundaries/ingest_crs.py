@@ -77,7 +77,8 @@ def _check_area_of_use(report, source, bounds, tagged: bool) -> None:
     if use.west - m <= lon <= use.east + m and use.south - m <= lat <= use.north + m:
         return
     what = "the file's CRS tag" if tagged else "the CRS given"
-    hint, ways = "", [{"crs": None}]
+    hint = ""
+    ways: list[dict[str, str | None]] = [{"crs": None}]
     if source.is_geographic and -180 <= lon <= 180 and -90 <= lat <= 90:
         ways = [{"crs": "wgs84"}]
         hint = (f"; the coordinates read as WGS84 lon/lat would be at ({lon:.2f}, {lat:.2f}) — if "

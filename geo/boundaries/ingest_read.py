@@ -59,8 +59,8 @@ def _read_xlsx(path: Path, layer: str | None, name: str, field: str):
         table = [r for r in rows if any(v not in (None, "") for v in r)]
     finally:
         book.close()
-    pieces = sorted(((i, _wkt_part(h)) for i, h in enumerate(headers) if _wkt_part(h)),
-                    key=lambda p: p[1])
+    parts = {i: _wkt_part(h) for i, h in enumerate(headers)}
+    pieces = sorted(((i, n) for i, n in parts.items() if n is not None), key=lambda p: p[1])
     if not pieces:
         raise InvalidInput(field, f"{name} has no geometry column ({attributes.XLSX_WKT}, or "
                                   f"{attributes.CSV_WKT}): boundaries need their polygons as WKT")

@@ -2,9 +2,9 @@
 read from the file, and the caller's words for the import's options (`Hints`)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from geo.vocabulary import LEVELS
 
