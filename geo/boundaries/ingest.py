@@ -72,9 +72,6 @@ def load(session: Session, path, *, level, parent: str | None = None,
     if level is None:
         raise InvalidInput("level", "level is required (1 district … 4 grid)")
     report = Report(path=name or str(path), level=level, dry_run=dry_run, hints=hints)
-    if parent_field and parent_by_location:
-        raise InvalidInput("parent_by_location", f"give {hints.option('parent_field', None)} or "
-                                                 f"{hints.option('parent_by_location')}, not both")
     if parent is None and not scope.everywhere:
         raise Forbidden("only an administrator without area limits may import areas without a "
                         "parent in scope", field="parent")
@@ -90,8 +87,7 @@ def load(session: Session, path, *, level, parent: str | None = None,
     if parent_field and attributes.values(fields, parent_field) is None:
         raise InvalidInput("parent_field", f"no field {parent_field!r}; the file has "
                                            f"{', '.join(fields) or 'none'}",
-                           details={"ways": [{"parent_field": f} for f in fields]
-                                    + [{"parent_by_location": True}]})
+                           details={"ways": [{"parent_field": f} for f in fields]})
     features = _features(report, fields, wkbs, code_field, name_field, parent_field, code_prefix)
     features = _this_level(report, fields, features, level)
     _swapped_fields(report, features, code_field, name_field)
@@ -102,10 +98,11 @@ def load(session: Session, path, *, level, parent: str | None = None,
     to_wgs84(report, source, features)
     check_geometry(session, report, features, repair)
     check_codes(session, report, features, merge_duplicates)
-    if parent_by_location:
+    if parent_field or not parent_by_location:
+        resolve_parents(session, report, features, parent_row, parent_field, level, code_prefix,
+                        then_locate=parent_by_location)
+    if parent_by_location:  # every feature, or those whose parent field names no area
         locate_parents(session, report, features, parent_row, level)
-    else:
-        resolve_parents(session, report, features, parent_row, parent_field, level, code_prefix)
     keep = [f for f in features if not f.bad]
     if merge_duplicates:
         keep = dissolve_duplicates(session, report, keep)

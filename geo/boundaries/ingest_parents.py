@@ -1,6 +1,6 @@
 """Each imported feature's parent: one parent for all, a field naming it (leading zeros and a code
 prefix forgiven, a nested object pointed at by a dotted field), or the area of the level above
-that overlaps it most.
+that overlaps it most — for every feature, or for those whose field names none.
 """
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from geo.boundaries import fields as attributes
 from geo.boundaries.ingest_report import Issue, add_bad
 
 
-def resolve_parents(session, report, features, parent_row, parent_field, level, prefix) -> None:
+def resolve_parents(session, report, features, parent_row, parent_field, level, prefix, *,
+                    then_locate: bool = False) -> None:
     """Find each feature's parent from its parent reference; a zero-padded one ('01' for '1') is
-    matched and noted."""
+    matched and noted. With `then_locate`, a reference that is empty or names no single area
+    leaves the parent to `locate_parents`."""
     if level == 1:
         return
     if parent_field is None:
@@ -30,9 +32,9 @@ def resolve_parents(session, report, features, parent_row, parent_field, level, 
         loose[_loose(code, prefix)].append((id_, code))
     noted = set()
     for f in features:
-        if f.bad:
-            continue
         ref = f.parent_ref
+        if f.bad or (ref is None and then_locate):
+            continue
         if ref is None:
             add_bad(report, f, "missing_parent", f"the parent field {parent_field!r} is empty",
                     ways=[{"parent_by_location": True}])
@@ -45,36 +47,37 @@ def resolve_parents(session, report, features, parent_row, parent_field, level, 
                     f"{json.dumps(nested, ensure_ascii=False)}; name the member holding the code",
                     ways=[{"parent_field": f"{parent_field}.{k}"} for k in members])
             continue
-        for attempt in (ref, prefix + ref):
-            if attempt in exact:
-                f.parent_id = exact[attempt]
-                break
-        else:
-            matches = loose.get(_loose(ref, prefix), [])
-            if len(matches) == 1:
-                f.parent_id, code = matches[0]
-                if (ref, code) not in noted:
-                    noted.add((ref, code))
-                    report.warnings.append(Issue(
-                        "parent_normalised", f"parent reference {ref!r} read as {code!r} "
-                        "(leading zeros / prefix ignored)", code=code))
-            elif len(matches) > 1:
-                add_bad(report, f, "ambiguous_parent",
-                        f"parent {ref!r} matches {', '.join(c for _, c in matches)}: say under "
-                        "which jurisdiction to look",
-                        ways=[{"parent": None, "parent_field": parent_field}])
-            else:
-                add_bad(report, f, "missing_parent",
-                        f"no level-{level - 1} area with code {ref!r}"
-                        + (f" under {parent_row['code']}" if parent_row else ""),
-                        advice="import the parents first",
-                        ways=[{"parent_by_location": True}])
+        found = next((exact[a] for a in (ref, prefix + ref) if a in exact), None)
+        matches = [] if found else loose.get(_loose(ref, prefix), [])
+        if found or len(matches) == 1:
+            f.parent_id = found or matches[0][0]
+            if not found and (ref, matches[0][1]) not in noted:
+                noted.add((ref, matches[0][1]))
+                report.warnings.append(Issue(
+                    "parent_normalised", f"parent reference {ref!r} read as {matches[0][1]!r} "
+                    "(leading zeros / prefix ignored)", code=matches[0][1]))
+        elif not then_locate:
+            _unresolved(report, f, ref, matches, parent_field, parent_row, level)
+
+
+def _unresolved(report, f, ref, matches, parent_field, parent_row, level) -> None:
+    if matches:
+        add_bad(report, f, "ambiguous_parent",
+                f"parent {ref!r} matches {', '.join(c for _, c in matches)}: say under "
+                "which jurisdiction to look",
+                ways=[{"parent": None, "parent_field": parent_field}])
+    else:
+        add_bad(report, f, "missing_parent",
+                f"no level-{level - 1} area with code {ref!r}"
+                + (f" under {parent_row['code']}" if parent_row else ""),
+                advice="import the parents first",
+                ways=[{"parent_by_location": True}])
 
 
 def locate_parents(session, report, features, parent_row, level) -> None:
     """Give each feature the area of the level above it overlaps most (under `parent_row`, if
     given), and report where each went and how much of it lies inside."""
-    todo = [f for f in features if not f.bad and f.wkb is not None]
+    todo = [f for f in features if not f.bad and f.wkb is not None and f.parent_id is None]
     if not todo:
         return
     scope, params = _candidates(parent_row, level)

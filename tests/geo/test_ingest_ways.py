@@ -21,6 +21,54 @@ CHOSEN = {"code_prefix": "W-", "parent": "TZ", "parent_field": "parent", "crs": 
           "code_field": "code", "name_field": "name", "level": 2}
 
 
+def region_imports():
+    """Bad files against the tiny region (TZ → TZ1 → TZ1A → TZ1A1 at 10.00–10.01 × 10.00–10.02),
+    each with the values a person would choose where its suggestions leave them open and whether
+    some way through ends in an import: (name, features, options, expected problem, choices,
+    imports). Where none does, each way still meets a different, named problem."""
+    west = [[[10.0, 10.0], [10.005, 10.0], [10.005, 10.02], [10.0, 10.02], [10.0, 10.0]]]
+    east = [[[10.005, 10.0], [10.01, 10.0], [10.01, 10.02], [10.005, 10.02], [10.005, 10.0]]]
+    return [
+        ("unknown parent code", [feature("U1", west, parent="NOPE"), feature("U2", east, parent="TZ1A1")],
+         {"level": 5}, "missing_parent", {}, True),
+        ("unknown parent code in a field given", [feature("U1", west, parent="NOPE"),
+                                                  feature("U2", east, parent="TZ1A1")],
+         {"level": 5, "parent_field": "parent"}, "missing_parent", {}, True),
+        ("empty parent field", [feature("E1", west, parent=""), feature("E2", east, parent="TZ1A1")],
+         {"level": 5}, "missing_parent", {}, True),
+        ("ambiguous parent", [feature("A1", west, parent="TZ9"), feature("A2", east, parent="TZ9")],
+         {"level": 5}, "ambiguous_parent", {"parent": "TZ1A"}, True),
+        ("no such parent field", [feature("N1", west), feature("N2", east)],
+         {"level": 5, "parent_field": "nope"}, "parent_field", {}, True),
+        ("parent at another level", [feature("L1", west), feature("L2", east)],
+         {"level": 5, "parent": "TZ1A"}, "parent", {}, False),
+        ("code already there", [feature("TZ1A1", west, parent="TZ1A1"), feature("X2", east, parent="TZ1A1")],
+         {"level": 5}, "code_exists", {}, True),
+        # CGCS2000 is used in China only; 10°E 10°N is far outside it, but fine as WGS84.
+        ("geographic CRS tag far from the coordinates", [feature("C1", west, parent="TZ1A1"),
+                                                         feature("C2", east, parent="TZ1A1")],
+         {"level": 5, "_crs": "EPSG:4490"}, "crs_mismatch", {}, True),
+        ("projected CRS tag on degrees", [feature("C1", west, parent="TZ1A1"),
+                                          feature("C2", east, parent="TZ1A1")],
+         {"level": 5, "_crs": "EPSG:4547"}, "crs_mismatch", {}, True),
+        ("a whole export of other levels", [feature("O1", west, parent="TZ1A1", level=5),
+                                            feature("O2", east, parent="TZ1A1", level=5)],
+         {"level": 4}, "other_level", {}, True),
+        ("outside the parent", [feature("P1", west, parent="TZ1A2"), feature("P2", east, parent="TZ1A2")],
+         {"level": 5}, "misfit", {}, True),
+    ]
+
+
+def ambiguous(session) -> None:
+    """Two level-4 areas that a reference 'TZ9' matches once leading zeros are forgiven: 0TZ9 in
+    TZ1A (inside TZ1A1's outline, a duplicate of it) and 00TZ9 in TZ2A."""
+    session.execute(text("""
+        INSERT INTO areas (code, name, level, parent_id, geom)
+        SELECT c.code, c.code, 4, p.id, g.geom FROM (VALUES ('0TZ9', 'TZ1A', 'TZ1A1'),
+                                                           ('00TZ9', 'TZ2A', 'TZ2A1')) c(code, parent, like_)
+          JOIN areas p ON p.code = c.parent JOIN areas g ON g.code = c.like_"""))
+
+
 def attempt(session, path, options: dict) -> tuple[set, list[dict]]:
     """Import (dry) with `options`: the problems it names and the ways through it suggests.
 
@@ -39,11 +87,12 @@ def attempt(session, path, options: dict) -> tuple[set, list[dict]]:
     return {(e.kind, e.feature) for e in report.errors}, ways
 
 
-def take(way: dict) -> dict:
-    return {k: CHOSEN[k] if v is None else v for k, v in way.items()}
+def take(way: dict, chosen: dict | None = None) -> dict:
+    chosen = {**CHOSEN, **(chosen or {})}
+    return {k: chosen[k] if v is None else v for k, v in way.items()}
 
 
-def follow(session, path, options: dict, depth: int = 3) -> list[list[str]]:
+def follow(session, path, options: dict, depth: int = 3, chosen: dict | None = None) -> list[list[str]]:
     """Take every suggested way, one step at a time: each must lead to success or to another
     problem. Returns the chains that reached success."""
     problems, ways = attempt(session, path, options)
@@ -52,14 +101,15 @@ def follow(session, path, options: dict, depth: int = 3) -> list[list[str]]:
     assert ways, f"{problems} suggests no way through"
     reached = []
     for way in ways:
-        taken = {**options, **take(way)}
+        taken = {**options, **take(way, chosen)}
         after, _ = attempt(session, path, taken)
         assert not (after & problems) or after != problems, \
             f"taking {way} leaves the same problem {sorted(after & problems)}"
         gone = {p for p in problems if p not in after}
         assert gone or not after, f"{way} changed nothing of {problems}"
         if depth > 1:
-            reached += [[json.dumps(way)] + chain for chain in follow(session, path, taken, depth - 1)]
+            reached += [[json.dumps(way)] + chain
+                        for chain in follow(session, path, taken, depth - 1, chosen)]
     return reached
 
 
@@ -72,6 +122,22 @@ def test_every_way_through_a_bad_file_leads_somewhere(session, tiny, tmp_path, n
                                                           if kind == "invalid"}
     assert ways
     follow(session, path, options, depth=2)
+
+
+@pytest.mark.parametrize("name,features,options,expected,chosen,imports", region_imports(),
+                         ids=[b[0] for b in region_imports()])
+def test_every_way_through_a_bad_file_in_a_region_leads_somewhere(session, tiny, tmp_path, name,
+                                                                  features, options, expected, chosen,
+                                                                  imports):
+    ambiguous(session)
+    crs = options.pop("_crs", None)
+    path = write_geojson(tmp_path / "bad.geojson", features, crs=crs)
+    problems, ways = attempt(session, path, options)
+    assert expected in {kind for kind, _ in problems} | {field for kind, field in problems
+                                                          if kind == "invalid"}, problems
+    assert ways
+    chains = follow(session, path, options, depth=3, chosen=chosen)
+    assert bool(chains) == imports, chains
 
 
 def _misfits(tmp_path):
@@ -118,10 +184,24 @@ def test_parents_by_location_are_the_areas_overlapping_most(session, tiny, tmp_p
         "SELECT a.code, p.code FROM areas a JOIN areas p ON p.id = a.parent_id "
         "WHERE a.code IN ('B1', 'B2')")).all())
     assert parents == {"B1": "TZ1A1", "B2": "TZ1A2"}
-    with pytest.raises(InvalidInput) as both:
-        ingest.load(session, path, level=5, parent_by_location=True, parent_field="parent",
-                    actor=ACTOR, scope=Scope.all())
-    assert both.value.field == "parent_by_location"
+
+
+def test_a_parent_field_with_parents_by_location_locates_only_what_the_field_cannot_name(
+        session, tiny, tmp_path):
+    west = [[[10.0, 10.0], [10.005, 10.0], [10.005, 10.02], [10.0, 10.02], [10.0, 10.0]]]
+    east = [[[10.005, 10.0], [10.01, 10.0], [10.01, 10.02], [10.005, 10.02], [10.005, 10.0]]]
+    # K1 names its parent; K2 names one that is not there, K3 none: both lie in TZ1A2.
+    path = write_geojson(tmp_path / "mixed.geojson", [
+        feature("K1", west, parent="TZ1A1"), feature("K2", square(10.01, 10.0), parent="TZ9Z"),
+        feature("K3", square(10.01, 10.01), parent=""), feature("K4", east, parent="TZ1A1")])
+    refused = ingest.load(session, path, level=5, parent_field="parent", actor=ACTOR, scope=Scope.all())
+    assert [(e.kind, e.feature) for e in refused.errors][:2] == [("missing_parent", 2),
+                                                                 ("missing_parent", 3)]
+    assert all({"parent_by_location": True} in e.ways for e in refused.errors[:2])
+    report = ingest.load(session, path, level=5, parent_field="parent", parent_by_location=True,
+                         fit=True, actor=ACTOR, scope=Scope.all())
+    assert not report.refused and report.created == ["K1", "K2", "K3", "K4"], report.lines()
+    assert {p["code"]: p["parent"] for p in report.located} == {"K2": "TZ1A2", "K3": "TZ1A2"}
 
 
 def test_a_nested_parent_object_is_read_with_a_dotted_field(session, tmp_path):

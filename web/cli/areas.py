@@ -60,7 +60,8 @@ def areas_validate(area):
 @click.option("--parent-field", help="Field holding each feature's parent code; parent.adcode reads "
                                     "member adcode of an object field parent (DataV).")
 @click.option("--parent-by-location", is_flag=True,
-              help="Each feature's parent is the area of the level above it overlaps most.")
+              help="Each feature's parent is the area of the level above it overlaps most "
+                   "(with --parent-field: each whose field names no area).")
 @click.option("--code-field", help="Field holding the code (default: code or id).")
 @click.option("--name-field", help="Field holding the name (default: name, else the code).")
 @click.option("--crs", help="Coordinates' system when the tag is missing or wrong: EPSG:n, wgs84, gcj02, bd09.")
