@@ -19,7 +19,7 @@ from geo.policy import Scope
 ACTOR = audit.Actor("export-test")
 FORMATS = ["geojson", "gpkg", "shp", "csv", "xlsx"]
 DISTRICT = "411103"
-# GDAL's validator as Debian installs it (python3-gdal); `make test-deps` installs it.
+# GDAL's validator as Debian installs it (python3-gdal); `make test-deps` installs it with gdal-bin.
 VALIDATE_GPKG = Path("/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py")
 
 
