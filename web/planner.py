@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from flask import Blueprint, Response, current_app, render_template, request
-from werkzeug.utils import secure_filename
 
 from geo import limits
-from geo.boundaries import changes, export, history, ingest, locks, plans, validation
+from geo.boundaries import changes, export, history, ingest, ingest_report, locks, plans, validation
 from geo.errors import Forbidden, ImportRefused, InvalidInput, NotFound
 
 from . import database, jobs
@@ -22,7 +21,10 @@ from .responses import flag, geojson_response, int_arg, json_body, json_response
 bp = Blueprint("planner", __name__)
 PLANNERS = ("admin", "planner")
 VIEWERS = ("admin", "planner", "analyst")
-IMPORT_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv")
+IMPORT_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv", ".xlsx")
+# The report's ways through, worded as this endpoint's form fields (`skip_bad=1`), the file as
+# the upload field `file`.
+API_HINTS = ingest_report.Hints({"path": "file"}, joiner="=", on="=1", quote=False)
 
 
 def _scope_of_change(codes: list[str]) -> None:
@@ -175,34 +177,38 @@ def area_import():
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidInput("file", "upload the boundary file as multipart field 'file' "
-                                   "(GeoJSON, GeoPackage, zipped Shapefile or CSV)")
-    name = secure_filename(upload.filename) or "upload.geojson"
-    if not name.lower().endswith(IMPORT_SUFFIXES):
-        raise InvalidInput("file", f"expected {', '.join(IMPORT_SUFFIXES)}; got {upload.filename!r}")
+                                   "(GeoJSON, GeoPackage, zipped Shapefile, CSV or XLSX)")
+    # The upload's own name is what the report calls the file; it is stored under a safe one.
+    shown = PurePath(upload.filename.replace("\\", "/")).name or "upload"
+    if not shown.lower().endswith(IMPORT_SUFFIXES):
+        raise InvalidInput("file", f"expected {', '.join(IMPORT_SUFFIXES)}; got {shown!r}")
     form, config = request.form, current_app.config
     options = dict(
         level=form.get("level"), parent=form.get("parent") or None,
-        parent_field=form.get("parent_field") or None, code_field=form.get("code_field") or None,
-        name_field=form.get("name_field") or None, crs=form.get("crs") or None,
-        repair=flag(form.get("repair")), dry_run=flag(form.get("dry_run")),
-        merge_duplicates=flag(form.get("merge_duplicates")), skip_bad=flag(form.get("skip_bad")),
-        fit=flag(form.get("fit")), code_prefix=form.get("code_prefix") or "", actor=actor(),
-        scope=current_user().scope, max_vertices=config["MAX_VERTICES"])
+        parent_field=form.get("parent_field") or None,
+        parent_by_location=flag(form.get("parent_by_location")),
+        code_field=form.get("code_field") or None, name_field=form.get("name_field") or None,
+        crs=form.get("crs") or None, repair=flag(form.get("repair")),
+        dry_run=flag(form.get("dry_run")), merge_duplicates=flag(form.get("merge_duplicates")),
+        skip_bad=flag(form.get("skip_bad")), fit=flag(form.get("fit")),
+        code_prefix=form.get("code_prefix") or "", layer=form.get("layer") or None,
+        name=shown, hints=API_HINTS, actor=actor(), scope=current_user().scope,
+        max_vertices=config["MAX_VERTICES"])
     workdir: Path | None = Path(tempfile.mkdtemp(prefix="anwang-import-"))
     try:
-        path = workdir / name
+        path = workdir / ("upload" + PurePath(shown).suffix.lower())
         upload.save(path)
-        if name.lower().endswith(".zip"):
+        if path.suffix == ".zip":
             path = _unzip_shapefile(path)
         features = _feature_count(path)
         limits.check_features(features, config["MAX_IMPORT_FEATURES"])
         if features > config["IMPORT_INLINE_FEATURES"]:
-            job = jobs.start("areas.import", options["parent"], _import_job(path, name, workdir, options))
+            job = jobs.start("areas.import", options["parent"], _import_job(path, workdir, options))
             workdir = None      # the job's now: it removes the file when done
             return json_response(job, 202, headers={"Location": job["url"]})
         s = database.session()
         report = ingest.load(s, path, **options)
-        body = _import_body(report, name)
+        body = _import_body(report)
         if not report.dry_run:
             s.commit()
         return json_response(body, 200 if report.dry_run else 201)
@@ -221,20 +227,19 @@ def _feature_count(path: Path) -> int:
         return 0
 
 
-def _import_body(report, name: str) -> dict:
+def _import_body(report) -> dict:
     """The import's answer; ImportRefused (422, the report in `details`) when it was refused."""
     body = report.as_dict()
-    body["path"] = name
     if report.refused:
         raise ImportRefused(report.summary(), field="file", details=body)
     return body
 
 
-def _import_job(path: Path, name: str, workdir: Path, options: dict):
+def _import_job(path: Path, workdir: Path, options: dict):
     """The work of a background import: ingest.load with its progress, then the file removed."""
     def work(session, progress) -> dict:
         try:
-            return _import_body(ingest.load(session, path, progress=progress, **options), name)
+            return _import_body(ingest.load(session, path, progress=progress, **options))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return work
@@ -328,8 +333,9 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
         "/api/locks": {"get": {"summary": "Soft locks in force", "parameters": [param("parent", "area code")],
                                "responses": {"200": json_ok, **errors(401, 404)}}},
         "/api/areas/import": {"post": {
-            "summary": "Import a boundary file (multipart: file, level, parent, parent_field, code_field, "
-                       "name_field, crs, code_prefix, repair, merge_duplicates, fit, skip_bad, dry_run)",
+            "summary": "Import a boundary file (multipart: file, level, parent, parent_field, "
+                       "parent_by_location, code_field, name_field, crs, code_prefix, layer, repair, "
+                       "merge_duplicates, fit, skip_bad, dry_run); a refusal names these fields",
             "responses": {"200": json_ok, "201": json_ok,
                           "202": {"description": "a large file: imported as a background job "
                                                  "({job, url, status}; follow it at /api/jobs/{id})"},
@@ -337,8 +343,9 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
                                                  "ANWANG_MAX_VERTICES"},
                           **errors(400, 401, 403, 413)}}},
         "/api/areas/export": {"get": {
-            "summary": "Export areas as geojson, gpkg, shp (zipped) or csv",
+            "summary": "Export areas as geojson, gpkg (1.2), shp (zipped), csv or xlsx, with every "
+                       "attribute the import reads back",
             "parameters": [param("level", "level"), param("parent", "area code"),
-                           param("format", "geojson | gpkg | shp | csv")],
+                           param("format", "geojson | gpkg | shp | csv | xlsx")],
             "responses": {"200": {"description": "the file"}, **errors(400, 401, 403, 404)}}},
     }
