@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import databases  # noqa: E402
 
-from geo.patrol import units as patrol_units
+from geo.patrol import units as patrol_units  # noqa: E402
 
 BENCH_DB = "anwang_bench_patrol"
 LON0, LAT0 = 113.98, 33.58
@@ -44,17 +44,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_units(url: str, n: int, prefix: str = "B") -> list[tuple[int, str, str]]:
-    """n on-duty units: (id, device id, token)."""
+def make_units(url: str, n: int, prefix: str = "B", area: str | None = None) -> list[tuple[int, str, str]]:
+    """n on-duty units, with a home area if given: (id, device id, token)."""
     from geo import audit, db
 
     engine = db.make_engine(url)
     out = []
     with db.session_scope(engine) as s:
         for i in range(n):
-            uid, token = patrol_units.add_unit(s, audit.Actor("bench"), f"{prefix}{i:05d}", "car", f"{prefix.lower()}{i:05d}",
-                                         status="on_duty")
-            out.append((uid, f"{prefix.lower()}{i:05d}", token))
+            device = f"{prefix.lower()}{i:05d}"
+            uid, token = patrol_units.add_unit(s, audit.Actor("bench"), f"{prefix}{i:05d}", "car", device, area,
+                                               status="on_duty")
+            out.append((uid, device, token))
     engine.dispose()
     return out
 
@@ -119,7 +120,7 @@ def baseline_copy(url: str, units, rows) -> float:
 
     truncate(url)
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as c:
-        for day in sorted({r[1].astimezone(timezone.utc).date() for r in rows}):
+        for day in sorted({r[1].astimezone(UTC).date() for r in rows}):
             c.execute("SELECT ensure_position_partition(%s)", (day,))
         c.commit()
         with c.cursor() as cur:
@@ -136,7 +137,7 @@ def _post_batches(args):
     port, jobs = args
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     ok = 0
-    for token, body, n in jobs:
+    for token, body, _n in jobs:
         conn.request("POST", "/api/positions", body=body, headers={
             "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         r = conn.getresponse()
@@ -285,14 +286,15 @@ def main() -> None:
     server = None
     try:
         units = make_units(url, max(n_units, ping_units))
-        start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
         rows = list(fixes_for(n_units, per_unit, start))
         server = Server(BENCH_DB, osmand=True)
         copy_rate = baseline_copy(url, units, rows)
         print(f"raw COPY into positions: {copy_rate:,.0f} rows/s ({len(rows):,} rows)")
         batch_rate = bench_batches(url, server, units, rows)
         print(f"batch API (500 per request, 4 clients): {batch_rate:,.0f} positions/s sustained, "
-              f"{batch_rate / copy_rate:.2f} × raw COPY  (goal ≥ 5,000/s: {'met' if batch_rate >= 5000 else 'NOT met'})")
+              f"{batch_rate / copy_rate:.2f} × raw COPY  "
+              f"(goal ≥ 5,000/s: {'met' if batch_rate >= 5000 else 'NOT met'})")
         ping_rows = list(fixes_for(ping_units, per_ping_unit, start))
         copy_ping = baseline_copy(url, units, ping_rows)
         with CpuMeter(server) as cpu:
