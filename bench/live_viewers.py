@@ -20,7 +20,9 @@ processes of 1,000), pings and API probes plain sockets; their CPU time is print
 about 25 s per phase (10 s with --quick, which also takes 500 viewers), then everything stops and
 the database is dropped. A machine that cannot hold the full figures scales them down with
 --viewers N and --units N (the run prints what it took).
-Usage: python bench/live_viewers.py [--quick] [--viewers N] [--units N]
+--drop-listener terminates the server's LISTEN connection halfway through phase 2, as a database
+restart would: delivery must still be complete (the hub backfills from live_events).
+Usage: python bench/live_viewers.py [--quick] [--viewers N] [--units N] [--drop-listener]
 """
 from __future__ import annotations
 
@@ -244,6 +246,15 @@ def max_id(url: str) -> int:
         return c.execute("SELECT coalesce(max(id), 0) FROM live_events").fetchone()[0]
 
 
+def drop_listeners(url: str) -> int:
+    """Terminate the server's LISTEN connections; how many there were."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+        return c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                         "WHERE application_name = 'anwang live' AND datname = current_database()").fetchone()[0]
+
+
 def table_ids(url: str, upto: int) -> np.ndarray:
     """Every id of live_events up to `upto`, ascending."""
     import psycopg
@@ -338,6 +349,7 @@ def main() -> None:  # noqa: C901 — one linear script
     quick = "--quick" in sys.argv
     n_viewers = option("--viewers", 500 if quick else 2000)
     n_units = option("--units", UNITS)
+    drop_listener = "--drop-listener" in sys.argv
     phase_s = 10.0 if quick else 25.0
     n_users = -(-n_viewers // PER_USER)
     print(f"live viewers bench on {os.cpu_count()} cores: {n_viewers:,} viewers ({n_users} users × up to "
@@ -403,6 +415,11 @@ def main() -> None:  # noqa: C901 — one linear script
         after = max_id(url)
         view_api: dict = {}
         phase.value = 2
+        dropped: list[int] = []
+        if drop_listener:       # as a database restart would, halfway through the phase
+            import threading
+
+            threading.Timer(phase_s / 2, lambda: dropped.append(drop_listeners(url))).start()
         with Cpu(server, [p.pid for p in procs[2:]]) as cpu_view:
             probe(server.port, probe_token, phase_s, view_api)
         phase.value = 3
@@ -462,6 +479,11 @@ def main() -> None:  # noqa: C901 — one linear script
         print(f"viewers left: the worker's sockets were back to {fds_before:,}+20 in {freed_s * 1000:.0f} ms; one user "
               f"then opened {PER_USER} streams: {again.count(200)} × 200, and closing them, {PER_USER + 1}: "
               f"{over.count(200)} × 200, {over.count(429)} × 429")
+        if drop_listener:
+            taken = sum(int(m) for m in re.findall(r"reconnected: (\d+) events taken", "".join(log_tail)))
+            print(f"the server's LISTEN connection was terminated {phase_s / 2:g} s into phase 2 ({sum(dropped)} "
+                  f"connection); on reconnecting it took {taken:,} events from the table (the delivery above "
+                  f"includes them)")
         print(f"load average now {os.getloadavg()[0]:.1f}")
     except BaseException:
         if server:
