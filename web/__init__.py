@@ -14,7 +14,7 @@ def create_app(config: dict | None = None) -> Flask:
         i18n,
         incidents,
         jobs,
-        live,
+        livefeed,
         ogc,
         pages,
         patrol,
@@ -41,7 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(planner.bp)      # boundary edits, history, import/export, /planner
     app.register_blueprint(jobs.bp)         # /api/jobs/{id}: background imports
     patrol.init_app(app)                    # units, position ingest, /osmand, /dispatch
-    app.register_blueprint(live.bp)         # /api/live (Server-Sent Events)
+    app.register_blueprint(livefeed.bp)     # /api/live (Server-Sent Events)
     app.register_blueprint(review.bp)       # risk, scorecards, heat, hot spots, /review, /public
     app.register_blueprint(ogc.bp)          # OGC API – Features for GIS clients, /ogc
     auth.check_declared(app)

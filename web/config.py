@@ -35,6 +35,7 @@ CASTS = {
     "MAX_IMPORT_FEATURES": int,
     "MAX_CHANGE_BYTES": int,
     "IMPORT_INLINE_FEATURES": int,
+    "LIVE_STREAMS_PER_USER": lambda v: int(float(v)),
 }
 
 
