@@ -28,6 +28,15 @@ def test_days_since_and_zero_months(session, tiny):
     assert district["criminal"]["days_since"] == 1
 
 
+def test_the_card_says_when_the_data_ends(session, tiny):
+    early = datetime(2026, 1, 1, tzinfo=TZ)
+    assert scorecards.scorecard(session, "TZ", SYSTEM, as_of=early)["data_until"] is None
+    add_incident(session, 10.005, 10.005, category="hazard", occurred_at=datetime(2026, 6, 15, 11, tzinfo=TZ))
+    add_incident(session, 10.005, 10.005, category="hazard", occurred_at=datetime(2026, 7, 1, tzinfo=TZ))
+    until = scorecards.scorecard(session, "TZ1A", SYSTEM, as_of=AS_OF)["data_until"]
+    assert datetime.fromisoformat(until) == datetime(2026, 6, 15, 11, tzinfo=TZ)   # not after as_of
+
+
 def test_rank_within_the_parent(session, tiny):
     for _ in range(3):
         add_incident(session, 10.005, 10.005, category="petition", occurred_at=datetime(2026, 5, 1, tzinfo=TZ))
