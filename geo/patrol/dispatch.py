@@ -180,7 +180,7 @@ def recent(session: Session, audience: Audience, hours: float) -> dict:
     (`open_assignments`): the dispatcher's queue is those with none, oldest first."""
     fc = queries.recent(session, audience, hours)
     ids = [f["id"] for f in fc["features"]]
-    counts = dict(session.execute(text(
+    counts: dict[int, int] = dict(session.execute(text(
         "SELECT incident_id, count(*) FROM assignments WHERE incident_id = ANY(:ids) "
         "AND status = ANY(:open) GROUP BY incident_id"), {"ids": ids, "open": list(OPEN)}).all()) if ids else {}
     for f in fc["features"]:
