@@ -50,7 +50,7 @@ def _scope_of_change(codes: list[str]) -> None:
 @bp.get("/planner")
 @roles(*PLANNERS)
 def page():
-    return render_template("planner.html", map_config=map_config())
+    return render_template("planner.html", map_config=map_config(), norms=validation.NORMS)
 
 
 # -- change sets -----------------------------------------------------------------------------
