@@ -9,6 +9,7 @@ def create_app(config: dict | None = None) -> Flask:
     from . import (
         api,
         auth,
+        compression,
         database,
         errors,
         i18n,
@@ -19,6 +20,7 @@ def create_app(config: dict | None = None) -> Flask:
         planner,
         review,
         security,
+        tiles,
         vendor,
     )
     from .config import load
@@ -26,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(load(config))
     database.init_app(app)
+    compression.init_app(app)               # registered first, so it runs last: compresses what the rest made
     errors.register(app)
     security.init_app(app)
     i18n.init_app(app)
@@ -38,5 +41,6 @@ def create_app(config: dict | None = None) -> Flask:
     patrol.init_app(app)                    # units, position ingest, /osmand, /dispatch
     app.register_blueprint(live.bp)         # /api/live (Server-Sent Events)
     app.register_blueprint(review.bp)       # risk, scorecards, heat, hot spots, /review, /public
+    app.register_blueprint(tiles.bp)        # /tiles: vector tiles, TileJSON, the basemap
     auth.check_declared(app)
     return app

@@ -79,7 +79,7 @@ def public(view):
 
 
 def _is_api() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(("/api/", "/tiles/"))
 
 
 def current_user() -> Principal | None:

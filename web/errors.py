@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def _wants_json() -> bool:
-    return (request.path.startswith("/api/") or request.path.startswith("/osmand")
+    return (request.path.startswith(("/api/", "/tiles/", "/osmand"))
             or request.accept_mimetypes.best == "application/json")
 
 
