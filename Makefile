@@ -13,7 +13,7 @@ PORT ?= 5000
 DEMO_UNITS ?= 20
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps test-deps demo serve test test-fast lint lint-py bench db-up db-down translations clean
+.PHONY: setup system-deps test-deps demo serve test test-fast lint lint-py lint-js bench db-up db-down translations clean
 
 setup: system-deps $(VENV)/.installed node_modules/.installed translations
 
@@ -27,9 +27,11 @@ system-deps:
 	@command -v npm >/dev/null || { echo "installing Node.js and npm …"; $(APT) update -qq && $(APT) install -y -qq nodejs npm >/dev/null; }
 	@$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || { echo "installing python3-venv …"; $(APT) update -qq && $(APT) install -y -qq python3-venv >/dev/null; }
 
-# What only the tests need: the system Chromium and CJK fonts for screenshots.
+# What only the tests need: the system Chromium and CJK fonts for screenshots, and GDAL's command
+# line tools (ogrinfo, ogr2ogr), the real GIS client the OGC API – Features tests drive.
 test-deps:
 	@command -v chromium >/dev/null || { echo "installing Chromium …"; $(APT) update -qq && $(APT) install -y -qq chromium fonts-noto-cjk >/dev/null; }
+	@command -v ogrinfo >/dev/null || { echo "installing GDAL …"; $(APT) update -qq && $(APT) install -y -qq gdal-bin >/dev/null; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,11 +70,15 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS)
 
 # The quality gates: ruff and mypy on the Python, eslint on the page scripts.
-lint: lint-py
+lint: lint-py lint-js
 
 lint-py: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy geo layers
+
+# The front end's rules (eslint.config.js): no markup from data, no eval; runs offline after npm ci.
+lint-js: node_modules/.installed
+	npx --no-install eslint web/static/js
 
 bench: setup
 	@for b in $(filter-out bench/databases.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -30,6 +30,12 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("ANWANG_VAR", "./var", "where the embedded cluster, its socket and the session key live"),
     Setting("ANWANG_DB_PORT", "", "also let the embedded cluster listen on 127.0.0.1:PORT"),
     Setting("ANWANG_DB_NAME", "anwang", "database inside the embedded cluster"),
+    Setting("ANWANG_BACKUPS", "", "where `anwang backup` keeps base backups, archived WAL and dumps "
+            "(default: var/backups)"),
+    Setting("ANWANG_READ_URL", "", "a streaming replica for reads that tolerate a second of lag "
+            "(analytics, exports, public statistics); unset: every read on the primary", "READ_DATABASE_URL"),
+    Setting("ANWANG_READ_MAX_LAG", "1", "seconds a routed read may lag behind the primary before it "
+            "goes to the primary", "READ_MAX_LAG"),
     Setting("ANWANG_REALDATA", "tests/data/realdata", "another copy of the third-party test sets"),
     Setting("ANWANG_SECRET_KEY", "", "session signing key (random, kept in var/secret_key, when unset)"),
     Setting("ANWANG_SECURE_COOKIES", "0", "1 behind HTTPS", "SESSION_COOKIE_SECURE"),
@@ -45,6 +51,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "for tracks", "POOR_ACCURACY_M"),
     Setting("ANWANG_OSMAND_PORT", "", "also answer the OsmAnd protocol on this port", "OSMAND_PORT"),
     Setting("ANWANG_OSMAND_REQUIRE_TOKEN", "0", "1: OsmAnd pings need the device token as well"),
+    Setting("ANWANG_DEVICE_TIMEZONE", "Asia/Shanghai", "time zone of OsmAnd times sent without one "
+            "(Traccar reads them as the server's local time)", "DEVICE_TIMEZONE"),
+    Setting("ANWANG_GT06_PORT", "", "also listen for GT06 trackers (binary, TCP) on this port"),
+    Setting("ANWANG_H02_PORT", "", "also listen for H02 trackers (text, TCP) on this port"),
     Setting("ANWANG_THREADS", "128", "gunicorn threads per worker (anwang serve)"),
     Setting("ANWANG_WORKERS", "1", "gunicorn worker processes (anwang serve)"),
     Setting("ANWANG_ACCESS_LOG", "1", "0 turns the access log of anwang serve off"),
@@ -87,9 +97,24 @@ def realdata_dir() -> Path:
     return (PROJECT_ROOT / value("ANWANG_REALDATA")).resolve()
 
 
+def backups_dir() -> Path:
+    """Folder of base backups, archived WAL and dumps (`ANWANG_BACKUPS`, default var/backups)."""
+    raw = value("ANWANG_BACKUPS")
+    return Path(raw).resolve() if raw else var_dir() / "backups"
+
+
 def database_url() -> str | None:
     """The external server's URL (`DATABASE_URL`), or None for the embedded cluster."""
-    url = value("DATABASE_URL")
+    return sqlalchemy_url(value("DATABASE_URL"))
+
+
+def read_url() -> str | None:
+    """The replica's URL for reads (`ANWANG_READ_URL`), or None: every read on the primary."""
+    return sqlalchemy_url(value("ANWANG_READ_URL"))
+
+
+def sqlalchemy_url(url: str) -> str | None:
+    """A libpq URL in the form SQLAlchemy's psycopg driver takes (None for an empty one)."""
     if not url:
         return None
     if url.startswith("postgres://"):

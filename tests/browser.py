@@ -6,8 +6,10 @@ from urllib.parse import urlsplit
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 
-def open_page(browser, base_url, external: list, console_errors: list):
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+def open_page(browser, base_url, external: list, console_errors: list, **context_options):
+    """A page in a new context (options for new_context may override the defaults)."""
+    context = browser.new_context(**{"viewport": {"width": 1400, "height": 900}, "locale": "zh-CN",
+                                     **context_options})
 
     def gate(route):
         host = urlsplit(route.request.url).hostname
@@ -30,8 +32,6 @@ def login(page, base_url, name, password):
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base_url}/")
-
-
 
 
 def wait_for(page, expression: str, arg=None, timeout: float = 10000, polling: float = 100):

@@ -15,6 +15,7 @@ def create_app(config: dict | None = None) -> Flask:
         i18n,
         incidents,
         live,
+        ogc,
         pages,
         patrol,
         planner,
@@ -42,5 +43,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(live.bp)         # /api/live (Server-Sent Events)
     app.register_blueprint(review.bp)       # risk, scorecards, heat, hot spots, /review, /public
     app.register_blueprint(tiles.bp)        # /tiles: vector tiles, TileJSON, the basemap
+    app.register_blueprint(ogc.bp)          # OGC API – Features for GIS clients, /ogc
     auth.check_declared(app)
     return app

@@ -9,6 +9,7 @@ start an app with an undeclared route, so a forgotten decorator is a start-up er
 """
 from __future__ import annotations
 
+import base64
 import functools
 import math
 from urllib.parse import urlsplit
@@ -37,7 +38,7 @@ from geo.policy import Audience
 from geo.users import Principal
 
 from . import database
-from .errors import error_response
+from .errors import error_response, is_ogc, wants_html
 
 csrf = CSRFProtect()
 bp = Blueprint("auth", __name__)
@@ -79,7 +80,22 @@ def public(view):
 
 
 def _is_api() -> bool:
-    return request.path.startswith(("/api/", "/tiles/"))
+    # A GIS client reading /ogc gets a 401 as the API does; a browser asking for its pages logs in.
+    return request.path.startswith(("/api/", "/tiles/")) or (is_ogc() and not wants_html())
+
+
+def _basic_token(credentials: str) -> Principal | None:
+    """The user of HTTP basic credentials `username:token` when the token is theirs.
+
+    Some GIS clients (QGIS's basic authentication, GDAL's USERPWD) can send only this; it is
+    accepted for reading /ogc, never as a password login and never for a write.
+    """
+    try:
+        username, _, token = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    principal = users_core.principal_for_token(database.session(), token) if token else None
+    return principal if principal is not None and principal.username == username else None
 
 
 def current_user() -> Principal | None:
@@ -90,6 +106,9 @@ def current_user() -> Principal | None:
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         principal = users_core.principal_for_token(database.session(), header[7:].strip())
+        database.session().commit()  # keep last_used_at
+    elif header.lower().startswith("basic ") and is_ogc() and request.method in ("GET", "HEAD"):
+        principal = _basic_token(header[6:].strip())
         database.session().commit()  # keep last_used_at
     elif session.get(SESSION_KEY):
         principal = logins.principal_for_session(database.session(), session[SESSION_KEY])

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from geo import settings
+from geo.patrol import fixes
 
 DEFAULTS = {
     "BABEL_DEFAULT_LOCALE": "zh",
@@ -27,7 +28,16 @@ CASTS = {
     "MAX_SPEED_MS": float,
     "POOR_ACCURACY_M": float,
     "OSMAND_PORT": lambda v: int(v) if v else None,
+    "READ_DATABASE_URL": settings.sqlalchemy_url,
+    "READ_MAX_LAG": float,
+    "DEVICE_TIMEZONE": lambda v: _zone_name(v),
 }
+
+
+def _zone_name(name: str) -> str:
+    """The time zone name, once the tz database is known to have it (a clear error otherwise)."""
+    fixes.device_zone(name)
+    return name
 
 
 def secret_key() -> str:

@@ -19,7 +19,23 @@ STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, Forbidden: 403, Setup
 log = logging.getLogger(__name__)
 
 
+def is_ogc() -> bool:
+    """Whether the request is for the OGC API – Features service under /ogc."""
+    return request.path == "/ogc" or request.path.startswith("/ogc/")
+
+
+def wants_html() -> bool:
+    """Whether the reader asked for a page: ?f=html, else an Accept header preferring HTML (a
+    browser's) over JSON."""
+    if request.args.get("f"):
+        return request.args["f"] == "html"
+    best = request.accept_mimetypes.best_match(["application/json", "application/geo+json", "text/html"])
+    return best == "text/html"
+
+
 def _wants_json() -> bool:
+    if is_ogc():
+        return not wants_html()
     return (request.path.startswith(("/api/", "/tiles/", "/osmand"))
             or request.accept_mimetypes.best == "application/json")
 

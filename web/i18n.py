@@ -4,11 +4,15 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 from flask_babel import Babel, gettext
 
+from geo import vocabulary
 from geo.messages import Message
 
 from .config import project_path
 
 COOKIE = "anwang_lang"
+# The kinds of domain words pages show (geo/vocabulary.py), handed to their scripts as one block.
+PAGE_WORDS = ("level", "category", "severity", "status", "staff", "risk", "unit_kind", "unit_status",
+              "resolution")
 
 
 def select_locale() -> str:
@@ -33,6 +37,16 @@ def localize(obj):
     return obj
 
 
+def words(kind: str) -> dict:
+    """Every key of one kind of domain word with the reader's name for it, in the vocabulary's order."""
+    return vocabulary.names(kind, select_locale())
+
+
+def page_words() -> dict:
+    """The domain words page scripts label data with: names per kind, and what each level is."""
+    return {"levels": vocabulary.LEVELS, "names": {kind: words(kind) for kind in PAGE_WORDS}}
+
+
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale,
           default_translation_directories=str(project_path("web", "translations")))
@@ -46,4 +60,4 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def inject_locale():
-        return {"locale": select_locale()}
+        return {"locale": select_locale(), "words": words, "page_words": page_words}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from geo import areas, vocabulary
+from geo import areas
 from geo.errors import InvalidInput
 from geo.incidents import (
     duplicates,
@@ -120,8 +120,7 @@ def reverse():
 def report_form():
     """The report form: a grid worker reports in their own grids only (the map shows which)."""
     grids = areas.leaves(database.session(), current_user().scope)
-    return render_template("report.html", grids=grids, map_config=map_config(),
-                           categories=[(c, vocabulary.CATEGORY_ZH[c]) for c in vocabulary.CATEGORIES])
+    return render_template("report.html", grids=grids, map_config=map_config())
 
 
 def openapi_paths(geojson: dict, param, errors) -> dict:

@@ -12,37 +12,47 @@ port needs far fewer commits and round trips than pings, and an idle one adds no
 from __future__ import annotations
 
 import json
-import logging
 import os
-import queue
 import threading
+from datetime import timezone, tzinfo
 from urllib.parse import parse_qsl
 
 from geo import settings
 from geo.errors import InvalidInput
 from geo.patrol import groupcommit, osmand, units
 from geo.patrol.filters import DEFAULT_LIMITS, Limits
+from geo.patrol.writer import GroupCommit, _Waiting  # noqa: F401 — the port's writer, and its tests'
 
-log = logging.getLogger(__name__)
-MAX_GROUP = 500        # pings per commit: bounds the statement and the wait behind a long queue
-WAIT_S = 60.0          # longer than this and the handler answers 500 (the app keeps the fix and retries)
+BOM = b"\xef\xbb\xbf"
 
 
-def parse_osmand(args, body: bytes, form=None) -> tuple[str, list]:
-    """Return the device id and fixes of an OsmAnd request in any of Traccar Client's forms."""
-    # The query string (GET or POST, as Traccar Client for Android sends it), a form body, or the
-    # JSON body of Traccar Client 9.
-    if args:
-        return osmand.parse_osmand_query(args)
-    if body[:1] in (b"{", b"["):
+def _pairs(args) -> list[tuple[str, str]]:
+    """The query's parameters as (name, value) pairs, repeated names kept (cell=, wifi=)."""
+    if hasattr(args, "getlist"):
+        return list(args.items(multi=True))
+    return list(args.items()) if hasattr(args, "items") else list(args or ())
+
+
+def parse_osmand(args, body: bytes, tz: tzinfo = timezone.utc) -> osmand.Report:
+    """Return what an OsmAnd request reports, in any of the forms Traccar accepts."""
+    # The query string (GET or POST, as Traccar Client for Android sends it); else the JSON body of
+    # Traccar Client 9 (after any whitespace or byte-order mark); else a form body, whatever its
+    # Content-Type says, with the query's parameters (token=) beside it.
+    pairs = _pairs(args)
+    if any(k in ("id", "deviceid") and v for k, v in pairs):
+        return osmand.parse_osmand_query(pairs, tz)
+    text = body[len(BOM):] if body.startswith(BOM) else body
+    text = text.lstrip()
+    if text[:1] in (b"{", b"["):
         try:
-            data = json.loads(body.decode("utf-8"))
+            data = json.loads(text.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput("body", "the body is not valid JSON") from None
-        return osmand.parse_osmand_json(data)
-    if form:
-        return osmand.parse_osmand_query(form)
-    raise InvalidInput("id", "no position: expected ?id=&lat=&lon=&timestamp=… or a JSON body")
+        return osmand.parse_osmand_json(data, tz)
+    if not text:
+        raise InvalidInput("id", "no position: expected ?id=&lat=&lon=&timestamp=… or a JSON body")
+    form = parse_qsl(text.decode("utf-8", "replace"), keep_blank_values=True)
+    return osmand.parse_osmand_query(form + pairs, tz)
 
 
 def require_token() -> bool:
@@ -50,116 +60,12 @@ def require_token() -> bool:
     return settings.flag("ANWANG_OSMAND_REQUIRE_TOKEN")
 
 
-class _Waiting:
-    """A ping handed to the writer, and what became of it."""
-
-    __slots__ = ("ping", "done", "outcome", "error")
-
-    def __init__(self, ping: groupcommit.Ping):
-        self.ping, self.outcome, self.error = ping, None, None
-        # Held until the writer releases it: the cheapest one-shot wake-up between two threads.
-        self.done = threading.Lock()
-        self.done.acquire()
-
-
-class GroupCommit:
-    """The process's writer thread: stores the pings handed to it, a group per commit."""
-
-    def __init__(self, conninfo: str, max_group: int = MAX_GROUP, wait_s: float = WAIT_S,
-                 limits: Limits = DEFAULT_LIMITS):
-        self.conninfo, self.max_group, self.wait_s, self.limits = conninfo, max_group, wait_s, limits
-        self.pid = os.getpid()
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.conn = None
-        self.thread = threading.Thread(target=self._run, name="anwang-osmand-writer", daemon=True)
-        self.thread.start()
-
-    def store(self, ping: groupcommit.Ping):
-        """Store a ping with the next group commit and return its outcome (see groupcommit.ingest_pings)."""
-        waiting = _Waiting(ping)
-        self.queue.put(waiting)
-        if not waiting.done.acquire(timeout=self.wait_s):
-            raise TimeoutError(f"no commit within {self.wait_s:.0f} s")
-        if waiting.error is not None:
-            raise waiting.error
-        return waiting.outcome
-
-    def close(self) -> None:
-        """Stop the writer once the pings already handed to it are stored, and close its connection."""
-        self.queue.put(None)
-        self.thread.join(10)
-        if self.conn is not None:
-            self.conn.close()
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            group = [self.queue.get()]
-            # Everything that came while the last group was being written goes in this one.
-            while len(group) < self.max_group:
-                try:
-                    group.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            stopping = None in group
-            group = [w for w in group if w is not None]
-            if group:
-                try:
-                    self._write(group)
-                except Exception as exc:  # noqa: BLE001 — no handler may be left waiting
-                    log.exception("OsmAnd writer failed on a group of %d pings", len(group))
-                    for w in group:
-                        if w.outcome is None and w.error is None:
-                            w.error = exc
-                            w.done.release()
-
-    def _connection(self):
-        import psycopg
-
-        if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(self.conninfo, autocommit=True)
-        return self.conn
-
-    def _drop_connection(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            finally:
-                self.conn = None
-
-    def _write(self, group: list[_Waiting]) -> None:
-        try:
-            conn = self._connection()
-            outcomes = groupcommit.ingest_pings(conn, [w.ping for w in group], self.limits)
-        except Exception as exc:  # noqa: BLE001 — the writer must outlive any one group
-            self._drop_connection()
-            if len(group) > 1:
-                # One bad ping must not fail the others with it: each again on its own, so only the
-                # pings that fail alone (all of them when the database is away) answer 500.
-                log.warning("group commit of %d OsmAnd pings failed (%s); storing them one by one",
-                            len(group), exc)
-                for w in group:
-                    self._write([w])
-                return
-            log.exception("OsmAnd ping failed")
-            group[0].error = exc
-            group[0].done.release()
-            return
-        for w, outcome in zip(group, outcomes):
-            w.outcome = outcome
-            w.done.release()
-        try:
-            groupcommit.publish_pings(conn, outcomes)
-        except Exception:  # noqa: BLE001 — the fixes are stored; only their live events are lost
-            log.exception("live events of %d stored OsmAnd pings were not published", len(group))
-            self._drop_connection()
-
-
 class OsmandPort:
     """WSGI middleware answering every request on the OsmAnd port with the lean handler."""
 
-    def __init__(self, app, port: int, conninfo=None, limits: Limits = DEFAULT_LIMITS):
-        self.app, self.port, self.conninfo, self.limits = app, str(port), conninfo, limits
+    def __init__(self, app, port: int, conninfo=None, limits: Limits = DEFAULT_LIMITS,
+                 tz: tzinfo = timezone.utc):
+        self.app, self.port, self.conninfo, self.limits, self.tz = app, str(port), conninfo, limits, tz
         self.writer: GroupCommit | None = None
         self.lock = threading.Lock()
 
@@ -203,22 +109,21 @@ class OsmandPort:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "POST"):
             return self._error(start_response, "405 METHOD NOT ALLOWED", "method_not_allowed", "GET or POST")
-        args = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=False))
+        args = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=False)
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         body = environ["wsgi.input"].read(min(length, 1 << 20)) if length > 0 else b""
-        form = None
-        if not args and body and body[:1] not in (b"{", b"["):
-            form = dict(parse_qsl(body.decode("latin-1")))
         try:
-            device, fixes = parse_osmand(args, body, form)
+            report = parse_osmand(args, body, self.tz)
         except InvalidInput as exc:
             return self._error(start_response, "400 BAD REQUEST", exc.code, exc.message, exc.field)
-        token_hash = units.hash_token(args.get("token") or "") if require_token() else None
+        token = next((v for k, v in args if k == "token"), "")
+        token_hash = units.hash_token(token) if require_token() else None
         try:
-            outcome = self._writer().store(groupcommit.Ping(device, fixes, token_hash))
+            outcome = self._writer().store(groupcommit.Ping(report.device, report.fixes, token_hash,
+                                                            report.heard))
         except Exception:  # noqa: BLE001 — answer 500 (the app retries) and keep serving
             return self._error(start_response, "500 INTERNAL SERVER ERROR", "internal_error",
                                "internal server error")
@@ -227,5 +132,5 @@ class OsmandPort:
                                "this server needs the device token (token=…)", "token")
         if outcome == groupcommit.UNKNOWN_DEVICE:
             return self._error(start_response, "400 BAD REQUEST", "unknown_device",
-                               f"no unit has device id {device!r}", "id")
+                               f"no unit has device id {report.device!r}", "id")
         return self._reply(start_response, "200 OK")

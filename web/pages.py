@@ -1,13 +1,13 @@
 """HTML pages. Each page is a template plus its own script; data comes from /api."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, send_from_directory
 
 from geo import areas, policy
 from geo.errors import NotFound
 
 from . import database
-from .auth import ANY_USER, current_user, roles
+from .auth import ANY_USER, current_user, public, roles
 
 bp = Blueprint("pages", __name__)
 
@@ -33,3 +33,11 @@ def map_config() -> dict:
 @roles(*ANY_USER)
 def index():
     return render_template("index.html", map_config=map_config())
+
+
+@bp.get("/favicon.ico")
+@public
+def favicon():
+    """The icon, for documents that name none (an API answer opened in a tab, a framed map)."""
+    return send_from_directory(current_app.static_folder, "favicon.svg", mimetype="image/svg+xml",
+                               max_age=86400)

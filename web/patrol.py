@@ -8,13 +8,13 @@ device by its id, as Traccar does (the real app sends nothing else); set
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 
 from flask import Blueprint, Response, current_app, render_template, request
 
 from geo.errors import InvalidInput
 from geo.incidents import queries
-from geo.patrol import dispatch, fixes, gpx, ingest, tracks, units
+from geo.patrol import dispatch, events, fixes, gpx, ingest, tracks, units
 from geo.patrol.filters import Limits
 from layers import coverage
 
@@ -47,6 +47,11 @@ ACT = ("dispatcher",)
 def limits(config) -> Limits:
     """The quality filters' thresholds as configured."""
     return Limits(config["MAX_SPEED_MS"], config["POOR_ACCURACY_M"])
+
+
+def device_zone(config) -> tzinfo:
+    """The time zone of device times sent without one (ANWANG_DEVICE_TIMEZONE)."""
+    return fixes.device_zone(config.get("DEVICE_TIMEZONE"))
 
 
 def _time_arg(name: str) -> datetime | None:
@@ -187,16 +192,17 @@ def _error(status, code, message, field=None):
 def osmand():
     """The OsmAnd protocol as Traccar Client sends it: 200 with an empty body when stored, 400 for
     an unknown device (the app then keeps the fix and retries)."""
-    device, batch = parse_osmand(request.args, request.get_data(), request.form)
+    report = parse_osmand(request.args, request.get_data(), device_zone(current_app.config))
     s = database.session()
-    unit = units.unit_for_device(s, device, ingest.utc_days(batch))
+    unit = units.unit_for_device(s, report.device, ingest.utc_days(report.fixes))
     if unit is None:
-        return _error(400, "unknown_device", f"no unit has device id {device!r}", "id")
+        return _error(400, "unknown_device", f"no unit has device id {report.device!r}", "id")
     if require_token():
         found = units.unit_for_token(s, request.args.get("token") or "")
         if found is None or found.id != unit.id:
             return _error(401, "unauthorized", "this server needs the device token (token=…)", "token")
-    ingest.commit_and_publish(s, ingest.ingest(s, unit, batch, limits=limits(current_app.config)))
+    result = events.ingest_report(s, unit, report.fixes, report.heard, limits(current_app.config))
+    ingest.commit_and_publish(s, result)
     return Response(b"", status=200)
 
 
@@ -375,7 +381,8 @@ def init_app(app) -> None:
             url = app.config.get("DATABASE_URL") or db.engine_url()
             return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
-        app.wsgi_app = OsmandPort(app.wsgi_app, int(port), conninfo, limits(app.config))
+        app.wsgi_app = OsmandPort(app.wsgi_app, int(port), conninfo, limits(app.config),
+                                  device_zone(app.config))
 
 
 def openapi_paths(geojson: dict, param, errors) -> dict:

@@ -222,7 +222,7 @@ def area_export():
         require_scope(parent)
     elif not current_user().everywhere:
         raise InvalidInput("parent", "parent is required: the code of an area in your scope")
-    content, filename, mime = export.export_bytes(database.session(), level=args.get("level"),
+    content, filename, mime = export.export_bytes(database.read_session(), level=args.get("level"),
                                                   parent=parent, fmt=args.get("format", "geojson"))
     return Response(content, mimetype=mime,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

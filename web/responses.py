@@ -23,9 +23,11 @@ def _dumps(obj) -> str:
     return json.dumps(localize(obj), ensure_ascii=False, default=str)
 
 
-def json_response(obj, status: int = 200) -> Response:
-    """A JSON body; every `geo.messages.Message` in it in the reader's language."""
-    return Response(_dumps(obj), status=status, mimetype="application/json")
+def json_response(obj, status: int = 200, media: str = "application/json",
+                  headers: dict | None = None) -> Response:
+    """A JSON body (of media type `media`); every `geo.messages.Message` in it in the reader's
+    language."""
+    return Response(_dumps(obj), status=status, headers={**(headers or {}), "Content-Type": media})
 
 
 def geojson_response(obj, status: int = 200) -> Response:

@@ -87,7 +87,7 @@ def risk_override_clear(code: str):
 @roles(*ANY_USER)
 def scorecard():
     as_of = selection.parse_time(request.args.get("as_of"), "as_of", end=True)
-    return json_response(scorecards.scorecard(database.session(), area_arg(), audience(), as_of=as_of))
+    return json_response(scorecards.scorecard(database.read_session(), area_arg(), audience(), as_of=as_of))
 
 
 # -- heat and hot spots ---------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def heat_map():
     fmt = request.args.get("format", "points")
     if fmt not in ("points", "image"):
         raise InvalidInput("format", f"format must be points or image; got {fmt!r}")
-    surf = heat.surface(database.session(), sel, bandwidth)
+    surf = heat.surface(database.read_session(), sel, bandwidth)
     body = heat.heat_points(surf) if fmt == "points" else heat.overlay(surf)
     return json_response({**body, "selection": sel.describe(), "crs": f"EPSG:{surf.plane.epsg}"})
 
@@ -117,10 +117,10 @@ def hot_spots():
     perms = hotspots.check_permutations(args.get("permutations"))
     if level == "grid":
         band = hotspots.check_band(args.get("band"), 100)
-        return geojson_response(hotspots.grids(database.session(), sel, band_m=band, permutations=perms))
+        return geojson_response(hotspots.grids(database.read_session(), sel, band_m=band, permutations=perms))
     size = hotspots.check_size(args.get("size"), sel.audience)
     band = hotspots.check_band(args.get("band"), size * 1.8)
-    return geojson_response(hotspots.hexagons(database.session(), sel, size_m=size, band_m=band,
+    return geojson_response(hotspots.hexagons(database.read_session(), sel, size_m=size, band_m=band,
                                               permutations=perms))
 
 
@@ -132,7 +132,7 @@ def emerging_hot_spots():
     sel = _selection()
     size = hotspots.check_size(args.get("size"), sel.audience)
     band = hotspots.check_band(args.get("band"), size * 1.8)
-    return geojson_response(hotspots.emerging(database.session(), sel, size_m=size, band_m=band))
+    return geojson_response(hotspots.emerging(database.read_session(), sel, size_m=size, band_m=band))
 
 
 # -- review: comparison, page, report ---------------------------------------------------------------
@@ -150,7 +150,7 @@ def month_arg() -> tuple[datetime, datetime]:
 @roles("analyst")
 def compare():
     start, end = month_arg()
-    return json_response(review.compare(database.session(), area_arg(), start, end, audience()))
+    return json_response(review.compare(database.read_session(), area_arg(), start, end, audience()))
 
 
 @bp.get("/review")
@@ -207,7 +207,7 @@ def review_report():
     """The month's 周交办、月讲评 report as one standalone HTML file (every asset inside)."""
     area = require_scope(area_arg())["code"]
     start, _ = month_arg()
-    document = report.build(database.session(), area, start.strftime("%Y-%m"), audience(),
+    document = report.build(database.read_session(), area, start.strftime("%Y-%m"), audience(),
                             locale=locale())
     filename = f"anwang-report-{area}-{start:%Y-%m}.html"
     return Response(document, mimetype="text/html",
@@ -222,8 +222,11 @@ def public_stats():
     5; no points, no text. The first request after a month ends publishes that month."""
     level = public.parse_level(request.args.get("level"))
     months = public.parse_months(request.args.get("months"))
-    body = public.stats(database.session(), level=level, months=months)
-    database.session().commit()
+    now = datetime.now(selection.TZ)
+    releases = public.ensure(database.session(), public.complete_months(months, now))
+    database.session().commit()       # a month just ended is published on the primary, then read
+    reader = database.read_session(since=max(r.created_at for r in releases))
+    body = public.stats(reader, level=level, months=months, now=now)
     response = geojson_response(body)
     response.headers["Cache-Control"] = "public, max-age=600"
     return response

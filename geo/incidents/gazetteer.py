@@ -81,27 +81,8 @@ class Gazetteer:
         self.by_number: dict[tuple[str, str], list[int]] = {}      # (kind, n) → ids (no parent)
         self.doors: dict[int, list[tuple[int, Entry]]] = {}       # road id → sorted (n, door)
         self.area_entry: dict[str, int] = {}
-        for e in entries:
-            if e.kind in ("door", "building"):
-                continue
-            for alias in aliases_of(e):
-                key = normalise(alias, prefixes)
-                if len(key) >= 2:
-                    ids = self.names.setdefault(key, [])
-                    if e.id not in ids:
-                        ids.append(e.id)
-            if e.source.startswith("area:") and e.area_code is not None:
-                self.area_entry[e.area_code] = e.id
-        for e in entries:
-            if e.number is None:
-                continue
-            if e.parent is not None:
-                self.numbered.setdefault((e.parent.id, e.kind, e.number), []).append(e.id)
-            self.by_number.setdefault((e.kind, e.number), []).append(e.id)
-            if e.kind == "door" and e.parent is not None and e.number.isdigit():
-                self.doors.setdefault(e.parent.id, []).append((int(e.number), e))
-        for doors in self.doors.values():
-            doors.sort(key=lambda d: d[0])
+        self._index_names(entries, prefixes)
+        self._index_numbers(entries)
         # Longest-first scanning: for every two-character start, the name lengths that begin with it.
         starts: dict[str, set[int]] = {}
         for key in self.names:
@@ -114,6 +95,33 @@ class Gazetteer:
                 continue
             for i in range(len(key)):
                 self.deletions.setdefault(key[:i] + key[i + 1:], set()).add(key)
+
+    def _index_names(self, entries: list[Entry], prefixes: Prefixes) -> None:
+        """Every name and alias (normalised) of what is found by name; doors and buildings by number."""
+        for e in entries:
+            if e.kind in ("door", "building"):
+                continue
+            for alias in aliases_of(e):
+                key = normalise(alias, prefixes)
+                if len(key) >= 2:
+                    ids = self.names.setdefault(key, [])
+                    if e.id not in ids:
+                        ids.append(e.id)
+            if e.source.startswith("area:") and e.area_code is not None:
+                self.area_entry[e.area_code] = e.id
+
+    def _index_numbers(self, entries: list[Entry]) -> None:
+        """Numbered entries under their parent and by number alone; each road's doors in order."""
+        for e in entries:
+            if e.number is None:
+                continue
+            if e.parent is not None:
+                self.numbered.setdefault((e.parent.id, e.kind, e.number), []).append(e.id)
+            self.by_number.setdefault((e.kind, e.number), []).append(e.id)
+            if e.kind == "door" and e.parent is not None and e.number.isdigit():
+                self.doors.setdefault(e.parent.id, []).append((int(e.number), e))
+        for doors in self.doors.values():
+            doors.sort(key=lambda d: d[0])
 
     # -- matching ------------------------------------------------------------------------------
     def _exact(self, s: str) -> list[_Mention]:

@@ -85,11 +85,32 @@ def _number(value) -> str | None:
 def build(session: Session) -> Gazetteer:
     """Read areas, places and entities and build the index."""
     entries: list[Entry] = []
-    area_by_code: dict[str, Entry] = {}
-    codes_by_id: dict[int, str] = {}
+    areas = _area_entries(session, entries)
+    prefixes = Prefixes(
+        districts=tuple(sorted({e.name for e in entries if e.kind == "district"}, key=len, reverse=True)),
+        townships=tuple(sorted({n for e in entries if e.kind == "township" for n in aliases_of(e)},
+                               key=len, reverse=True)))
+    _number_grids(entries, areas)
+    places = _place_entries(session, entries, areas)
+    if any(e.kind == "road" for e in places.values()):
+        for r in session.execute(text(_ROAD_AREAS_SQL)).mappings():
+            road, area = places.get(r["place_id"]), areas.get(r["code"])
+            if road is None or area is None:
+                continue
+            road.compat = road.compat | {area.id} | area.ancestors
+            road.road_points[area.id] = (r["lon"], r["lat"])
+    for r in session.execute(text(_ENTITIES_SQL)).mappings():
+        path, anc = _area_chain(areas, r["area_code"])
+        entries.append(Entry(len(entries), "entity", r["name"], r["lon"], r["lat"], r["area_code"],
+                             path, f"entity:{r['id']}", address=r["address"], ancestors=anc))
+    return Gazetteer(entries, prefixes)
+
+
+def _area_entries(session: Session, entries: list[Entry]) -> dict[str, Entry]:
+    """An entry per area, with its path of codes and its ancestors; returned by code."""
+    by_code: dict[str, Entry] = {}
     rows = session.execute(text(_AREAS_SQL)).mappings().all()
-    for r in rows:
-        codes_by_id[r["id"]] = r["code"]
+    codes_by_id = {r["id"]: r["code"] for r in rows}
     for r in rows:
         ids = [int(x) for x in r["path"].split(".")] if r["path"] else [r["id"]]
         path = tuple(codes_by_id[i] for i in ids if i in codes_by_id)
@@ -97,76 +118,70 @@ def build(session: Session) -> Gazetteer:
                   r["code"], path, f"area:{r['id']}",
                   aliases=(r["official"],) if r["official"] else ())
         entries.append(e)
-        area_by_code[r["code"]] = e
-    for e in entries:
-        e.ancestors = frozenset(area_by_code[c].id for c in e.path[:-1])
-    prefixes = Prefixes(
-        districts=tuple(sorted({e.name for e in entries if e.kind == "district"}, key=len, reverse=True)),
-        townships=tuple(sorted({n for e in entries if e.kind == "township" for n in aliases_of(e)},
-                               key=len, reverse=True)))
+        by_code[r["code"]] = e
+    for e in by_code.values():
+        e.ancestors = frozenset(by_code[c].id for c in e.path[:-1])
+    return by_code
 
-    def area_chain(code: str | None) -> tuple[tuple[str, ...], frozenset]:
-        a = area_by_code.get(code) if code else None
-        if a is None:
-            return (), frozenset()
-        return a.path, a.ancestors | {a.id}
 
-    # Villages, for the numbered children (组, 第N网格) of an area.
-    def village_of(path: tuple[str, ...]) -> Entry | None:
-        for c in reversed(path):
-            if area_by_code[c].kind == "village":
-                return area_by_code[c]
-        return None
+def _area_chain(areas: dict[str, Entry], code: str | None) -> tuple[tuple[str, ...], frozenset]:
+    """The path of codes and the ancestor ids of what lies in the area `code`."""
+    a = areas.get(code) if code else None
+    if a is None:
+        return (), frozenset()
+    return a.path, a.ancestors | {a.id}
 
-    for a in list(entries):
+
+def _village_of(areas: dict[str, Entry], path: tuple[str, ...]) -> Entry | None:
+    """The village along a path: the parent of its numbered children (组, 第N网格)."""
+    for c in reversed(path):
+        if areas[c].kind == "village":
+            return areas[c]
+    return None
+
+
+def _number_grids(entries: list[Entry], areas: dict[str, Entry]) -> None:
+    """A grid named 第N网格 is child N of its village."""
+    for a in entries:
         if a.kind in ("grid", "microgrid"):
             m = re.search(r"第(\d+)网格$", normalise(a.name))
-            v = village_of(a.path[:-1])
+            v = _village_of(areas, a.path[:-1])
             if m and v is not None:
                 a.parent, a.number = v, str(int(m.group(1)))
 
-    places = session.execute(text(_PLACES_SQL)).mappings().all()
-    place_entry: dict[int, Entry] = {}
-    for r in places:
-        path, anc = area_chain(r["area_code"])
+
+def _place_entries(session: Session, entries: list[Entry], areas: dict[str, Entry]) -> dict[int, Entry]:
+    """An entry per place, numbered under its parent (door → road, building → 小区, 组 → village),
+    with every place above it among its ancestors; returned by place id."""
+    rows = session.execute(text(_PLACES_SQL)).mappings().all()
+    by_id: dict[int, Entry] = {}
+    for r in rows:
+        path, anc = _area_chain(areas, r["area_code"])
         e = Entry(len(entries), r["kind"], r["name"], r["lon"], r["lat"], r["area_code"], path,
                   f"place:{r['id']}", address=r["address"], ancestors=anc)
         entries.append(e)
-        place_entry[r["id"]] = e
-    for r in places:
-        e = place_entry[r["id"]]
-        parent = place_entry.get(r["parent_id"]) if r["parent_id"] else None
+        by_id[r["id"]] = e
+    for r in rows:
+        e = by_id[r["id"]]
+        parent = by_id.get(r["parent_id"]) if r["parent_id"] else None
         attrs = r["attrs"] or {}
         if e.kind in ("door", "building"):
             e.number = _number(attrs.get("number")) or _number(e.name)
             e.parent = parent
         elif e.kind == "group":
             e.number = _number(attrs.get("group") or e.name)
-            e.parent = village_of(e.path)
+            e.parent = _village_of(areas, e.path)
         elif e.kind == "compound":
             e.parent = parent
-    for e in place_entry.values():
-        up, seen = e.parent, set()
-        chain = set()
+    for e in by_id.values():
+        up, seen, chain = e.parent, set(), set()
         while up is not None and up.id not in seen:
             seen.add(up.id)
             chain.add(up.id)
             chain |= up.ancestors if up.source.startswith("area:") else set()
             up = up.parent if not up.source.startswith("area:") else None
         e.ancestors = e.ancestors | chain
-    if any(e.kind == "road" for e in place_entry.values()):
-        for r in session.execute(text(_ROAD_AREAS_SQL)).mappings():
-            road = place_entry.get(r["place_id"])
-            area = area_by_code.get(r["code"])
-            if road is None or area is None:
-                continue
-            road.compat = road.compat | {area.id} | area.ancestors
-            road.road_points[area.id] = (r["lon"], r["lat"])
-    for r in session.execute(text(_ENTITIES_SQL)).mappings():
-        path, anc = area_chain(r["area_code"])
-        entries.append(Entry(len(entries), "entity", r["name"], r["lon"], r["lat"], r["area_code"],
-                             path, f"entity:{r['id']}", address=r["address"], ancestors=anc))
-    return Gazetteer(entries, prefixes)
+    return by_id
 
 
 # -- the per-process cache -------------------------------------------------------------------------

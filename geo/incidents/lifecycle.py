@@ -37,16 +37,44 @@ def transition(session: Session, actor: audit.Actor, incident_id, to: str, audie
     if to not in INCIDENT_STATUSES:
         raise InvalidInput("to", f"to must be one of {', '.join(INCIDENT_STATUSES)}; got {to!r}")
     level = parse_level(level)
-    if note is not None and not isinstance(note, str):
-        raise InvalidInput("note", "note must be text")
-    note = (note or "").strip() or None
-    if note and len(note) > 2000:
-        raise InvalidInput("note", f"note must be at most 2000 characters; got {len(note)}")
+    note = _note(note)
     row = incident_row(session, incident_id)
     # Lock the row so two transitions of one incident are serialised.
     session.execute(text("SELECT 1 FROM incidents WHERE id = :id FOR UPDATE"), {"id": row["id"]})
     row = incident_row(session, incident_id)
     current = row["status"]
+    _check_allowed(row, current, to, note, expected_status)
+    now = at or datetime.now(timezone.utc)
+    sets, event_level, attrs = _effects(row, current, to, level, now)
+    sets["attrs"] = json.dumps(attrs, ensure_ascii=False)
+    assignments = ", ".join(f"{k} = CAST(:{k} AS jsonb)" if k == "attrs" else f"{k} = :{k}"
+                            for k in sets)
+    session.execute(text(f"UPDATE incidents SET {assignments} WHERE id = :id"),
+                    {**sets, "id": row["id"]})
+    session.execute(text("""
+        INSERT INTO incident_events (incident_id, ts, actor_id, from_status, to_status, level, note)
+        VALUES (:id, :ts, :actor, :from, :to, :level, :note)"""),
+        {"id": row["id"], "ts": now, "actor": actor.user_id, "from": current, "to": to,
+         "level": event_level, "note": note})
+    audit.record(session, actor, f"incident.{to}", target_type="incident", target_id=row["id"],
+                 area_code=row["area_code"],
+                 details={"from": current, "to": to, "level": event_level, "note": note})
+    return get(session, row["id"], audience)
+
+
+def _note(note) -> str | None:
+    """A transition's note: text of at most 2,000 characters, or none."""
+    if note is not None and not isinstance(note, str):
+        raise InvalidInput("note", "note must be text")
+    note = (note or "").strip() or None
+    if note and len(note) > 2000:
+        raise InvalidInput("note", f"note must be at most 2000 characters; got {len(note)}")
+    return note
+
+
+def _check_allowed(row: dict, current: str, to: str, note: str | None,
+                   expected_status: str | None) -> None:
+    """Refuse a transition the workflow does not allow from where the incident is now."""
     if expected_status and expected_status != current:
         raise Conflict(f"incident {row['id']} is {current}, not {expected_status}", field="status")
     if to not in TRANSITIONS[current]:
@@ -56,10 +84,14 @@ def transition(session: Session, actor: audit.Actor, incident_id, to: str, audie
         raise InvalidInput("note", f"reopening a {current} incident needs a note saying why")
     if to == "escalated" and not note:
         raise InvalidInput("note", "an escalation needs a note saying why")
+
+
+def _effects(row: dict, current: str, to: str, level: str | None,
+             now: datetime) -> tuple[dict[str, Any], str | None, dict]:
+    """What a transition writes: the columns it sets, the level its event records, the attrs."""
     attrs = dict(row.get("attrs") or {})
     holding = handling_level(row)
     sets: dict[str, Any] = {"status": to}
-    now = at or datetime.now(timezone.utc)
     event_level = None
     if to == "escalated":
         order = list(RESOLUTION_LEVELS)
@@ -75,29 +107,15 @@ def transition(session: Session, actor: audit.Actor, incident_id, to: str, audie
             sets["accepted_at"] = now
         event_level = holding
     elif to == "resolved":
-        resolved_at = level or holding
-        sets.update(resolved_at=now, resolution_level=resolved_at)
-        event_level = resolved_at
+        event_level = level or holding
+        sets.update(resolved_at=now, resolution_level=event_level)
     elif to == "handling":
         if current in RESOLVED_STATUSES:
             sets.update(resolved_at=None, resolution_level=None)
         event_level = holding
-    elif to == "followed_up":
+    elif to in ("followed_up", "closed"):
+        if to == "closed":
+            sets["closed_at"] = now
         event_level = row["resolution_level"]
-    elif to == "closed":
-        sets["closed_at"] = now
-        event_level = row["resolution_level"]
-    sets["attrs"] = json.dumps(attrs, ensure_ascii=False)
-    assignments = ", ".join(f"{k} = CAST(:{k} AS jsonb)" if k == "attrs" else f"{k} = :{k}"
-                            for k in sets)
-    session.execute(text(f"UPDATE incidents SET {assignments} WHERE id = :id"),
-                    {**sets, "id": row["id"]})
-    session.execute(text("""
-        INSERT INTO incident_events (incident_id, ts, actor_id, from_status, to_status, level, note)
-        VALUES (:id, :ts, :actor, :from, :to, :level, :note)"""),
-        {"id": row["id"], "ts": now, "actor": actor.user_id, "from": current, "to": to,
-         "level": event_level, "note": note})
-    audit.record(session, actor, f"incident.{to}", target_type="incident", target_id=row["id"],
-                 area_code=row["area_code"],
-                 details={"from": current, "to": to, "level": event_level, "note": note})
-    return get(session, row["id"], audience)
+    return sets, event_level, attrs
+

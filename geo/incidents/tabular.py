@@ -223,6 +223,26 @@ def import_file(session: Session, actor: audit.Actor, path: str | Path, *,
     fields.timezone_of(tz)
     headers, rows = read(path)
     columns = recognise(headers, mapping)
+    _require_columns(columns, headers, category)
+    report = Report(path=str(path), columns=columns, dry_run=dry_run,
+                    ignored_columns=[h for h in headers if h not in columns.values()])
+    source = source or f"import:{path.name}"
+    options = {"category": category, "crs": crs, "source": source, "time_format": time_format, "tz": tz}
+    cleaned = _clean_rows(rows, columns, report, options)
+    prepared = _prepare(session, cleaned, columns, report, path.name)
+    if report.rejected and not skip_bad:
+        return report  # refused: nothing written
+    savepoint = session.begin_nested() if dry_run else None
+    try:
+        _write(session, actor, prepared, report, path.name, source)
+    finally:
+        if savepoint is not None:
+            savepoint.rollback()
+    report.written = not dry_run and report.imported > 0
+    return report
+
+
+def _require_columns(columns: dict[str, str], headers: list[str], category: str | None) -> None:
     if "occurred_at" not in columns:
         raise InvalidInput("map", f"no column for occurred_at (发生时间/date); columns: {', '.join(headers)}"
                                   " — use --map occurred_at=COLUMN")
@@ -231,10 +251,12 @@ def import_file(session: Session, actor: audit.Actor, path: str | Path, *,
                                   f"columns: {', '.join(headers)} — use --map lon=COLUMN lat=COLUMN")
     if "category" not in columns and category is None:
         raise InvalidInput("map", "no category column (类别/category): give --category for the whole file")
-    report = Report(path=str(path), columns=columns, dry_run=dry_run,
-                    ignored_columns=[h for h in headers if h not in columns.values()])
-    source = source or f"import:{path.name}"
-    gazetteer = geocoding.gazetteer(session) if "address" in columns else None
+
+
+def _clean_rows(rows, columns: dict[str, str], report: Report,
+                options: dict[str, Any]) -> list[tuple[int, dict, dict]]:
+    """Validate each row on its own; a bad row becomes a rejection naming its line and field."""
+    category = options["category"]
     cleaned: list[tuple[int, dict, dict]] = []
     seen: dict[str, int] = {}
     now = datetime.now().astimezone()
@@ -248,11 +270,11 @@ def import_file(session: Session, actor: audit.Actor, path: str | Path, *,
             if values.get("category") and not values.get("subtype"):
                 values["subtype"] = values["category"]
             values["category"] = category
-        values["crs"] = crs
-        values["source"] = values.get("source") or source
+        values["crs"] = options["crs"]
+        values["source"] = values.get("source") or options["source"]
         try:
-            values["occurred_at"] = _time(row.get(columns["occurred_at"]), time_format, tz)
-            clean = intake.validate(values, now=now, tz=tz)
+            values["occurred_at"] = _time(row.get(columns["occurred_at"]), options["time_format"], options["tz"])
+            clean = intake.validate(values, now=now, tz=options["tz"])
             key = clean["external_id"]
             if key is not None:
                 if key in seen:
@@ -263,48 +285,50 @@ def import_file(session: Session, actor: audit.Actor, path: str | Path, *,
             continue
         extra = {h: _cell(row.get(h)) for h in report.ignored_columns[:MAX_EXTRA_COLUMNS]}
         cleaned.append((line, clean, {k: v[:200] for k, v in extra.items() if v}))
+    return cleaned
+
+
+def _prepare(session: Session, cleaned: list[tuple[int, dict, dict]], columns: dict[str, str],
+             report: Report, file_name: str) -> list[intake.Prepared]:
+    """Locate the clean rows (one containment query for all points); refuse rows imported before."""
     existing = _existing(session, [(c["source"], c["external_id"]) for _, c, _ in cleaned])
+    gazetteer = geocoding.gazetteer(session) if "address" in columns else None
     points = [(c["lon"], c["lat"]) for _, c, _ in cleaned if c["lon"] is not None]
     inside = iter(intake.contains(session, points))
     prepared: list[intake.Prepared] = []
     for line, clean, extra in cleaned:
         answer = next(inside) if clean["lon"] is not None else None
+        key = (clean["source"], clean["external_id"])
         try:
-            if (clean["source"], clean["external_id"]) in existing:
+            if key in existing:
                 raise InvalidInput("external_id", f"external_id {clean['external_id']!r} was already "
-                                                  f"imported as incident {existing[(clean['source'], clean['external_id'])]}")
+                                                  f"imported as incident {existing[key]}")
             p = intake.locate(session, clean, gazetteer=gazetteer, inside=answer)
         except AnwangError as exc:
             report.rejected.append({"line": line, "field": exc.field, "reason": exc.message})
             continue
-        p.attrs = {**p.attrs, "import": {"file": path.name, "line": line}, **({"row": extra} if extra else {})}
-        for w in p.warnings:
-            report.warnings.append({"line": line, "warning": w})
+        p.attrs = {**p.attrs, "import": {"file": file_name, "line": line}, **({"row": extra} if extra else {})}
+        report.warnings.extend({"line": line, "warning": w} for w in p.warnings)
         prepared.append(p)
     report.rejected.sort(key=lambda r: r["line"])
     for p in prepared:
         report.geocode_levels[p.geocode_level] = report.geocode_levels.get(p.geocode_level, 0) + 1
         report.outside_jurisdiction += p.outside
-    if report.rejected and not skip_bad:
-        return report  # refused: nothing written
-    savepoint = session.begin_nested() if dry_run else None
-    try:
-        ids = intake.insert(session, actor, prepared, note=f"imported from {path.name}",
-                                   audit_each=False)
-        report.imported = len(ids)
-        report.ids = ids
-        report.outside_jurisdiction = session.execute(text(
-            "SELECT count(*) FROM incidents WHERE id = ANY(:ids) AND outside_jurisdiction"),
-            {"ids": ids}).scalar_one() if ids else 0
-        audit.record(session, actor, "incidents.import", target_type="file", target_id=path.name,
-                     details={"rows": report.rows, "imported": report.imported,
-                              "rejected": len(report.rejected), "source": source,
-                              "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None})
-    finally:
-        if savepoint is not None:
-            savepoint.rollback()
-    report.written = not dry_run and report.imported > 0
-    return report
+    return prepared
+
+
+def _write(session: Session, actor: audit.Actor, prepared: list[intake.Prepared], report: Report,
+           file_name: str, source: str) -> None:
+    ids = intake.insert(session, actor, prepared, note=f"imported from {file_name}", audit_each=False)
+    report.imported = len(ids)
+    report.ids = ids
+    report.outside_jurisdiction = session.execute(text(
+        "SELECT count(*) FROM incidents WHERE id = ANY(:ids) AND outside_jurisdiction"),
+        {"ids": ids}).scalar_one() if ids else 0
+    audit.record(session, actor, "incidents.import", target_type="file", target_id=file_name,
+                 details={"rows": report.rows, "imported": report.imported,
+                          "rejected": len(report.rejected), "source": source,
+                          "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None})
 
 
 def _existing(session: Session, keys: list[tuple[str | None, str | None]]) -> dict:

@@ -46,6 +46,9 @@ class Unit(Base):
     district_code: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(Text, server_default=text("'off_duty'"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When the last report without a position (heartbeat, cells, login, alarm) was received.
+    heard_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heard_kind: Mapped[str | None] = mapped_column(Text)
 
 
 class Shift(Base):
@@ -83,8 +86,24 @@ class Position(Base):
     accuracy: Mapped[float | None] = mapped_column(REAL)     # metres
     altitude: Mapped[float | None] = mapped_column(REAL)
     battery: Mapped[float | None] = mapped_column(REAL)
-    flags: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))  # 1 impossible jump, 2 poor accuracy
+    # 1 impossible jump, 2 poor accuracy, 4 the device says it has no fix
+    flags: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     district_code: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    hdop: Mapped[float | None] = mapped_column(REAL)         # as reported; no radius is derived from it
+
+
+class UnitEvent(Base):
+    """A report without a position: a heartbeat, cell towers and Wi-Fi, a login or an alarm."""
+
+    __tablename__ = "unit_events"
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, CheckConstraint(
+        "kind IN ('heartbeat', 'cells', 'login', 'alarm')", name="unit_events_kind_check"),
+        primary_key=True)
+    battery: Mapped[float | None] = mapped_column(REAL)
+    details: Mapped[dict | None] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -4,7 +4,10 @@ and coverage.
 
 - bit 1 (FLAG_JUMP): reaching the fix from the previous clean fix needs a speed above the limit
   (default 55 m/s ≈ 200 km/h);
-- bit 2 (FLAG_ACCURACY): the device reports an accuracy radius above the limit (default 100 m).
+- bit 2 (FLAG_ACCURACY): the device reports an accuracy radius above the limit (default 100 m);
+- bit 4 (FLAG_INVALID): the device itself says it has no fix (GT06 "not positioned", H02 `V`,
+  OsmAnd `valid=false`): its coordinates are often the last ones it had, so it is stored but is
+  neither judged for jumps nor an anchor.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from geo.patrol.fixes import Fix
 
 FLAG_JUMP = 1
 FLAG_ACCURACY = 2
+FLAG_INVALID = 4
 EARTH_RADIUS = 6371008.8
 
 
@@ -71,7 +75,7 @@ def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
         if f.ts in taken:
             continue
         taken.add(f.ts)
-        f.flags = 0
+        f.flags &= FLAG_INVALID       # the device's own word stays; the rest is judged again here
         out.append(f)
 
     def speed(a, f) -> float:
@@ -81,6 +85,8 @@ def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
 
     members: list[Fix] = []            # this batch's fixes in the current chain
     for f in out:
+        if f.flags & FLAG_INVALID:
+            continue
         in_order = state.seen is None or f.ts > state.seen[0]
         if f.accuracy is not None and f.accuracy > accuracy_limit:
             f.flags |= FLAG_ACCURACY

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from geo.errors import InvalidInput
 
@@ -30,10 +31,22 @@ class Fix:
     altitude: float | None = None
     battery: float | None = None
     flags: int = 0
+    hdop: float | None = None
 
 
-def parse_time(value, field: str = "ts") -> datetime:
-    """ISO 8601 (with zone), or Unix seconds / milliseconds since the epoch, as UTC."""
+def device_zone(name: str | None) -> tzinfo:
+    """The time zone named (an IANA name such as Asia/Shanghai); UTC when none is named."""
+    if not name:
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}: expected an IANA name such as Asia/Shanghai") from None
+
+
+def parse_time(value, field: str = "ts", tz: tzinfo = timezone.utc) -> datetime:
+    """ISO 8601, or Unix seconds / milliseconds since the epoch, as UTC; a time without a zone is
+    local time in `tz`."""
     if isinstance(value, bool) or value is None or value == "":
         raise InvalidInput(field, "a time is required: ISO 8601 with a zone, or Unix seconds")
     ts = None
@@ -54,7 +67,7 @@ def parse_time(value, field: str = "ts") -> datetime:
         except ValueError:
             raise InvalidInput(field, f"time {value!r} is not ISO 8601 or Unix seconds") from None
         if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=timezone.utc)   # Traccar's "yyyy-MM-dd HH:mm:ss" form is UTC
+            ts = ts.replace(tzinfo=tz)
     else:
         raise InvalidInput(field, f"time {value!r} is not ISO 8601 or Unix seconds")
     ts = ts.astimezone(timezone.utc)
@@ -86,12 +99,12 @@ def number_field(obj: dict, key: str, field: str, lo: float | None = None, hi: f
     return number
 
 
-def parse_fix(obj: dict, where: str = "positions[0]") -> Fix:
+def parse_fix(obj: dict, where: str = "positions[0]", tz: tzinfo = timezone.utc) -> Fix:
     """One fix from the batch API: {ts|time|timestamp, lon, lat, speed, heading, accuracy, altitude, battery}."""
     if not isinstance(obj, dict):
         raise InvalidInput(where, "each position must be a JSON object")
     ts_value = next((obj[k] for k in ("ts", "time", "timestamp") if obj.get(k) not in (None, "")), None)
-    ts = parse_time(ts_value, f"{where}.ts")
+    ts = parse_time(ts_value, f"{where}.ts", tz)
     lon = number_field(obj, "lon", f"{where}.lon", -180, 180, required=True)
     lat = number_field(obj, "lat", f"{where}.lat", -90, 90, required=True)
     return Fix(ts=ts, lon=lon, lat=lat,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from geo.patrol.events import EVENT_INSERT, HEARD_UPDATE, Heard, heard_payload
 from geo.patrol.filters import DEFAULT_LIMITS, FLAG_ACCURACY, FLAG_JUMP, Limits
 from geo.patrol.fixes import Fix
 from geo.patrol.ingest import (
@@ -27,11 +28,13 @@ UNAUTHORIZED = "unauthorized"
 
 @dataclass
 class Ping:
-    """One OsmAnd request: a device's fixes, and the hash of its token when the server demands one."""
+    """One request or tracker message: a device's fixes, its report without a position (a heartbeat,
+    cell towers, a login, an alarm) if any, and the hash of its token when the server demands one."""
 
     device: str
     fixes: list[Fix]
     token_hash: str | None = None
+    heard: Heard | None = None
 
 
 # The pings' units, each with which of its pings' times are stored already (a retried ping must
@@ -50,17 +53,23 @@ SELECT x.*, ARRAY(SELECT t FROM unnest(r.ts) AS t
 # last-position row of every unit they touch (one row per unit, folded in the order the pings came).
 WRITE_MANY = """
 WITH ins AS (
-    INSERT INTO positions (unit_id, ts, geom, speed, heading, accuracy, altitude, battery, flags, district_code)
-    SELECT u, ts, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, heading, acc, alt, bat, flags, dc
+    INSERT INTO positions (unit_id, ts, geom, speed, heading, accuracy, altitude, battery, flags, district_code,
+                           hdop)
+    SELECT u, ts, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, heading, acc, alt, bat, flags, dc, hdop
       FROM json_to_recordset(CAST(%(fixes)s AS json))
            AS r(u integer, ts timestamptz, lon float8, lat float8, speed real, heading real, acc real,
-                alt real, bat real, flags smallint, dc text)
+                alt real, bat real, flags smallint, dc text, hdop real)
     ON CONFLICT (unit_id, ts) DO NOTHING RETURNING unit_id, ts
 ), up AS (""" + LAST_UPSERT.format(source="""
     SELECT u, ts, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, heading, acc, bat, seen, slon, slat, chain
       FROM json_to_recordset(CAST(%(lasts)s AS json))
            AS l(u integer, ts timestamptz, lon float8, lat float8, speed real, heading real, acc real,
                 bat real, seen timestamptz, slon float8, slat float8, chain smallint)""") + """ RETURNING 1
+), ev AS (""" + EVENT_INSERT.format(source="""
+    SELECT u, ts, kind, bat, details, recv FROM json_to_recordset(CAST(%(events)s AS json))
+           AS e(u integer, ts timestamptz, kind text, bat real, details jsonb, recv timestamptz)""") + """
+), heard AS (""" + HEARD_UPDATE.format(source="""
+    SELECT u, kind, recv FROM json_to_recordset(CAST(%(heard)s AS json)) AS h(u integer, kind text, recv timestamptz)""") + """
 )
 SELECT unit_id, ts FROM ins"""
 # PostgreSQL serialises the commits of NOTIFYing transactions, so the events go in a transaction of
@@ -89,6 +98,9 @@ def ingest_pings(conn, pings: list[Ping], limits: Limits = DEFAULT_LIMITS) -> li
     lasts: dict[int, Fix] = {}
     written: dict[int, list[Fix]] = {}
     fixes: list[tuple[int, Fix, IngestResult]] = []
+    events: list[dict] = []
+    heard: dict[int, Heard] = {}
+    heard_live: dict[int, tuple] = {}
     outcomes: list = []
     for ping in pings:
         row = rows.get(ping.device)
@@ -103,12 +115,18 @@ def ingest_pings(conn, pings: list[Ping], limits: Limits = DEFAULT_LIMITS) -> li
             result, new = _plan_ping(run, unit, ping, stored, written.setdefault(unit.id, []), lasts,
                                      limits)
             fixes += [(unit.id, f, result) for f in new]
+            if ping.heard is not None:
+                events.append(ping.heard.row(unit.id))
+                heard[unit.id] = max(heard.get(unit.id, ping.heard), ping.heard, key=lambda h: h.received)
+                result.heard += 1
+                heard_live[id(result)] = heard_payload(unit, ping.heard)
+                result.live = result.live or heard_live[id(result)]
             outcomes.append(result)
-    if not fixes:
+    if not fixes and not events:
         return outcomes
     rows_in = [{"u": uid, "ts": f.ts.isoformat(), "lon": f.lon, "lat": f.lat, "speed": f.speed,
                 "heading": f.heading, "acc": f.accuracy, "alt": f.altitude, "bat": f.battery,
-                "flags": f.flags, "dc": units[uid].district_code} for uid, f, _ in fixes]
+                "flags": f.flags, "dc": units[uid].district_code, "hdop": f.hdop} for uid, f, _ in fixes]
     lasts_in = []
     for u in units.values():
         if written[u.id] and u.last_ts is not None:
@@ -118,8 +136,10 @@ def ingest_pings(conn, pings: list[Ping], limits: Limits = DEFAULT_LIMITS) -> li
                              "acc": last and last.accuracy, "bat": last and last.battery,
                              "seen": u.seen_at.isoformat(), "slon": u.seen_lon, "slat": u.seen_lat,
                              "chain": u.jump_chain})
-    inserted = set(conn.execute(WRITE_MANY, {"fixes": json.dumps(rows_in),
-                                             "lasts": json.dumps(lasts_in)}).fetchall())
+    heard_in = [{"u": uid, "kind": h.kind, "recv": h.received.isoformat()} for uid, h in heard.items()]
+    inserted = set(conn.execute(WRITE_MANY, {"fixes": json.dumps(rows_in), "lasts": json.dumps(lasts_in),
+                                             "events": json.dumps(events),
+                                             "heard": json.dumps(heard_in)}).fetchall())
     # A fix another writer stored between the look-up and this commit is its fix, not this ping's,
     # and a ping left with nothing new has no live event, as in the one-by-one path.
     for uid, f, result in fixes:
@@ -129,7 +149,7 @@ def ingest_pings(conn, pings: list[Ping], limits: Limits = DEFAULT_LIMITS) -> li
             result.jumps -= bool(f.flags & FLAG_JUMP)
             result.poor_accuracy -= bool(f.flags & FLAG_ACCURACY)
             if not result.inserted:
-                result.live = None
+                result.live = heard_live.get(id(result))
     return outcomes
 
 
@@ -138,6 +158,8 @@ def _plan_ping(run: Runner, unit: UnitRef, ping: Ping, stored: set, written: lis
     """Flag a ping's fixes as its unit stands after the group's earlier pings, and move the unit on."""
     # `unit` stands for its last-position row: it moves on as LAST_UPSERT or SEEN_UPDATE would move
     # the row once the new fixes are stored. Returns the ping's result and its new fixes.
+    if not ping.fixes:
+        return IngestResult(0, 0, 0, 0, 0), []
     fixes, state = flag_for_unit(run, unit, ping.fixes, written, limits)
     taken = {f.ts for f in written}
     new = [f for f in fixes if f.ts not in taken and (unit.id, f.ts) not in stored]

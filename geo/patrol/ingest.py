@@ -42,6 +42,7 @@ class IngestResult:
     poor_accuracy: int
     event_id: int | None = None
     live: tuple | None = None      # (kind, area path, payload) to publish once the fixes are committed
+    heard: int = 0                 # reports without a position (geo.patrol.events)
 
     def as_dict(self) -> dict:
         return {"received": self.received, "inserted": self.inserted, "duplicates": self.duplicates,
@@ -105,7 +106,7 @@ def flag_for_unit(run: Runner, unit: UnitRef, fixes: list[Fix], pending: list[Fi
 
 TEMP_TABLE = """CREATE TEMP TABLE IF NOT EXISTS positions_in (
     ts timestamptz, lon double precision, lat double precision, speed real, heading real,
-    accuracy real, altitude real, battery real, flags smallint) ON COMMIT DELETE ROWS"""
+    accuracy real, altitude real, battery real, flags smallint, hdop real) ON COMMIT DELETE ROWS"""
 
 # The last clean fix only moves forward; the newest fix of any quality and the jump chain follow
 # the newest fix received in time order.
@@ -134,9 +135,9 @@ UPDATE unit_last_positions SET
 INSERT_ONE = """
 WITH ins AS (
     INSERT INTO positions (unit_id, ts, geom, speed, heading, accuracy, altitude, battery, flags, district_code,
-                           received_at)
+                           received_at, hdop)
     VALUES (%(u)s, %(ts)s, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(speed)s, %(heading)s, %(acc)s,
-            %(alt)s, %(bat)s, %(flags)s, %(dc)s, %(recv)s)
+            %(alt)s, %(bat)s, %(flags)s, %(dc)s, %(recv)s, %(hdop)s)
     ON CONFLICT (unit_id, ts) DO NOTHING RETURNING ts
 ), up AS (
 """ + LAST_UPSERT.format(source="""
@@ -193,6 +194,7 @@ def _ingest_one(run: Runner, unit: UnitRef, f: Fix, state: FlagState, publish_li
     clean = f.flags == 0
     params = {"ts": f.ts, "lon": f.lon, "lat": f.lat, "speed": f.speed, "heading": f.heading, "acc": f.accuracy,
               "alt": f.altitude, "bat": f.battery, "flags": f.flags, "dc": unit.district_code, "clean": clean,
+              "hdop": f.hdop,
               "recv": datetime.now(timezone.utc), **seen_params(unit, state)}
     inserted = int(run.one(INSERT_ONE, params)["inserted"])
     result = IngestResult(received=1, inserted=inserted, duplicates=1 - inserted,
@@ -208,14 +210,14 @@ def _insert_copy(run: Runner, unit: UnitRef, fixes: list[Fix]) -> set:
         cur.execute(TEMP_TABLE)
         cur.execute("TRUNCATE positions_in")
         with cur.copy("COPY positions_in (ts, lon, lat, speed, heading, accuracy, altitude, battery, "
-                      "flags) FROM STDIN") as copy:
+                      "flags, hdop) FROM STDIN") as copy:
             for f in fixes:
                 copy.write_row((f.ts, f.lon, f.lat, f.speed, f.heading, f.accuracy, f.altitude,
-                                f.battery, f.flags))
+                                f.battery, f.flags, f.hdop))
         cur.execute(
             "INSERT INTO positions (unit_id, ts, geom, speed, heading, accuracy, altitude, battery, "
-            "flags, district_code) SELECT %s, ts, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, "
-            "heading, accuracy, altitude, battery, flags, %s FROM positions_in "
+            "flags, district_code, hdop) SELECT %s, ts, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, "
+            "heading, accuracy, altitude, battery, flags, %s, hdop FROM positions_in "
             "ON CONFLICT (unit_id, ts) DO NOTHING RETURNING ts", (unit.id, unit.district_code))
         return {r[0] for r in cur.fetchall()}
 

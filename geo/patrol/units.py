@@ -238,13 +238,14 @@ def units_geojson(session: Session, scope: Scope, at: datetime | None = None,
     """Units at their last clean position (or where they were at time `at`) as a FeatureCollection.
 
     Properties: callsign, device_id, kind, status, last_seen (ISO), age_s, stale, heading, speed,
-    battery, area. Units never heard from have a null geometry. `scope` limits to units whose
-    home area (or district) lies in it.
+    battery, area, and heard_at / heard_kind: the last report without a position (a heartbeat,
+    cell towers), which counts as being heard from. Units without a fix have a null geometry.
+    `scope` limits to units whose home area (or district) lies in it.
     """
     inside, params = scope.sql("coalesce(h.path, d.path)")
     if at is None:
         pos = ("LEFT JOIN unit_last_positions l ON l.unit_id = u.id")
-        seen = "l.seen_at"
+        seen = "greatest(l.seen_at, u.heard_at)"
     else:
         pos = ("LEFT JOIN LATERAL (SELECT p.ts, p.geom, p.speed, p.heading, p.accuracy, p.battery, "
                "p.ts AS seen_at FROM positions p WHERE p.unit_id = u.id AND p.flags = 0 "
@@ -252,7 +253,7 @@ def units_geojson(session: Session, scope: Scope, at: datetime | None = None,
                "ORDER BY p.ts DESC LIMIT 1) l ON true")
         seen = "l.ts"
     rows = session.execute(text(f"""
-        SELECT u.id, u.callsign, u.device_id, u.kind, u.status, h.code AS area,
+        SELECT u.id, u.callsign, u.device_id, u.kind, u.status, h.code AS area, u.heard_at, u.heard_kind,
                coalesce(h.path, d.path)::text AS area_path,
                ST_X(l.geom) AS lon, ST_Y(l.geom) AS lat, l.ts, {seen} AS seen_at, l.speed, l.heading,
                l.accuracy, l.battery,
@@ -278,7 +279,9 @@ def units_geojson(session: Session, scope: Scope, at: datetime | None = None,
                 "age_s": round(age, 1) if age is not None else None,
                 "stale": age is None or age > stale_after,
                 "speed": r["speed"], "heading": r["heading"], "accuracy": r["accuracy"],
-                "battery": r["battery"]}})
+                "battery": r["battery"],
+                "heard_at": r["heard_at"].isoformat() if r["heard_at"] and at is None else None,
+                "heard_kind": r["heard_kind"] if at is None else None}})
     return {"type": "FeatureCollection", "features": features}
 
 

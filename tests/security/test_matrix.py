@@ -158,6 +158,17 @@ ROUTES = {
     "tiles.incidents_json": ("GET", ("/tiles/incidents.json", None, None), None),
     "tiles.public_json": ("GET", ("/tiles/public.json", None, None), None),
     "tiles.basemap_json": ("GET", ("/tiles/basemap.json", None, None), None),
+    # -- OGC API – Features: the collections, each read with the caller's audience ---------------
+    "ogc.landing": ("GET", ("/ogc", None, None), None),
+    "ogc.conformance": ("GET", ("/ogc/conformance", None, None), None),
+    "ogc.api": ("GET", ("/ogc/api", None, None), None),
+    "ogc.collections": ("GET", ("/ogc/collections", None, None), None),
+    "ogc.collection": ("GET", ("/ogc/collections/incidents", None, None), None),
+    "ogc.queryables": ("GET", ("/ogc/collections/incidents/queryables", None, None), None),
+    "ogc.items": ("GET", ("/ogc/collections/incidents/items?bbox=10,10,10.02,10.04", None, None),
+                  ("/ogc/collections/incidents/items?bbox=10.02,10,10.04,10.04", None, None)),
+    "ogc.item": ("GET", ("/ogc/collections/incidents/items/{S_IN}", None, None),
+                 ("/ogc/collections/incidents/items/{S_OUT}", None, None)),
     # -- writes (sent after every read) ----------------------------------------------------------
     "planner.lock_take": ("POST", ("/api/areas/TZ1A/lock", None, None), ("/api/areas/TZ2B/lock", None, None)),
     "planner.lock_release": ("DELETE", ("/api/areas/TZ1A/lock", None, None),

@@ -17,7 +17,7 @@ def test_map_renders_offline_with_boundaries_and_panel(live_server, browser, bro
     page = open_page(browser, base, external, errors)
     try:
         login(page, base, *browser_user)
-        wait_for(page, "window.L && window.anwangMap", timeout=10000)
+        wait_for(page, "window.L && window.anwangTest?.map", timeout=10000)
         wait_for(page, "document.body.dataset.shownLevel === '2'", timeout=15000)
         assert page.locator("path.leaflet-interactive").count() >= 10   # townships
         page.select_option("#level-select", "4")
@@ -26,7 +26,14 @@ def test_map_renders_offline_with_boundaries_and_panel(live_server, browser, bro
         page.select_option("#level-select", "3")
         wait_for(page, "document.body.dataset.shownLevel === '3'", timeout=15000)
         assert page.locator("path.leaflet-interactive").count() >= 198  # villages
+        # Village names show from zoom 12: look at one village there, then come back.
+        view = page.evaluate("""() => { const m = window.anwangTest.map; const back = [m.getCenter(), m.getZoom()];
+            m.eachLayer(l => { if (l.feature && l.feature.properties.name === '金牛社区') {
+                m.fitBounds(l.getBounds(), {maxZoom: 13, animate: false}); } });
+            if (m.getZoom() < 12) { m.setZoom(12, {animate: false}); }
+            return back; }""")
         page.locator(".leaflet-tooltip", has_text="金牛社区").first.wait_for(timeout=5000)
+        page.evaluate("([c, z]) => window.anwangTest.map.setView(c, z, {animate: false})", view)
         page.locator("path.leaflet-interactive").nth(40).click(force=True)
         wait_for(page, "document.getElementById('area-info').dataset.code", timeout=10000)
         panel = page.inner_text("#area-info")

@@ -55,12 +55,12 @@ def test_marker_moves_within_two_seconds_of_a_ping(live_server, browser, browser
     try:
         login(page, base, *browser_user)
         page.goto(f"{base}/dispatch")
-        wait_for(page, "window.anwangDispatch && document.body.dataset.unitsLoaded === '1'", timeout=15000)
+        wait_for(page, "window.anwangTest?.dispatch && document.body.dataset.unitsLoaded === '1'", timeout=15000)
         wait_for(page, "document.body.dataset.live === 'open'", timeout=10000)
-        start = page.evaluate(f"anwangDispatch.unitLatLng({CALLSIGN!r})")
+        start = page.evaluate(f"anwangTest.dispatch.unitLatLng({CALLSIGN!r})")
         assert start == pytest.approx([33.60, 114.0016], abs=1e-6)
-        assert page.evaluate(f"anwangDispatch.unitColour({SILENT!r})") == "#a0aec0"      # grey: silent > 2 min
-        assert page.evaluate(f"anwangDispatch.unitColour({CALLSIGN!r})") == "#2f855a"    # on duty
+        assert page.evaluate(f"anwangTest.dispatch.unitColour({SILENT!r})") == "#a0aec0"      # grey: silent > 2 min
+        assert page.evaluate(f"anwangTest.dispatch.unitColour({CALLSIGN!r})") == "#2f855a"    # on duty
         assert page.locator(f'#unit-list li:has-text("{CALLSIGN}")').count() == 1
         page.fill("#unit-search", "静")
         wait_for(page, "document.querySelectorAll('#unit-list li').length === 1", timeout=3000)
@@ -74,13 +74,13 @@ def test_marker_moves_within_two_seconds_of_a_ping(live_server, browser, browser
             post(base, units[CALLSIGN], [{"ts": ts.isoformat(), "lon": lon,
                                           "lat": 33.60, "heading": 45 * step, "speed": 5.0}])
             wait_for(page, 
-                f"(() => {{ const p = anwangDispatch.unitLatLng({CALLSIGN!r}); return p && Math.abs(p[1] - {lon}) < 1e-7; }})()",
+                f"(() => {{ const p = anwangTest.dispatch.unitLatLng({CALLSIGN!r}); return p && Math.abs(p[1] - {lon}) < 1e-7; }})()",
                 timeout=2000, polling=20)
             assert time.monotonic() - sent < 2.0
         page.screenshot(path=str(artifacts / "dispatch.png"))
 
         # Replay of the unit's shift (the last 24 hours here) with the time slider.
-        page.evaluate(f"anwangDispatch.startReplay({CALLSIGN!r})")
+        page.evaluate(f"anwangTest.dispatch.startReplay({CALLSIGN!r})")
         page.wait_for_selector("#replay-box:not([hidden])", timeout=5000)
         wait_for(page, "Number(document.getElementById('replay-slider').max) >= 5", timeout=5000)
         page.fill("#replay-slider", "0")

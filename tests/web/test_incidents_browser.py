@@ -43,10 +43,10 @@ def test_report_form_then_map_popup_escape_user_text(live_server, browser, brows
     try:
         login(page, base, worker["name"], worker["password"])
         page.goto(f"{base}/report")
-        wait_for(page, "window.anwangReportMap", timeout=10000)
+        wait_for(page, "window.anwangTest?.map", timeout=10000)
         assert page.locator("path.leaflet-interactive").count() == 1          # only their grid
         point = page.evaluate(
-            "([lat, lon]) => { const p = window.anwangReportMap.latLngToContainerPoint([lat, lon]);"
+            "([lat, lon]) => { const p = window.anwangTest.map.latLngToContainerPoint([lat, lon]);"
             " return [p.x, p.y]; }", [worker["lat"], worker["lon"]])
         box = page.locator("#map").bounding_box()
         page.mouse.click(box["x"] + point[0], box["y"] + point[1])
@@ -67,20 +67,20 @@ def test_report_form_then_map_popup_escape_user_text(live_server, browser, brows
         page = open_page(browser, base, external, errors)
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         login(page, base, *browser_user)
-        wait_for(page, "window.anwangIncidents && document.body.dataset.incidentsLoaded",
+        wait_for(page, "window.anwangTest?.incidents && document.body.dataset.incidentsLoaded",
                                timeout=20000)
         assert int(page.evaluate("document.body.dataset.incidentsLoaded")) > 0
         assert page.locator(".marker-cluster").count() > 0                   # clustered
         loads = int(page.evaluate("document.body.dataset.incidentsLoads"))
-        page.evaluate("([lat, lon]) => window.anwangMap.setView([lat, lon], 18)",
+        page.evaluate("([lat, lon]) => window.anwangTest.map.setView([lat, lon], 18)",
                       [worker["lat"], worker["lon"]])
         wait_for(page, f"Number(document.body.dataset.incidentsLoads) > {loads}", timeout=15000)
         wait_for(page, 
-            "id => { let hit = false; window.anwangIncidents.layer.eachLayer("
+            "id => { let hit = false; window.anwangTest.incidents.layer.eachLayer("
             "l => { if (l.feature.id === id) hit = true; }); return hit; }",
             arg=int(incident_id), timeout=15000)
         page.evaluate(
-            "id => { let m = null; window.anwangIncidents.layer.eachLayer("
+            "id => { let m = null; window.anwangTest.incidents.layer.eachLayer("
             "l => { if (l.feature.id === id) m = l; });"
             " m.openPopup(); }",
             int(incident_id))
@@ -97,7 +97,7 @@ def test_report_form_then_map_popup_escape_user_text(live_server, browser, brows
         before = int(page.evaluate("document.body.dataset.incidentsLoaded"))
         page.select_option("#incident-filters select[name=category]", "hazard")
         wait_for(page, f"document.body.dataset.incidentsLoaded !== '{before}'", timeout=10000)
-        ids = page.evaluate("() => { const out = []; window.anwangIncidents.layer.eachLayer("
+        ids = page.evaluate("() => { const out = []; window.anwangTest.incidents.layer.eachLayer("
                             "l => out.push(l.feature.properties.category)); return out; }")
         assert ids and set(ids) == {"hazard"}
         page.screenshot(path=str(artifacts / "incident-layer-filtered.png"))
@@ -119,14 +119,14 @@ def test_dispatch_page_offers_the_clustered_layer_with_filters(live_server, brow
     try:
         login(page, base, *browser_user)
         page.goto(f"{base}/dispatch")
-        wait_for(page, "window.anwangIncidents", timeout=15000)
+        wait_for(page, "window.anwangTest?.incidents", timeout=15000)
         toggle = page.locator("#incident-show")
         assert not toggle.is_checked()                       # off by default beside the live units
         toggle.check()
         wait_for(page, "Number(document.body.dataset.incidentsLoaded) > 0", timeout=20000)
         page.select_option("#incident-filters select[name=severity]", "3,4")
         wait_for(page, 
-            "() => { const s = new Set(); window.anwangIncidents.layer.eachLayer("
+            "() => { const s = new Set(); window.anwangTest.incidents.layer.eachLayer("
             "l => s.add(l.feature.properties.severity)); return s.size && [...s].every(v => v >= 3); }",
             timeout=15000)
         page.screenshot(path=str(artifacts / "incident-layer-dispatch.png"))

@@ -57,12 +57,12 @@ def test_split_a_grid_in_the_planner_offline(live_server, browser, browser_user,
         box = page.locator("#map").bounding_box()
 
         def at(lon, lat):
-            p = page.evaluate(f"(() => {{ const p = anwangPlanner.pixel({lon}, {lat}); return [p.x, p.y]; }})()")
+            p = page.evaluate(f"(() => {{ const p = anwangTest.planner.pixel({lon}, {lat}); return [p.x, p.y]; }})()")
             return box["x"] + p[0], box["y"] + p[1]
 
         def draw_split():
             # Zoom so the grid and a margin around it are in view (where the line starts and ends).
-            page.evaluate(f"anwangPlanner.map.fitBounds(L.geoJSON(anwangPlanner.state.grids['{grid['code']}'])"
+            page.evaluate(f"anwangTest.planner.map.fitBounds(L.geoJSON(anwangTest.planner.state.grids['{grid['code']}'])"
                           ".getBounds(), {padding: [220, 220], animate: false})")
             page.click("#tool-split")
             page.mouse.click(*at(grid["x"], grid["y"]))   # select the grid

@@ -205,7 +205,7 @@ def test_public_stats_publish_rounded_frozen_months(lone_client, lone):
 
 def test_public_page_needs_no_login_and_review_does(client, tiny):
     r = client.get("/public")
-    assert r.status_code == 200 and "js/public.js" in r.get_data(as_text=True)
+    assert r.status_code == 200 and "js/pages/public.js" in r.get_data(as_text=True)
     assert client.get("/review").status_code == 302
 
 
