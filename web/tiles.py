@@ -45,6 +45,23 @@ def _reader(layer: tiles.TileLayer) -> Audience:
     return Audience.public() if layer.anonymous else audience()
 
 
+def tile_url(name: str, **options) -> str:
+    """The {z}/{x}/{y} URL template of a layer's tiles."""
+    return url_for(f"tiles.{name}", z=0, x=0, y=0, **options).replace("/0/0/0.mvt", "/{z}/{x}/{y}.mvt")
+
+
+def for_pages(user) -> dict:
+    """What a page's map needs of each tile layer `user` may read (everyone: the anonymous ones):
+    its tile URL, TileJSON, zooms and attribution."""
+    out = {}
+    for layer in tiles.TILE_LAYERS.values():
+        if layer.anonymous or (user is not None and (user.role == "admin" or user.role in layer.roles)):
+            out[layer.name] = {"url": tile_url(layer.name), "tilejson": url_for(f"tiles.{layer.name}_json"),
+                               "minzoom": layer.minzoom, "maxzoom": layer.maxzoom,
+                               "attribution": layer.attribution or ""}
+    return out
+
+
 def _tile_view(layer: tiles.TileLayer):
     def view(z: int, x: int, y: int):
         s = database.session()
@@ -66,8 +83,7 @@ def _tile_view(layer: tiles.TileLayer):
 
 def _tilejson_view(layer: tiles.TileLayer):
     def view():
-        url = url_for(f"tiles.{layer.name}", z=0, x=0, y=0, _external=True)
-        template = url.replace("/0/0/0.mvt", "/{z}/{x}/{y}.mvt")
+        template = tile_url(layer.name, _external=True)
         doc = tiles.tilejson(database.session(), layer.name, _reader(layer), template)
         response = Response(json.dumps(doc, ensure_ascii=False), mimetype="application/json")
         response.headers["Cache-Control"] = layer.cache_control if layer.anonymous else "private, no-cache"
