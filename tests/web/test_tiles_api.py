@@ -30,6 +30,24 @@ def test_anonymous_readers_get_the_basemap_and_the_public_map_only(client, tiny)
     assert client.get("/tiles/basemap.json").status_code == 200
 
 
+def _map_config(html: str) -> dict:
+    start = html.index('<script id="map-config" type="application/json">') + 48
+    return json.loads(html[start:html.index("</script>", start)])
+
+
+def test_pages_are_told_the_tile_layers_their_reader_may_read(client, login, tiny):
+    login("grid_worker", "TZ1A1")
+    page = client.get("/")
+    assert page.status_code == 200 and "protomaps-leaflet/protomaps-leaflet.js" in page.get_data(as_text=True)
+    layers = _map_config(page.get_data(as_text=True))["tiles"]
+    assert set(layers) == {"areas", "risk", "incidents", "public", "basemap"}       # no coverage for them
+    assert layers["basemap"]["url"] == "/tiles/basemap/{z}/{x}/{y}.mvt"
+    assert layers["basemap"]["maxzoom"] == 16 and "OpenStreetMap" in layers["basemap"]["attribution"]
+    login("analyst", "TZ")
+    assert "coverage" in _map_config(client.get("/").get_data(as_text=True))["tiles"]
+    assert client.get("/vendor/protomaps-leaflet/protomaps-leaflet.js").status_code == 200
+
+
 def test_roles_as_the_api_has_them(client, login, tiny):
     login("grid_worker", "TZ1A1")
     assert client.get(url("coverage", 14, 10.005, 10.005)).status_code == 403
@@ -72,9 +90,9 @@ def test_every_text_response_is_gzip_encoded_when_accepted(client, login, tiny):
     assert "Content-Encoding" not in client.get("/api/areas?level=4").headers
     page = client.get("/", headers=GZIP)
     assert page.headers["Content-Encoding"] == "gzip" and b"<html" in gzip.decompress(page.data)
-    script = client.get("/static/js/map.js", headers=GZIP)
+    script = client.get("/static/js/lib/map.js", headers=GZIP)
     assert script.headers["Content-Encoding"] == "gzip" and script.headers["ETag"].startswith('W/"')
-    assert client.get("/static/js/map.js", headers=GZIP).data == script.data     # kept in memory
+    assert client.get("/static/js/lib/map.js", headers=GZIP).data == script.data     # kept in memory
     leaflet = client.get("/vendor/leaflet/leaflet.js", headers=GZIP)
     assert leaflet.headers["Content-Encoding"] == "gzip" and gzip.decompress(leaflet.data).startswith(b"/*")
     small = client.get("/api/me", headers=GZIP)
