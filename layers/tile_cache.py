@@ -51,23 +51,27 @@ def lookup(session: Session, layer: str, t: TileAddress, audience: str, now: dat
 
 
 def claim(session: Session, layer: str, t: TileAddress) -> bool:
-    """Claim the right to store this tile; call before reading what it is built from."""
+    """Claim the right to store this tile; call before reading what it is built from. In the same
+    round trip, the transaction stops planning parallel workers: one tile is a small indexed read,
+    and worker processes cost more to start than they save."""
     stripe = (t.x * 31 + t.y * 17 + t.z) % STRIPES
     return bool(session.execute(text(
-        "SELECT pg_try_advisory_xact_lock(hashtext('anwang.tiles'), hashtext(:key))"),
-        {"key": f"{layer}:{stripe}"}).scalar_one())
+        "SELECT pg_try_advisory_xact_lock(hashtext('anwang.tiles'), hashtext(:key)), "
+        "set_config('max_parallel_workers_per_gather', '0', true)"),
+        {"key": f"{layer}:{stripe}"}).one()[0])
 
 
 def store(session: Session, layer: str, t: TileAddress, audience: str, tile: Cached,
           expires_at: datetime | None, durable: bool = False) -> None:
     """Keep a built tile (the caller claimed it and commits)."""
-    if not durable:
-        # A lost cache row is rebuilt on the next request: its commit need not wait for the disk.
-        session.execute(text("SET LOCAL synchronous_commit = off"))
+    # A lost cache row is rebuilt on the next request: unless the layer is durable, the commit need
+    # not wait for the disk (set in the INSERT's own round trip).
+    relaxed = "" if durable else "FROM (SELECT set_config('synchronous_commit', 'off', true)) cfg"
     session.execute(text(f"""
         INSERT INTO tile_cache (layer, z, x, y, audience, tile, etag, expires_at, envelope)
-        VALUES (:layer, :z, :x, :y, :audience, :tile, :etag, :expires_at,
-                ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {MARGIN}), 4326))
+        SELECT :layer, :z, :x, :y, :audience, :tile, :etag, :expires_at,
+               ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {MARGIN}), 4326)
+        {relaxed}
         ON CONFLICT (layer, z, x, y, audience) DO UPDATE
            SET tile = EXCLUDED.tile, etag = EXCLUDED.etag, created_at = now(),
                expires_at = EXCLUDED.expires_at"""),

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo import areas
@@ -167,8 +166,6 @@ def serve(session: Session, name: str, z, x, y, audience: Audience, now: datetim
     if cached is not None:
         return Tile(cached.body, cached.etag, "hit")
     storable = tile_cache.claim(session, layer.name, t)
-    # One tile is a small indexed read: worker processes cost more to start than they save.
-    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     built = layer.build(session, t, audience, now)
     tile = tile_cache.encode(built.mvt)
     if storable:
