@@ -22,16 +22,15 @@ FETCH = """async (url) => {
             cache: r.headers.get("cache-control"), bytes: Array.from(body)};
 }"""
 
-# The protomaps-leaflet layer on the page's map, and what it has drawn at the current zoom: the
-# labels it placed (their text read back from its label index is not kept, so their number) and
-# the basemap features under a point.
-BASEMAP = "Object.values(window.anwangTest.map._layers).find((l) => l.labelers)"
+# The page's basemap (lib/map.js), and what the protomaps-leaflet layer has drawn at the current
+# zoom: the labels it placed (its label index keeps no text, so their number) and the basemap
+# features under a point.
+BASEMAP = "window.anwangTest?.basemap?.key === 'local' && window.anwangTest.basemap.layer"
 DRAWN = f"""([lng, lat]) => {{
     const layer = {BASEMAP};
-    if (!layer) return null;
-    const map = window.anwangTest.map;
-    const index = layer.labelers.getIndex(map.getZoom());
-    const picked = layer.queryTileFeaturesDebug(lng, lat, 24).get("") || [];
+    if (!layer || !layer._map) return null;
+    const index = layer.labelers.getIndex(layer._map.getZoom());
+    const picked = lng === null ? [] : layer.queryTileFeaturesDebug(lng, lat, 24).get("") || [];
     const drawn = document.querySelectorAll(".leaflet-tile-container canvas.leaflet-tile-loaded").length;
     return {{labels: index ? index.tree.all().length : 0, drawn,
              layers: picked.map((p) => p.layerName),
@@ -40,11 +39,11 @@ DRAWN = f"""([lng, lat]) => {{
 
 
 def _drawn(page, point, want_layers, timeout=20000):
-    return wait_for(page, f"(({DRAWN})({json.dumps(list(point))})) || null", timeout=timeout) and wait_for(
-        page, f"""(() => {{ const d = ({DRAWN})({json.dumps(list(point))});
-                          return d && d.labels > 0 && d.drawn > 0
-                                 && {json.dumps(sorted(want_layers))}.every((n) => d.layers.includes(n)) ? d : null;
-                       }})()""", timeout=timeout)
+    """Wait until the basemap has drawn tiles and names, with these layers under `point`."""
+    return wait_for(page, f"""(() => {{ const d = ({DRAWN})({json.dumps(list(point))});
+                                 return d && d.labels > 0 && d.drawn > 0
+                                        && {json.dumps(sorted(want_layers))}.every((n) => d.layers.includes(n))
+                                        ? d : null; }})()""", timeout=timeout)
 
 
 def test_basemap_tilejson_and_a_tile_offline(live_server, browser, engine, demo, artifacts):
@@ -80,6 +79,32 @@ def test_basemap_tilejson_and_a_tile_offline(live_server, browser, engine, demo,
     assert external == [] and errors == []
 
 
+# Every page with a Leaflet map (/review draws its own in a frame), as the user who may open it.
+MAP_PAGES = ("/", "/dispatch", "/planner", "/report", "/public")
+
+
+def test_every_map_page_draws_the_local_basemap_with_names_offline(live_server, browser, browser_user, artifacts):
+    base = live_server(BASEMAP="local")
+    external, errors = [], []
+    page = open_page(browser, base, external, errors)
+    try:
+        login(page, base, *browser_user)
+        for path in MAP_PAGES:
+            page.goto(f"{base}{path}")
+            drawn = wait_for(page, f"""(() => {{ const d = ({DRAWN})([null, null]);
+                                         return d && d.labels > 0 && d.drawn > 0 ? d : null; }})()""",
+                             timeout=20000)
+            assert drawn["labels"] > 0, path
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(artifacts / f"basemap-page-{path.strip('/') or 'dashboard'}.png"))
+    except Exception:
+        page.screenshot(path=str(artifacts / "basemap-page-failure.png"))
+        raise
+    finally:
+        page.context.close()
+    assert external == [] and errors == []
+
+
 def test_the_dashboard_draws_the_local_basemap_with_streets_and_names(live_server, browser, browser_user,
                                                                       engine, artifacts):
     with engine.connect() as conn:
@@ -100,6 +125,7 @@ def test_the_dashboard_draws_the_local_basemap_with_streets_and_names(live_serve
         assert config["basemap"] == "local"
         assert config["tiles"]["basemap"]["url"] == "/tiles/basemap/{z}/{x}/{y}.mvt"
         assert page.evaluate(f"Boolean({BASEMAP})")
+        assert page.evaluate("window.anwangTest.basemap.layer._map === window.anwangTest.map")
         page.evaluate("([lat, lng]) => window.anwangTest.map.setView([lat, lng], 16, {animate: false})", [lat, lon])
         drawn = _drawn(page, (lon, lat), {"roads"})
         assert road in drawn["names"]                           # the street under the point, by its name

@@ -3,6 +3,7 @@
  * across pages, shows a metric scale, and opens on the reader's own area. */
 import { get } from "./api.js";
 import { t } from "./i18n.js";
+import { expose } from "./testhook.js";
 import { localBasemap } from "../layers/basemap.js";
 
 const STORE = "anwang.basemap";
@@ -78,6 +79,7 @@ export function createMap(id, options = {}) {
   for (const [key, layer] of Object.entries(layers)) { named[t(`basemap_${key}`)] = layer; }
   const basemap = chosenBasemap(cfg, layers);
   layers[basemap].addTo(map);
+  expose("basemap", { key: basemap, layer: layers[basemap] });
   map.on("baselayerchange", (e) => {
     const key = Object.keys(layers).find((k) => layers[k] === e.layer);
     if (key) { store(key); }
