@@ -29,7 +29,7 @@ BASEMAP = "window.anwangTest?.basemap?.key === 'local' && window.anwangTest.base
 DRAWN = f"""([lng, lat]) => {{
     const layer = {BASEMAP};
     if (!layer || !layer._map) return null;
-    const index = layer.labelers.getIndex(layer._map.getZoom());
+    const index = layer.labelers.getIndex(layer._tileZoom);   // the zoom its tiles are drawn at
     const picked = lng === null ? [] : layer.queryTileFeaturesDebug(lng, lat, 24).get("") || [];
     const drawn = document.querySelectorAll(".leaflet-tile-container canvas.leaflet-tile-loaded").length;
     return {{labels: index ? index.tree.all().length : 0, drawn,
