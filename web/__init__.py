@@ -19,6 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
         pages,
         patrol,
         planner,
+        responses,
         review,
         security,
         tiles,
@@ -31,6 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
     database.init_app(app)
     compression.init_app(app)               # registered first, so it runs last: compresses what the rest made
     errors.register(app)
+    responses.init_app(app)                 # strict JSON, no NUL in paths or queries
     security.init_app(app)
     i18n.init_app(app)
     auth.init_app(app)
