@@ -173,7 +173,10 @@ def load(session: Session, path, *, area: str | None = None, actor: audit.Actor 
     bbox = tuple(extent(session, area)) if area else None
     source = path.name + (f"#{area}" if area else "")
     report = Report(source)
-    cur = session.connection().connection.driver_connection.cursor()
+    raw = session.connection().connection.dbapi_connection
+    if raw is None:
+        raise RuntimeError("the session's connection is closed")
+    cur = raw.cursor()
     cur.execute("DROP TABLE IF EXISTS osm_import")
     cur.execute("CREATE TEMP TABLE osm_import (layer text, class text, name text, minzoom smallint, "
                 "osm_id bigint, wkb bytea) ON COMMIT DROP")

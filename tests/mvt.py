@@ -107,6 +107,21 @@ def _geometry(commands: list[int]) -> list:
     return parts
 
 
+def _feature(raw: bytes, keys: list[str], values: list) -> Feature:
+    fid, tags, kind, geometry = None, [], 0, []
+    for n, _, v in _fields(raw):
+        if n == 1:
+            fid = v
+        elif n == 2:
+            tags = _packed(v)
+        elif n == 3:
+            kind = v
+        elif n == 4:
+            geometry = _packed(v)
+    props = {keys[tags[k]]: values[tags[k + 1]] for k in range(0, len(tags), 2)}
+    return Feature(TYPES.get(kind, "Unknown"), props, _geometry(geometry), fid)
+
+
 def decode(body: bytes) -> dict[str, Layer]:
     """Every layer of a tile (gzip-compressed or not) by name."""
     if body[:2] == b"\x1f\x8b":
@@ -127,19 +142,7 @@ def decode(body: bytes) -> dict[str, Layer]:
                 values.append(_value(v))
             elif n == 5:
                 layer.extent = v
-        for raw_feature in features:
-            fid, tags, kind, geometry = None, [], 0, []
-            for n, _, v in _fields(raw_feature):
-                if n == 1:
-                    fid = v
-                elif n == 2:
-                    tags = _packed(v)
-                elif n == 3:
-                    kind = v
-                elif n == 4:
-                    geometry = _packed(v)
-            props = {keys[tags[k]]: values[tags[k + 1]] for k in range(0, len(tags), 2)}
-            layer.features.append(Feature(TYPES.get(kind, "Unknown"), props, _geometry(geometry), fid))
+        layer.features.extend(_feature(raw, keys, values) for raw in features)
         layers[layer.name] = layer
     return layers
 
