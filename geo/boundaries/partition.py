@@ -64,7 +64,7 @@ def validate_partition(session: Session, root: str | None = None) -> list[dict]:
               FROM areas a JOIN areas p ON p.id = a.parent_id
              WHERE {scope.replace('a.path', 'p.path')} AND ST_IsValid(a.geom)
              GROUP BY p.id, p.code, p.geom)
-        SELECT code, kind, {sliver_m2_sql('piece')} AS m2, ST_AsGeoJSON(piece, :digits) AS gj
+        SELECT code, kind, {sliver_m2_sql('piece')} AS m2, ST_AsGeoJSON(ST_ForcePolygonCCW(piece), :digits) AS gj
           FROM (SELECT code, 'gap' AS kind, ST_Difference(pgeom, ugeom) AS piece FROM kids
                 UNION ALL
                 SELECT code, 'outside_parent', ST_Difference(ugeom, pgeom) FROM kids) d
@@ -78,7 +78,7 @@ def validate_partition(session: Session, root: str | None = None) -> list[dict]:
                          "geometry": json.loads(r["gj"])})
 
     overlaps = session.execute(text(f"""
-        SELECT a.code AS a, b.code AS b, {sliver_m2_sql('x')} AS m2, ST_AsGeoJSON(x, :digits) AS gj
+        SELECT a.code AS a, b.code AS b, {sliver_m2_sql('x')} AS m2, ST_AsGeoJSON(ST_ForcePolygonCCW(x), :digits) AS gj
           FROM areas a
           JOIN areas b ON b.parent_id = a.parent_id AND b.id > a.id AND b.geom && a.geom
           CROSS JOIN LATERAL (SELECT ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS x) i
