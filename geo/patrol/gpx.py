@@ -15,6 +15,7 @@ not tracks: a file with nothing else is refused with the reason.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -126,11 +127,22 @@ def parts(gpx) -> tuple[list[Part], list[str]]:
     return out, skipped
 
 
+def _require_coordinates(part: Part, name: str) -> None:
+    """Every point of a part in degrees on the globe (a NaN or 1e400 from a broken writer is refused)."""
+    for i, p in enumerate(part.points, start=1):
+        for axis, value, limit in (("lon", p.longitude, 180), ("lat", p.latitude, 90)):
+            if value is None or not math.isfinite(value) or abs(value) > limit:
+                raise InvalidInput("file", f"{name}: {part.kind} point {i} has {axis} {value!r}, "
+                                           f"not decimal degrees within ±{limit}")
+
+
 def import_gpx(session: Session, actor: audit.Actor, callsign: str, data: bytes | str,
                name: str = "upload", limits: Limits = DEFAULT_LIMITS) -> ImportResult:
     """Import a GPX file for a unit; raise InvalidInput (with the reason) if nothing is a track."""
     gpx = parse(data, name)
     found, skipped = parts(gpx)
+    for part in found:
+        _require_coordinates(part, name)
     if not found:
         what = []
         if gpx.waypoints:

@@ -69,7 +69,8 @@ WITH ins AS (
     SELECT u, ts, kind, bat, details, recv FROM json_to_recordset(CAST(%(events)s AS json))
            AS e(u integer, ts timestamptz, kind text, bat real, details jsonb, recv timestamptz)""") + """
 ), heard AS (""" + HEARD_UPDATE.format(source="""
-    SELECT u, kind, recv FROM json_to_recordset(CAST(%(heard)s AS json)) AS h(u integer, kind text, recv timestamptz)""") + """
+    SELECT u, kind, recv
+      FROM json_to_recordset(CAST(%(heard)s AS json)) AS h(u integer, kind text, recv timestamptz)""") + """
 )
 SELECT unit_id, ts FROM ins"""
 # PostgreSQL serialises the commits of NOTIFYing transactions, so the events go in a transaction of

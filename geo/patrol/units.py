@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from geo import audit
 from geo.areas import area_row
 from geo.errors import Conflict, Forbidden, InvalidInput, NotFound
+from geo.inputs import text_value
 from geo.live import publish
 from geo.patrol.runner import Runner
 from geo.policy import Scope
@@ -64,7 +65,9 @@ def add_unit(session: Session, actor: audit.Actor, callsign: str, kind: str,
              device_id: str | None = None, area: str | None = None,
              status: str = "off_duty") -> tuple[int, str]:
     """Create a unit; return (id, device token). Only the token's SHA-256 is stored."""
-    callsign = (callsign or "").strip()
+    callsign = text_value(callsign, "callsign") or ""
+    kind = text_value(kind, "kind") or ""
+    status = text_value(status, "status") or ""
     if not CALLSIGN.match(callsign):
         raise InvalidInput("callsign", "call sign must be 1–32 letters, digits or .-·; "
                                        f"got {callsign!r}")
@@ -72,7 +75,7 @@ def add_unit(session: Session, actor: audit.Actor, callsign: str, kind: str,
         raise InvalidInput("kind", f"kind must be one of {', '.join(UNIT_KINDS)}; got {kind!r}")
     if status not in UNIT_STATUSES:
         raise InvalidInput("status", f"status must be one of {', '.join(UNIT_STATUSES)}; got {status!r}")
-    device_id = (device_id or "").strip() or None
+    device_id = text_value(device_id, "device_id")
     if device_id is not None and not re.match(r"^[\w.:\-]{1,64}$", device_id):
         raise InvalidInput("device_id", "device id must be 1–64 letters, digits or .:-_")
     home = area_row(session, area, field="area") if area else None

@@ -11,7 +11,7 @@ import logging
 import os
 import queue
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from geo.patrol import groupcommit
 from geo.patrol.filters import DEFAULT_LIMITS, Limits

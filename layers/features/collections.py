@@ -10,9 +10,9 @@ column per property, and for collections with time, `t_start` and `t_end` (times
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
