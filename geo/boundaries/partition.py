@@ -64,7 +64,7 @@ def validate_partition(session: Session, root: str | None = None) -> list[dict]:
               FROM areas a JOIN areas p ON p.id = a.parent_id
              WHERE {scope.replace('a.path', 'p.path')} AND ST_IsValid(a.geom)
              GROUP BY p.id, p.code, p.geom)
-        SELECT code, kind, {sliver_m2_sql('piece')} AS m2, ST_AsGeoJSON(piece, :digits) AS gj
+        SELECT code, kind, {sliver_m2_sql('piece')} AS m2, ST_AsGeoJSON(ST_ForcePolygonCCW(piece), :digits) AS gj
           FROM (SELECT code, 'gap' AS kind, ST_Difference(pgeom, ugeom) AS piece FROM kids
                 UNION ALL
                 SELECT code, 'outside_parent', ST_Difference(ugeom, pgeom) FROM kids) d
@@ -78,7 +78,7 @@ def validate_partition(session: Session, root: str | None = None) -> list[dict]:
                          "geometry": json.loads(r["gj"])})
 
     overlaps = session.execute(text(f"""
-        SELECT a.code AS a, b.code AS b, {sliver_m2_sql('x')} AS m2, ST_AsGeoJSON(x, :digits) AS gj
+        SELECT a.code AS a, b.code AS b, {sliver_m2_sql('x')} AS m2, ST_AsGeoJSON(ST_ForcePolygonCCW(x), :digits) AS gj
           FROM areas a
           JOIN areas b ON b.parent_id = a.parent_id AND b.id > a.id AND b.geom && a.geom
           CROSS JOIN LATERAL (SELECT ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS x) i
@@ -169,14 +169,14 @@ def fit_pieces(session: Session, container: bytes | None, pieces: list[bytes],
 # -- the invariant ---------------------------------------------------------------------------
 def verify(session, parent_ids: set, changed: list[int]) -> None:
     """Refuse (raise InvalidInput) unless each parent is still exactly covered by its children."""
-    parent_ids = sorted(p for p in parent_ids if p is not None)
+    ids = sorted(p for p in parent_ids if p is not None)
     bad = session.execute(text(f"""
         SELECT p.code, u.n, {sliver_m2_sql('ST_Difference(p.geom, u.g)')} AS gap,
                {sliver_m2_sql('ST_Difference(u.g, p.geom)')} AS outside
           FROM areas p
           CROSS JOIN LATERAL (SELECT ST_Union(c.geom) AS g, count(*) AS n FROM areas c
                                WHERE c.parent_id = p.id) u
-         WHERE p.id = ANY(:ids)"""), {"ids": parent_ids}).mappings().all()
+         WHERE p.id = ANY(:ids)"""), {"ids": ids}).mappings().all()
     for b in bad:
         if b["n"] == 0:
             raise InvalidInput("geometry", f"{b['code']} would be left with no sub-areas")

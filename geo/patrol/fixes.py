@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from geo.errors import InvalidInput
@@ -77,6 +78,16 @@ def parse_time(value, field: str = "ts", tz: tzinfo = timezone.utc) -> datetime:
     if ts > datetime.now(timezone.utc) + timedelta(minutes=10):
         raise InvalidInput(field, f"time {ts.isoformat()} is in the future")
     return ts
+
+
+@overload
+def number_field(obj: dict, key: str, field: str, lo: float | None = None, hi: float | None = None, *,
+                 required: Literal[True]) -> float: ...
+
+
+@overload
+def number_field(obj: dict, key: str, field: str, lo: float | None = None, hi: float | None = None,
+                 required: bool = False) -> float | None: ...
 
 
 def number_field(obj: dict, key: str, field: str, lo: float | None = None, hi: float | None = None,

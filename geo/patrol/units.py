@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import overload
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -183,6 +185,14 @@ UNIT_WHERE = {"token": " WHERE u.token_hash = %(key)s", "device": " WHERE u.devi
                "id": " WHERE u.id = %(key)s"}
 
 
+@overload
+def unit_ref(row: None, days: Sequence[date] = ()) -> None: ...
+
+
+@overload
+def unit_ref(row: dict, days: Sequence[date] = ()) -> UnitRef: ...
+
+
 def unit_ref(row, days=()) -> UnitRef | None:
     if row is None:
         return None
@@ -194,23 +204,23 @@ def unit_ref(row, days=()) -> UnitRef | None:
                    days_checked=tuple(days))
 
 
-def lookup_unit(run: Runner, by: str, key, days: list[date] = ()) -> UnitRef | None:
+def lookup_unit(run: Runner, by: str, key, days: Sequence[date] = ()) -> UnitRef | None:
     """A unit by device token, device id or id, with its last fix and the partitions `days` lack."""
     row = run.one(UNIT_SELECT + UNIT_WHERE[by], {"key": key, "days": list(days)})
     return unit_ref(row, days)
 
 
-def unit_for_token(session: Session, token: str, days: list[date] = ()) -> UnitRef | None:
+def unit_for_token(session: Session, token: str, days: Sequence[date] = ()) -> UnitRef | None:
     """The unit a device token belongs to (None if unknown), with its last fix."""
     return lookup_unit(Runner(session), "token", hash_token(token), days) if token else None
 
 
-def unit_for_device(session: Session, device_id: str, days: list[date] = ()) -> UnitRef | None:
+def unit_for_device(session: Session, device_id: str, days: Sequence[date] = ()) -> UnitRef | None:
     """The unit registered with a device id (the OsmAnd protocol's only identity)."""
     return lookup_unit(Runner(session), "device", device_id, days) if device_id else None
 
 
-def unit_by_id(session: Session, uid: int, days: list[date] = ()) -> UnitRef | None:
+def unit_by_id(session: Session, uid: int, days: Sequence[date] = ()) -> UnitRef | None:
     return lookup_unit(Runner(session), "id", uid, days)
 
 

@@ -25,6 +25,7 @@ class _Waiting:
     """A ping handed to the writer, and what became of it."""
 
     __slots__ = ("ping", "done", "outcome", "error", "callback")
+    error: Exception | None
 
     def __init__(self, ping: groupcommit.Ping, callback: Callable[[_Waiting], None] | None = None):
         self.ping, self.outcome, self.error, self.callback = ping, None, None, callback
