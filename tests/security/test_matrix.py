@@ -36,8 +36,7 @@ OUT_MARKS = ("9100003", "9100004", "OUT-1", "TZ2B1", "TZ2B2", "测试TZ2") + SEC
 UNSCOPED = {"incidents.geocode", "incidents.reverse", "api.lookup", "review.public_stats",
             "review.public_page", "api.openapi", "api.health", "review.layer_list"}
 # Endpoints with their own tests and no scope: static files, sign-in, device ingest.
-EXEMPT = {"static", "vendor.asset", "pages.favicon", "auth.login", "auth.logout", "patrol.osmand",
-          "patrol.positions"}
+EXEMPT = {"static", "vendor.asset", "auth.login", "auth.logout", "patrol.osmand", "patrol.positions"}
 
 
 def _gpx() -> bytes:
