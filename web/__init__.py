@@ -24,6 +24,7 @@ def create_app(config: dict | None = None) -> Flask:
         security,
         tiles,
         vendor,
+        visits,
     )
     from .config import load
 
@@ -46,5 +47,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(review.bp)       # risk, scorecards, heat, hot spots, /review, /public
     app.register_blueprint(tiles.bp)        # /tiles: vector tiles, TileJSON, the basemap
     app.register_blueprint(ogc.bp)          # OGC API – Features for GIS clients, /ogc
+    app.register_blueprint(visits.bp)       # households, 走访 visits, coverage, a worker's day
     auth.check_declared(app)
     return app
