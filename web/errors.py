@@ -52,12 +52,15 @@ def wants_html() -> bool:
 def _wants_json() -> bool:
     if is_ogc():
         return not wants_html()
-    return (request.path.startswith("/api/") or request.path.startswith("/osmand")
+    return (request.path.startswith(("/api/", "/tiles/", "/osmand"))
             or request.accept_mimetypes.best == "application/json")
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None,
                    details: dict | None = None):
+    from .i18n import localize
+
+    message = localize(message)  # a geo.messages.Message in the reader's language
     if _wants_json():
         body = {"error": {"code": code, "message": message, "field": field}}
         if details:

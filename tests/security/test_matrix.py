@@ -8,7 +8,8 @@ anonymous visitor, and the test asserts that
 - a request outside the scope is refused (403/404) or answered without anything of TZ2;
 - no body seen by an audience that does not act on incidents carries a sensitive incident's exact
   point, address or reporter, and no body seen by a scoped user carries an out-of-scope incident
-  id, unit, area code or exact point.
+  id, unit, area code or exact point. Vector tiles are decoded first: their properties are checked
+  as text and every vertex's position against the exact points.
 A new endpoint fails `test_every_endpoint_is_in_the_matrix` until it is added here.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from geo import audit, jobs
 from geo.boundaries import changes
 from geo.patrol import units
 from geo.policy import Scope
+from tests import mvt
 
 ROLES = ("admin", "dispatcher", "planner", "analyst", "grid_worker")
 EXACT = ("admin", "dispatcher", "grid_worker")
@@ -32,9 +34,13 @@ S_IN, P_IN, P_OUT, S_OUT = 9100001, 9100002, 9100003, 9100004
 SECRET_IN = ("10.0012345", "10.0023456", "秘密地址甲", "保密人甲", "13911112222")
 SECRET_OUT = ("10.0345678", "10.0356789", "秘密地址乙", "保密人乙")
 OUT_MARKS = ("9100003", "9100004", "OUT-1", "TZ2B1", "TZ2B2", "测试TZ2") + SECRET_OUT
+# Exact points as positions (lon, lat), for bodies that carry coordinates in another form (tiles).
+SECRET_POINTS = ((10.0012345, 10.0023456), (10.0345678, 10.0356789))
+OUT_POINTS = ((10.025, 10.025), (10.0345678, 10.0356789))
 # Routes that name places anywhere by design (the gazetteer and public aggregates): no scope.
 UNSCOPED = {"incidents.geocode", "incidents.reverse", "api.lookup", "review.public_stats",
-            "review.public_page", "api.openapi", "api.health", "review.layer_list"}
+            "review.public_page", "api.openapi", "api.health", "review.layer_list",
+            "tiles.public", "tiles.public_json", "tiles.basemap", "tiles.basemap_json"}
 # Endpoints with their own tests and no scope: static files, sign-in, device ingest.
 EXEMPT = {"static", "vendor.asset", "auth.login", "auth.logout", "patrol.osmand", "patrol.positions"}
 
@@ -52,9 +58,19 @@ def _area_file(code: str, parent: str) -> bytes:
         "code": code, "parent": parent}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]}).encode()
 
 
+def _tile(layer: str, z: int, lon: float, lat: float) -> tuple:
+    x, y = mvt.tile_of(z, lon, lat)
+    return (f"/tiles/{layer}/{z}/{x}/{y}.mvt", None, None)
+
+
 def _report(lon: float, lat: float) -> dict:
     return {"category": "dispute", "occurred_at": "2026-11-01T09:00:00+08:00", "lon": lon, "lat": lat,
             "description": "矩阵测试"}
+
+
+def _visit(lon: float, lat: float) -> dict:
+    return {"kind": "home", "occurred_at": "2026-11-01T10:00:00+08:00", "lon": lon, "lat": lat,
+            "notes": "矩阵测试走访"}
 
 
 # endpoint → (method, in-scope request, out-of-scope request); a request is (url, body, form).
@@ -137,6 +153,25 @@ ROUTES = {
     "patrol.unit_trails": ("GET", ("/api/units/trails?minutes=60", None, None), None),
     # Jobs are their owner's: another user (the matrix's own are new for each role) gets 404.
     "jobs.job_detail": ("GET", ("/api/jobs/{job_in}", None, None), ("/api/jobs/{job_out}", None, None)),
+    "tiles.areas": ("GET", _tile("areas", 13, 10.005, 10.01), _tile("areas", 15, 10.035, 10.035)),
+    "tiles.risk": ("GET", _tile("risk", 13, 10.005, 10.01), _tile("risk", 15, 10.035, 10.035)),
+    "tiles.coverage": ("GET", _tile("coverage", 13, 10.005, 10.01), _tile("coverage", 15, 10.035, 10.035)),
+    "tiles.incidents": ("GET", _tile("incidents", 16, 10.0012345, 10.0023456),
+                        _tile("incidents", 16, 10.0345678, 10.0356789)),
+    "tiles.public": ("GET", _tile("public", 12, 10.005, 10.005), None),
+    "tiles.basemap": ("GET", _tile("basemap", 14, 10.005, 10.005), None),
+    "tiles.areas_json": ("GET", ("/tiles/areas.json", None, None), None),
+    "tiles.risk_json": ("GET", ("/tiles/risk.json", None, None), None),
+    "tiles.coverage_json": ("GET", ("/tiles/coverage.json", None, None), None),
+    "tiles.incidents_json": ("GET", ("/tiles/incidents.json", None, None), None),
+    "tiles.public_json": ("GET", ("/tiles/public.json", None, None), None),
+    "tiles.basemap_json": ("GET", ("/tiles/basemap.json", None, None), None),
+    "visits.household_list": ("GET", ("/api/households?grid=TZ1A1", None, None),
+                              ("/api/households?grid=TZ2B1", None, None)),
+    "visits.listing": ("GET", ("/api/visits?grid=TZ1A1", None, None), ("/api/visits?grid=TZ2B1", None, None)),
+    "visits.coverage_view": ("GET", ("/api/visits/coverage?area=TZ1", None, None),
+                             ("/api/visits/coverage?area=TZ2", None, None)),
+    "visits.my_day": ("GET", ("/api/me/day", None, None), None),
     # -- OGC API – Features: the collections, each read with the caller's audience ---------------
     "ogc.landing": ("GET", ("/ogc", None, None), None),
     "ogc.conformance": ("GET", ("/ogc/conformance", None, None), None),
@@ -168,6 +203,8 @@ ROUTES = {
                                  ("/api/dispatch/assignments/{assignment_out}/acknowledge", {}, None)),
     "incidents.create": ("POST", ("/api/incidents", _report(10.005, 10.005), None),
                          ("/api/incidents", _report(10.035, 10.035), None)),
+    "visits.create": ("POST", ("/api/visits", _visit(10.005, 10.005), None),
+                      ("/api/visits", _visit(10.035, 10.035), None)),
     "incidents.link": ("POST", ("/api/incidents/{S_IN}/links", {"other": "{P_IN}"}, None),
                        ("/api/incidents/{S_IN}/links", {"other": "{P_OUT}"}, None)),
     "incidents.unlink": ("DELETE", ("/api/incidents/{S_IN}/links/{P_IN}", None, None),
@@ -211,6 +248,14 @@ def world(session, tiny):
     incident(P_IN, "TZ1A2", 10.015, 10.005, False)
     incident(P_OUT, "TZ2B1", 10.025, 10.025, False)
     incident(S_OUT, "TZ2B2", 10.0345678, 10.0356789, True, "秘密地址乙", "保密人乙")
+    # A household on each side, its identity as secret as a sensitive incident's reporter.
+    for code, name, address, lon in (("TZ1A1", "保密人甲", "秘密地址甲", 10.0012345),
+                                      ("TZ2B1", "保密人乙", "秘密地址乙", 10.0345678)):
+        session.execute(text("""
+            INSERT INTO households (grid_id, number, head_name, phone, id_number, address, geom)
+            VALUES ((SELECT id FROM areas WHERE code = :c), '0001', :n, '13911112222',
+                    '41110319800101123X', :a, ST_SetSRID(ST_MakePoint(:x, :x), 4326))"""),
+                        {"c": code, "n": name, "a": address, "x": lon})
     actor = audit.Actor("test")
     ids = {"S_IN": S_IN, "P_IN": P_IN, "P_OUT": P_OUT, "S_OUT": S_OUT,
            "until": (datetime.now(timezone.utc) + timedelta(days=7)).isoformat()}
@@ -275,14 +320,28 @@ def _writes(session) -> int:
     return session.execute(text("SELECT count(*) FROM audit_log")).scalar()
 
 
+def _near(points, places, metres: float = 2.0) -> list:
+    return [(p, q) for p in points for q in places
+            if abs(p[0] - q[0]) * 109_600 < metres and abs(p[1] - q[1]) * 110_600 < metres]
+
+
 def _check_body(endpoint: str, role: str | None, scoped: bool, response) -> None:
-    body = response.get_data(as_text=True)
+    points: list = []
+    if response.mimetype != "application/vnd.mapbox-vector-tile":
+        body = response.get_data(as_text=True)
+    else:
+        z, x, y = (int(v) for v in response.request.path.rsplit(".", 1)[0].split("/")[-3:])
+        decoded = mvt.decode(response.get_data()) if response.get_data() else {}
+        body = json.dumps([f.properties for layer in decoded.values() for f in layer.features], ensure_ascii=False)
+        points = mvt.points(decoded, z, x, y)
     if role not in EXACT:
         for secret in SECRET_IN + SECRET_OUT:
             assert secret not in body, (endpoint, role, secret)
+        assert _near(points, SECRET_POINTS) == [], (endpoint, role)
     if scoped and endpoint not in UNSCOPED:
         for mark in OUT_MARKS:
             assert mark not in body, (endpoint, role, mark)
+        assert _near(points, OUT_POINTS) == [], (endpoint, role)
 
 
 def test_every_endpoint_is_in_the_matrix(app):
