@@ -8,14 +8,14 @@ request has answered 202, and its owner follows it at /api/jobs/{id}.
   them from one index probe (`max(id)`). Insert-only, like `gazetteer_changes`.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0016
 """
 from __future__ import annotations
 
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
