@@ -8,7 +8,7 @@ request has answered 202, and its owner follows it at /api/jobs/{id}.
   them from one index probe (`max(id)`). Insert-only, like `gazetteer_changes`.
 
 Revision ID: 0015
-Revises: 0016
+Revises: 0014
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ the idempotency keys of writes made from a phone.
   the stored record and a different body under the same key is refused.
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 """
 from __future__ import annotations
 
