@@ -20,7 +20,7 @@
   `places` are read beside them.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 """
 from __future__ import annotations
 
