@@ -17,6 +17,7 @@ def create_app(config: dict | None = None) -> Flask:
         ogc,
         pages,
         patrol,
+        phone,
         planner,
         review,
         security,
@@ -40,5 +41,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(live.bp)         # /api/live (Server-Sent Events)
     app.register_blueprint(review.bp)       # risk, scorecards, heat, hot spots, /review, /public
     app.register_blueprint(ogc.bp)          # OGC API – Features for GIS clients, /ogc
+    phone.init_app(app)                     # /day, the web manifest, the service worker
     auth.check_declared(app)
     return app
