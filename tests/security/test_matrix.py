@@ -36,7 +36,8 @@ OUT_MARKS = ("9100003", "9100004", "OUT-1", "TZ2B1", "TZ2B2", "测试TZ2") + SEC
 UNSCOPED = {"incidents.geocode", "incidents.reverse", "api.lookup", "review.public_stats",
             "review.public_page", "api.openapi", "api.health", "review.layer_list"}
 # Endpoints with their own tests and no scope: static files, sign-in, device ingest.
-EXEMPT = {"static", "vendor.asset", "auth.login", "auth.logout", "patrol.osmand", "patrol.positions"}
+EXEMPT = {"static", "vendor.asset", "auth.login", "auth.logout", "patrol.osmand", "patrol.positions",
+          "phone.manifest", "phone.service_worker"}
 
 
 def _gpx() -> bytes:
@@ -110,6 +111,12 @@ ROUTES = {
     "incidents.listing": ("GET", ("/api/incidents?area=TZ1", None, None),
                           ("/api/incidents?area=TZ2", None, None)),
     "incidents.detail": ("GET", ("/api/incidents/{S_IN}", None, None), ("/api/incidents/{S_OUT}", None, None)),
+    "incidents.photo_list": ("GET", ("/api/incidents/{S_IN}/photos", None, None),
+                             ("/api/incidents/{S_OUT}/photos", None, None)),
+    "incidents.photo": ("GET", ("/api/incidents/{S_IN}/photos/1", None, None),
+                        ("/api/incidents/{S_OUT}/photos/1", None, None)),
+    "phone.day": ("GET", ("/day", None, None), None),
+    "phone.start": ("GET", ("/start", None, None), None),
     "incidents.duplicate_list": ("GET", ("/api/incidents/{S_IN}/duplicates", None, None),
                                  ("/api/incidents/{P_OUT}/duplicates", None, None)),
     "incidents.statistics": ("GET", ("/api/incidents/stats?area=TZ1", None, None),
