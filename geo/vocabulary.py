@@ -76,10 +76,41 @@ UNIT_STATUSES = ("on_duty", "busy", "off_duty")
 UNIT_STATUS_NAMES = {"on_duty": ("在岗", "on duty"), "busy": ("出警中", "busy"),
                      "off_duty": ("离岗", "off duty")}
 
+# 走访: what a grid worker's visit is for. A 回访 (follow-up) is a visit about one matter, logged
+# after it was resolved; it is what lets a matter close and a grid's colour come down.
+VISIT_KINDS = ("home", "follow_up", "safety", "outreach")
+VISIT_KIND_NAMES = {"home": ("入户走访", "home visit"), "follow_up": ("回访", "follow-up visit"),
+                    "safety": ("安全检查", "safety check"), "outreach": ("政策宣传", "outreach")}
+VISIT_KIND_BY_NAME = {**{k: k for k in VISIT_KINDS},
+                      **{names[0]: k for k, names in VISIT_KIND_NAMES.items()},
+                      "走访": "home", "入户": "home", "followup": "follow_up", "回访": "follow_up",
+                      "安全": "safety", "宣传": "outreach"}
+
+# "510" 圆桌议事会: who sits at a round-table meeting ("5": 党员代表, 居民代表, 网格员, 网格长,
+# 街道干部, joined later by deputies and the departments a matter concerns).
+MEETING_PARTICIPANTS = ("party_member", "resident", "grid_worker", "grid_leader", "official",
+                        "deputy", "department")
+MEETING_PARTICIPANT_NAMES = {"party_member": ("党员代表", "party members"),
+                             "resident": ("居民代表", "residents' representatives"),
+                             "grid_worker": ("网格员", "grid workers"),
+                             "grid_leader": ("网格长", "grid leaders"),
+                             "official": ("街道干部", "township officials"),
+                             "deputy": ("人大代表、政协委员", "deputies"),
+                             "department": ("职能部门", "departments")}
+
+# 三色治理 村史记录簿: red 光荣榜 (honours, good deeds), black 曝光台 (quarrels, fights, offences),
+# blue 村庄记忆 (weddings, funerals, major events).
+LOGBOOK_COLOURS = ("red", "black", "blue")
+LOGBOOK_COLOUR_NAMES = {"red": ("红色记录簿（光荣榜）", "red book (honours)"),
+                        "black": ("黑色记录簿（曝光台）", "black book (misconduct)"),
+                        "blue": ("蓝色记录簿（村庄记忆）", "blue book (village memory)")}
+
 _NAMES: dict[str, dict] = {"level": LEVEL_NAMES, "role": ROLE_NAMES, "category": CATEGORY_NAMES,
           "severity": SEVERITY_NAMES, "status": STATUS_NAMES, "staff": STAFF_ROLE_NAMES,
           "risk": RISK_COLOUR_NAMES, "unit_kind": UNIT_KIND_NAMES, "unit_status": UNIT_STATUS_NAMES,
-          "resolution": {k: (v, k) for k, v in RESOLUTION_LEVEL_ZH.items()}}
+          "resolution": {k: (v, k) for k, v in RESOLUTION_LEVEL_ZH.items()},
+          "visit_kind": VISIT_KIND_NAMES, "participant": MEETING_PARTICIPANT_NAMES,
+          "logbook": LOGBOOK_COLOUR_NAMES}
 
 
 def name(kind: str, key, locale: str = "zh") -> str:

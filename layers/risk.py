@@ -210,17 +210,13 @@ def _stored(session: Session, ids: list[int], start: date) -> dict:
 
 def _follow_ups(session: Session, ids: list[int], as_of: datetime) -> dict[int, datetime]:
     """Find the latest 回访 (follow-up visit) per grid before `as_of`."""
-    # A visit is an incident event to 'followed_up'; a matter's closing counts too, because the
-    # lifecycle (发现→调处→跟进→回访→办结) closes a matter only after its visit, and data imported
-    # without an event history (the demo among them) records the visit as the closing time.
+    # A 回访 is a logged visit of kind follow_up about a matter of the grid (geo/visits). Closing a
+    # matter is not one: a grid comes down only after someone went back and saw how it stands.
     return dict(session.execute(text("""
-        SELECT grid_id, max(t) FROM (
-            SELECT i.grid_id, e.ts AS t FROM incident_events e JOIN incidents i ON i.id = e.incident_id
-             WHERE i.grid_id = ANY(:ids) AND e.to_status = 'followed_up' AND e.ts < :as_of
-            UNION ALL
-            SELECT i.grid_id, i.closed_at FROM incidents i
-             WHERE i.grid_id = ANY(:ids) AND i.closed_at < :as_of) v
-         GROUP BY grid_id"""), {"ids": ids, "as_of": as_of}).all())
+        SELECT i.grid_id, max(v.occurred_at)
+          FROM visits v JOIN incidents i ON i.id = v.incident_id
+         WHERE v.kind = 'follow_up' AND i.grid_id = ANY(:ids) AND v.occurred_at < :as_of
+         GROUP BY i.grid_id"""), {"ids": ids, "as_of": as_of}).all())
 
 
 def _store(session: Session, writes: list[dict]) -> None:

@@ -22,6 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
         review,
         security,
         vendor,
+        visits,
     )
     from .config import load
 
@@ -41,6 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(live.bp)         # /api/live (Server-Sent Events)
     app.register_blueprint(review.bp)       # risk, scorecards, heat, hot spots, /review, /public
     app.register_blueprint(ogc.bp)          # OGC API – Features for GIS clients, /ogc
+    app.register_blueprint(visits.bp)       # households, 走访 visits, coverage, a worker's day
     phone.init_app(app)                     # /day, the web manifest, the service worker
     auth.check_declared(app)
     return app

@@ -42,6 +42,9 @@ def _wants_json() -> bool:
 
 def error_response(status: int, code: str, message: str, field: str | None = None,
                    details: dict | None = None):
+    from .i18n import localize
+
+    message = localize(message)  # a geo.messages.Message in the reader's language
     if _wants_json():
         body = {"error": {"code": code, "message": message, "field": field}}
         if details:

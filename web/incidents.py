@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request
 
-from geo import areas
+from geo import areas, idempotency
 from geo.errors import InvalidInput
 from geo.incidents import (
     duplicates,
@@ -32,13 +32,16 @@ REPORTERS = ("admin", "dispatcher", "grid_worker")
 def create():
     s = database.session()
     body = json_body()
+    key = idempotency.Key.of(request.headers.get(idempotency.HEADER), body)
     body.setdefault("source", "网格员上报" if current_user().role == "grid_worker" else "api")
     taken = photos.parse(body.pop("photos", None))   # checked before anything is written
-    result = intake.create(s, actor(), body, audience())
-    if not result.get("replayed"):
+    result = intake.create(s, actor(), body, audience(), key)
+    if result["replayed"]:
+        result["photos"] = [p["id"] for p in photos.listing(s, result["id"], audience())]
+    else:
         result["photos"] = photos.attach(s, actor(), int(result["id"]), taken)
     s.commit()
-    return geojson_response(result, 201)
+    return geojson_response(result, 200 if result["replayed"] else 201)
 
 
 @bp.get("/api/incidents")
@@ -140,6 +143,12 @@ def report_form():
     return render_template("report.html", grids=grids, map_config=map_config())
 
 
+IDEMPOTENCY_KEY = {"name": idempotency.HEADER, "in": "header", "required": False,
+                   "description": "a UUID the client generated for this record: a repeat stores "
+                                  "nothing (200, replayed: true); another body under it is a 409",
+                   "schema": {"type": "string", "format": "uuid"}}
+
+
 def openapi_paths(geojson: dict, param, errors) -> dict:
     """The OpenAPI description of these routes (merged into /api/openapi.json)."""
     ident = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -173,10 +182,17 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
                     "responses": {"200": {"description": "FeatureCollection with numberMatched",
                                           "content": geojson}, **errors(400, 401, 404)}},
             "post": {"summary": "Report an incident (by lon/lat or address); returns it with "
-                                "duplicate suggestions",
+                                "duplicate suggestions. With an Idempotency-Key (a client UUID) "
+                                "a repeat by the same user stores nothing and answers 200 with "
+                                "the stored incident and replayed: true; the same key with "
+                                "another body answers 409",
+                     "parameters": [IDEMPOTENCY_KEY],
                      "requestBody": {"required": True,
                                      "content": {"application/json": {"schema": report}}},
                      "responses": {"201": {"description": "Feature", "content": geojson},
+                                   "200": {"description": "the incident stored earlier under "
+                                                          "this Idempotency-Key (replayed)",
+                                           "content": geojson},
                                    **errors(400, 401, 403, 409)}}},
         "/api/incidents/{id}": {"get": {
             "summary": "One incident with its events, links, handling level and response targets",

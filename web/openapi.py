@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 description of /api: the kernel's routes here, each feature's beside its views."""
 from __future__ import annotations
 
-from . import incidents, patrol, planner, review
+from . import incidents, patrol, planner, review, visits
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -71,6 +71,6 @@ def document() -> dict:
 def _feature_paths(geojson: dict) -> dict:
     """Each feature's blueprint describes its own routes beside their views."""
     paths: dict = {}
-    for module in (incidents, patrol, planner, review):
+    for module in (incidents, patrol, planner, review, visits):
         paths.update(module.openapi_paths(geojson, _param, _errors))
     return paths

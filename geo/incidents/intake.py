@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo import areas as areas_mod
-from geo import audit
+from geo import audit, idempotency
 from geo.errors import Conflict, InvalidInput
 from geo.incidents import geocoding
 from geo.incidents.duplicates import duplicates
@@ -256,9 +256,19 @@ def insert(session: Session, actor: audit.Actor, prepared: list[Prepared], *,
     return ids
 
 
-def create(session: Session, actor: audit.Actor, data: dict, audience: Audience) -> dict:
+def create(session: Session, actor: audit.Actor, data: dict, audience: Audience,
+           key: idempotency.Key | None = None) -> dict:
     """Validate, locate, authorise (the point must lie in the audience's scope), insert; return the
-    incident with duplicate suggestions among the incidents the audience may see."""
+    incident with duplicate suggestions among the incidents the audience may see.
+
+    With an idempotency `key` the user already wrote a report under, nothing is written: the stored
+    incident comes back with `replayed` true.
+    """
+    earlier = idempotency.replayed(session, "incidents", actor.user_id, key)
+    if earlier is not None:
+        body = get(session, earlier, audience)
+        body["replayed"] = True
+        return body
     prepared = prepare(session, data)
     authorize(session, audience, prepared.area_code)
     if prepared.external_id:
@@ -269,7 +279,9 @@ def create(session: Session, actor: audit.Actor, data: dict, audience: Audience)
             raise Conflict(f"external_id {prepared.external_id!r} from source {prepared.source!r} "
                            "is already recorded", field="external_id")
     [incident_id] = insert(session, actor, [prepared])
+    idempotency.store(session, "incidents", incident_id, key)
     body = get(session, incident_id, audience)
+    body["replayed"] = False
     body["warnings"] = prepared.warnings
     body["duplicates"] = duplicates(session, incident_id, audience)
     return body

@@ -19,6 +19,7 @@ from geo.incidents.workflow import (
     handling_level,
     parse_level,
 )
+from geo.messages import msg
 from geo.policy import Audience
 from geo.vocabulary import INCIDENT_STATUSES, RESOLUTION_LEVELS, RESOLVED_STATUSES
 
@@ -44,6 +45,8 @@ def transition(session: Session, actor: audit.Actor, incident_id, to: str, audie
     row = incident_row(session, incident_id)
     current = row["status"]
     _check_allowed(row, current, to, note, expected_status)
+    if to == "followed_up":
+        _check_visited(session, row)
     now = at or datetime.now(timezone.utc)
     sets, event_level, attrs = _effects(row, current, to, level, now)
     sets["attrs"] = json.dumps(attrs, ensure_ascii=False)
@@ -84,6 +87,19 @@ def _check_allowed(row: dict, current: str, to: str, note: str | None,
         raise InvalidInput("note", f"reopening a {current} incident needs a note saying why")
     if to == "escalated" and not note:
         raise InvalidInput("note", "an escalation needs a note saying why")
+
+
+def _check_visited(session: Session, row: dict) -> None:
+    """A matter is followed up by a logged 回访 visit (geo/visits), not by saying so."""
+    visited = session.execute(text("""
+        SELECT EXISTS (SELECT 1 FROM visits v
+                        WHERE v.incident_id = :id AND v.kind = 'follow_up'
+                          AND (v.occurred_at >= :resolved OR v.created_at >= :resolved))"""),
+        {"id": row["id"], "resolved": row["resolved_at"]}).scalar_one()
+    if not visited:
+        raise InvalidInput("to", msg("Matter {id} is followed up by a logged 回访 visit: record one "
+                                     "(POST /api/visits with kind follow_up and incident_id {id}).",
+                                     id=row["id"]))
 
 
 def _effects(row: dict, current: str, to: str, level: str | None,

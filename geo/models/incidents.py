@@ -22,7 +22,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo.models.base import SRID, Base
@@ -44,6 +44,9 @@ class Incident(Base):
         # A source's own id is unique within that source; incidents without one are not deduplicated.
         Index("incidents_external_idx", "source", "external_id", unique=True,
               postgresql_where=text("external_id IS NOT NULL")),
+        # A phone's retried report is stored once: the key is unique per user (0016).
+        Index("incidents_idempotency_idx", "created_by", "idempotency_key", unique=True,
+              postgresql_where=text("idempotency_key IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(Text)
@@ -80,6 +83,8 @@ class Incident(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     attrs: Mapped[dict | None] = mapped_column(JSONB)
+    idempotency_key = mapped_column(UUID(as_uuid=False))
+    request_hash: Mapped[str | None] = mapped_column(Text)
 
 
 class IncidentEvent(Base):

@@ -116,6 +116,11 @@ def test_the_same_external_id_from_the_same_channel_is_a_conflict(session, place
 def walk(session, incident_id, *steps):
     body = None
     for to, extra in steps:
+        if to == "followed_up":  # a matter is followed up by a logged 回访 visit
+            session.execute(text("INSERT INTO visits (kind, incident_id, grid_id, occurred_at) "
+                                 "SELECT 'follow_up', id, grid_id, clock_timestamp() FROM incidents "
+                                 "WHERE id = :i"),
+                            {"i": incident_id})
         body = lifecycle.transition(session, ACTOR, incident_id, to, ADMIN, **extra)
     return body
 
@@ -163,6 +168,7 @@ def test_escalation_climbs_the_three_level_filter(session, places):
     ([("accepted", {})], "escalated", {"note": "x", "level": "group"}, "level"),  # not downwards
     ([("accepted", {}), ("handling", {})], "resolved", {"level": "county hall"}, "level"),
     ([("accepted", {}), ("handling", {}), ("resolved", {})], "handling", {}, "note"),  # reopen why
+    ([("accepted", {}), ("handling", {}), ("resolved", {})], "followed_up", {}, "to"),  # no 回访 logged
 ])
 def test_invalid_transitions_are_refused_and_change_nothing(session, places, steps, to, extra, field):
     i = new(session)["id"]

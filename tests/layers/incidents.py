@@ -28,6 +28,8 @@ def add_incident(session, lon: float, lat: float, *, category: str = "dispute", 
 
 
 def add_follow_up(session, incident_id: int, ts: datetime) -> None:
-    """Log a 回访 (follow-up visit) on an incident."""
-    session.execute(text("INSERT INTO incident_events (incident_id, ts, from_status, to_status, note) "
-                         "VALUES (:i, :ts, 'resolved', 'followed_up', '回访')"), {"i": incident_id, "ts": ts})
+    """Log a 回访 (follow-up visit) on an incident, in its grid."""
+    session.execute(text("""
+        INSERT INTO visits (kind, incident_id, grid_id, geom, occurred_at, notes)
+        SELECT 'follow_up', i.id, i.grid_id, i.geom, :ts, '回访' FROM incidents i WHERE i.id = :i"""),
+        {"i": incident_id, "ts": ts})

@@ -95,6 +95,29 @@ def test_an_open_red_class_dispute_keeps_the_grid_at_least_orange(session, tiny,
     assert risk_policy.assess(session, policy, now - timedelta(days=7), [gid])[gid].level(policy) == "orange"
 
 
+def test_a_closing_without_a_follow_up_visit_keeps_the_colour(session, tiny, policy):
+    now = at("2026-09-01")
+    risk.update(session, ACTOR, as_of=at("2026-05-27"), area="TZ", now=now)
+    spike = [add_incident(session, LON, LAT, category="criminal", severity=4, occurred_at=at("2026-06-02"))
+             for _ in range(4)]
+    risk.update(session, ACTOR, as_of=at("2026-06-03"), area="TZ", now=now)
+    # Every matter is closed (as an import without an event history records it), none visited.
+    session.execute(text("UPDATE incidents SET status = 'closed', closed_at = :t WHERE id = ANY(:ids)"),
+                    {"t": at("2026-06-20"), "ids": spike})
+    day = at("2026-06-10")
+    while day < at("2026-07-22"):
+        risk.update(session, ACTOR, as_of=day, area="TZ", now=now)
+        day += timedelta(days=7)
+    held = level_of(risk.features(session, "TZ", now=day), G)
+    assert held["level"] == "red" and held["reasons"][-1]["rule"] == "hold"
+    assert held["reasons"][-1]["follow_up"] is False
+    # The same week with a logged 回访 visit on one of them: down a step.
+    add_follow_up(session, spike[1], at("2026-07-21", 9))
+    risk.update(session, ACTOR, as_of=at("2026-07-22"), area="TZ", now=now)
+    down = level_of(risk.features(session, "TZ", now=at("2026-07-22")), G)
+    assert down["level"] == "orange" and down["reasons"][-1]["rule"] == "downgrade"
+
+
 def test_up_at_once_down_only_after_quiet_periods_and_a_follow_up(session, tiny, policy):
     now = at("2026-09-01")
     risk.update(session, ACTOR, as_of=at("2026-05-27"), area="TZ", now=now)      # all blue, first time

@@ -36,8 +36,8 @@ OUT_MARKS = ("9100003", "9100004", "OUT-1", "TZ2B1", "TZ2B2", "测试TZ2") + SEC
 UNSCOPED = {"incidents.geocode", "incidents.reverse", "api.lookup", "review.public_stats",
             "review.public_page", "api.openapi", "api.health", "review.layer_list"}
 # Endpoints with their own tests and no scope: static files, sign-in, device ingest.
-EXEMPT = {"static", "vendor.asset", "auth.login", "auth.logout", "patrol.osmand", "patrol.positions",
-          "phone.manifest", "phone.service_worker"}
+EXEMPT = {"static", "vendor.asset", "pages.favicon", "auth.login", "auth.logout", "patrol.osmand",
+          "patrol.positions", "phone.manifest", "phone.service_worker"}
 
 
 def _gpx() -> bytes:
@@ -56,6 +56,11 @@ def _area_file(code: str, parent: str) -> bytes:
 def _report(lon: float, lat: float) -> dict:
     return {"category": "dispute", "occurred_at": "2026-11-01T09:00:00+08:00", "lon": lon, "lat": lat,
             "description": "矩阵测试"}
+
+
+def _visit(lon: float, lat: float) -> dict:
+    return {"kind": "home", "occurred_at": "2026-11-01T10:00:00+08:00", "lon": lon, "lat": lat,
+            "notes": "矩阵测试走访"}
 
 
 # endpoint → (method, in-scope request, out-of-scope request); a request is (url, body, form).
@@ -141,6 +146,12 @@ ROUTES = {
     "patrol.unit_list": ("GET", ("/api/units", None, None), None),
     "patrol.unit_shifts": ("GET", ("/api/units/IN-1/shifts", None, None), ("/api/units/OUT-1/shifts", None, None)),
     "patrol.unit_trails": ("GET", ("/api/units/trails?minutes=60", None, None), None),
+    "visits.household_list": ("GET", ("/api/households?grid=TZ1A1", None, None),
+                              ("/api/households?grid=TZ2B1", None, None)),
+    "visits.listing": ("GET", ("/api/visits?grid=TZ1A1", None, None), ("/api/visits?grid=TZ2B1", None, None)),
+    "visits.coverage_view": ("GET", ("/api/visits/coverage?area=TZ1", None, None),
+                             ("/api/visits/coverage?area=TZ2", None, None)),
+    "visits.my_day": ("GET", ("/api/me/day", None, None), None),
     # -- OGC API – Features: the collections, each read with the caller's audience ---------------
     "ogc.landing": ("GET", ("/ogc", None, None), None),
     "ogc.conformance": ("GET", ("/ogc/conformance", None, None), None),
@@ -172,6 +183,8 @@ ROUTES = {
                                  ("/api/dispatch/assignments/{assignment_out}/acknowledge", {}, None)),
     "incidents.create": ("POST", ("/api/incidents", _report(10.005, 10.005), None),
                          ("/api/incidents", _report(10.035, 10.035), None)),
+    "visits.create": ("POST", ("/api/visits", _visit(10.005, 10.005), None),
+                      ("/api/visits", _visit(10.035, 10.035), None)),
     "incidents.link": ("POST", ("/api/incidents/{S_IN}/links", {"other": "{P_IN}"}, None),
                        ("/api/incidents/{S_IN}/links", {"other": "{P_OUT}"}, None)),
     "incidents.unlink": ("DELETE", ("/api/incidents/{S_IN}/links/{P_IN}", None, None),
@@ -215,6 +228,14 @@ def world(session, tiny):
     incident(P_IN, "TZ1A2", 10.015, 10.005, False)
     incident(P_OUT, "TZ2B1", 10.025, 10.025, False)
     incident(S_OUT, "TZ2B2", 10.0345678, 10.0356789, True, "秘密地址乙", "保密人乙")
+    # A household on each side, its identity as secret as a sensitive incident's reporter.
+    for code, name, address, lon in (("TZ1A1", "保密人甲", "秘密地址甲", 10.0012345),
+                                      ("TZ2B1", "保密人乙", "秘密地址乙", 10.0345678)):
+        session.execute(text("""
+            INSERT INTO households (grid_id, number, head_name, phone, id_number, address, geom)
+            VALUES ((SELECT id FROM areas WHERE code = :c), '0001', :n, '13911112222',
+                    '41110319800101123X', :a, ST_SetSRID(ST_MakePoint(:x, :x), 4326))"""),
+                        {"c": code, "n": name, "a": address, "x": lon})
     actor = audit.Actor("test")
     ids = {"S_IN": S_IN, "P_IN": P_IN, "P_OUT": P_OUT, "S_OUT": S_OUT,
            "until": (datetime.now(timezone.utc) + timedelta(days=7)).isoformat()}

@@ -230,7 +230,7 @@ def test_after_logout_the_next_person_gets_nothing_of_the_last(live_server, brow
 
 
 PAGES = {"anonymous": ["/login", "/public"],
-         "worker": ["/report", "/", "/public"],
+         "worker": ["/day", "/report", "/", "/public"],
          "admin": ["/", "/dispatch", "/planner", "/review", "/report", "/ogc"]}
 
 

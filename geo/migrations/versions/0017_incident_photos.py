@@ -4,14 +4,14 @@
   backup and a restore carry it with its incident; its SHA-256 names the exact bytes.
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0016
 """
 from __future__ import annotations
 
 from alembic import op
 
 revision = "0017"
-down_revision = "0013"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
