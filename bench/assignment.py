@@ -67,7 +67,8 @@ def load_points(engine, lon: np.ndarray, lat: np.ndarray) -> None:
             end = min(start + CHUNK, len(lon))
             buf = io.StringIO()
             for k in range(start, end):
-                buf.write(f"{first + k}\tdispute\t2026-10-01 08:00:00+08\tSRID=4326;POINT({lon[k]:.7f} {lat[k]:.7f})\tbench\n")
+                point = f"SRID=4326;POINT({lon[k]:.7f} {lat[k]:.7f})"
+                buf.write(f"{first + k}\tdispute\t2026-10-01 08:00:00+08\t{point}\tbench\n")
             buf.seek(0)
             with cur.copy("COPY incidents (id, category, occurred_at, geom, source) FROM STDIN") as copy:
                 copy.write(buf.read())
@@ -301,7 +302,8 @@ def main() -> None:
     print("summary")
     print(f"  shapely STRtree query (baseline)        {shapely_s:8.2f} s   (+ {make_points:.2f} s making points)")
     print(f"  shapely from PostGIS, end to end        {end_to_end:8.2f} s   (read WKB, make points, query)")
-    print(f"  PostGIS compute, one SELECT, 2 workers  {compute_s:8.2f} s   {compute_s / shapely_s:5.2f} × the baseline, "
+    print(f"  PostGIS compute, one SELECT, 2 workers  {compute_s:8.2f} s   "
+          f"{compute_s / shapely_s:5.2f} × the baseline, "
           f"{compute_s / end_to_end:4.2f} × end to end")
     print(f"  PostGIS compute, one process            {serial_s:8.2f} s   {serial_s / shapely_s:5.2f} × the baseline, "
           f"{serial_s / end_to_end:4.2f} × end to end")

@@ -188,7 +188,8 @@ def main():
         ms = [x * 1000 for x in lat]
         p50, p95, p99 = pct(ms, 50), pct(ms, 95), pct(ms, 99)
         print(f"ping → SSE delivery latency: p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms, "
-              f"max {max(ms) if ms else float('nan'):.0f} ms  (goal p95 ≤ 500 ms: {'met' if p95 <= 500 else 'NOT met'})")
+              f"max {max(ms) if ms else float('nan'):.0f} ms  "
+              f"(goal p95 ≤ 500 ms: {'met' if p95 <= 500 else 'NOT met'})")
     finally:
         if server:
             server.stop()

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import databases  # noqa: E402
 
-from geo.patrol import units as patrol_units
+from geo.patrol import units as patrol_units  # noqa: E402
 
 BENCH_DB = "anwang_bench_patrol"
 LON0, LAT0 = 113.98, 33.58
@@ -52,8 +52,8 @@ def make_units(url: str, n: int, prefix: str = "B") -> list[tuple[int, str, str]
     out = []
     with db.session_scope(engine) as s:
         for i in range(n):
-            uid, token = patrol_units.add_unit(s, audit.Actor("bench"), f"{prefix}{i:05d}", "car", f"{prefix.lower()}{i:05d}",
-                                         status="on_duty")
+            uid, token = patrol_units.add_unit(s, audit.Actor("bench"), f"{prefix}{i:05d}", "car",
+                                               f"{prefix.lower()}{i:05d}", status="on_duty")
             out.append((uid, f"{prefix.lower()}{i:05d}", token))
     engine.dispose()
     return out
@@ -136,7 +136,7 @@ def _post_batches(args):
     port, jobs = args
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     ok = 0
-    for token, body, n in jobs:
+    for token, body, _n in jobs:
         conn.request("POST", "/api/positions", body=body, headers={
             "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         r = conn.getresponse()
@@ -292,7 +292,8 @@ def main() -> None:
         print(f"raw COPY into positions: {copy_rate:,.0f} rows/s ({len(rows):,} rows)")
         batch_rate = bench_batches(url, server, units, rows)
         print(f"batch API (500 per request, 4 clients): {batch_rate:,.0f} positions/s sustained, "
-              f"{batch_rate / copy_rate:.2f} × raw COPY  (goal ≥ 5,000/s: {'met' if batch_rate >= 5000 else 'NOT met'})")
+              f"{batch_rate / copy_rate:.2f} × raw COPY  "
+              f"(goal ≥ 5,000/s: {'met' if batch_rate >= 5000 else 'NOT met'})")
         ping_rows = list(fixes_for(ping_units, per_ping_unit, start))
         copy_ping = baseline_copy(url, units, ping_rows)
         with CpuMeter(server) as cpu:

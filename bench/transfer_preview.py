@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import databases  # noqa: E402
+
 from geo.policy import Scope
 
 BENCH_DB = "anwang_bench_planner"

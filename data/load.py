@@ -7,8 +7,8 @@ the caller's transaction. Nothing here commits.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from datetime import timedelta, timezone
-from typing import Callable, Iterable
 
 import numpy as np
 import shapely

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from . import crs as crs_mod
 from .errors import Forbidden, InvalidInput
+from .inputs import number_value, text_value
 from .policy import Scope, area_row
 from .vocabulary import LEVEL_BY_NAME, LEVELS, STAFF_ROLES
 
@@ -52,22 +53,18 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
 
 def parse_point(lon, lat, crs: str | None = "wgs84") -> tuple[float, float, str]:
     """Parse a lon/lat pair in a named coordinate system; return WGS84 lon, lat and the system."""
-    values = []
+    values: list[float] = []
     for name, raw, limit in (("lon", lon, 180), ("lat", lat, 90)):
-        if raw is None or str(raw).strip() == "":
-            raise InvalidInput(name, f"{name} is required (decimal degrees)")
-        try:
-            v = float(raw)
-        except ValueError:
-            raise InvalidInput(name, f"{name} must be decimal degrees; got {raw!r}") from None
-        if not math.isfinite(v) or abs(v) > limit:
+        v = number_value(raw, name, required=True, what="decimal degrees")
+        assert v is not None   # required
+        if abs(v) > limit:
             hint = ""
             if name == "lat" and values and abs(values[0]) <= 90 and abs(v) <= 180:
                 hint = " — it looks like a longitude: are lon and lat swapped?"
             raise InvalidInput(name, f"{name} must be between -{limit} and {limit}; got {raw!r}{hint}")
         values.append(v)
     try:
-        system = crs_mod.normalise_crs(crs or "wgs84")
+        system = crs_mod.normalise_crs(text_value(crs, "crs") or "wgs84")
     except ValueError as exc:
         raise InvalidInput("crs", str(exc)) from None
     wlon, wlat = crs_mod.to_wgs84(values[0], values[1], system)

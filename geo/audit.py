@@ -18,7 +18,7 @@ class Actor:
     remote_addr: str | None = None
 
     @classmethod
-    def cli(cls) -> "Actor":
+    def cli(cls) -> Actor:
         import getpass
 
         try:

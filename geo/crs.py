@@ -8,7 +8,7 @@ Outside mainland China the offset is not applied, as every reference implementat
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 A = 6378245.0
 EE = 0.00669342162296594323
@@ -142,7 +142,7 @@ def transform_geometry(geom, crs: str):
 
     convert = _TO_WGS84[normalise_crs(crs)]
 
-    def apply(coords: "np.ndarray") -> "np.ndarray":
+    def apply(coords: np.ndarray) -> np.ndarray:
         return np.array([convert(float(x), float(y)) for x, y in coords])
 
     return transform(geom, apply)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, cast
+from typing import cast
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import CursorResult, Engine

@@ -13,7 +13,7 @@ class Message(str):
     template: str
     values: dict
 
-    def __new__(cls, template: str, **values) -> "Message":
+    def __new__(cls, template: str, **values) -> Message:
         self = super().__new__(cls, template.format(**values))
         self.template, self.values = template, values
         return self

@@ -37,11 +37,11 @@ class Plane:
     epsg: int
 
     @classmethod
-    def around(cls, lon: float, lat: float) -> "Plane":
+    def around(cls, lon: float, lat: float) -> Plane:
         return cls(epsg_for(lon, lat))
 
     @classmethod
-    def for_bounds(cls, minx: float, miny: float, maxx: float, maxy: float) -> "Plane":
+    def for_bounds(cls, minx: float, miny: float, maxx: float, maxy: float) -> Plane:
         return cls.around((minx + maxx) / 2.0, (miny + maxy) / 2.0)
 
     def xy(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:

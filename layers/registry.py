@@ -4,8 +4,9 @@ Pages and the API find layers here instead of hard-coding them; a new layer is o
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 

@@ -153,7 +153,8 @@ def localise(m: folium.Map, prefix: str = "/vendor") -> folium.Map:
 
 # What makes a browser fetch by itself: script/img/iframe sources, stylesheet links, CSS url() and
 # @import. A link the reader may click (<a href>, Leaflet's attribution) is not a load.
-EXTERNAL = re.compile(r"""<(?:script|img|iframe|source|video|audio|embed|input)\b[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//"""
+EXTERNAL = re.compile(r"""<(?:script|img|iframe|source|video|audio|embed|input)\b"""
+                      r"""[^>]*\bsrc\s*=\s*["']?\s*(?:https?:)?//"""
                       r"""|<link\b[^>]*\bhref\s*=\s*["']?\s*(?:https?:)?//"""
                       r"""|url\(\s*["']?\s*(?:https?:)?//|@import\s+(?:url\()?\s*["']?\s*(?:https?:)?//""", re.I)
 

@@ -161,7 +161,8 @@ class Assessment:
         for floor, ids in self.floors:
             shown = "、".join(f"#{i}" for i in ids[:TOP_INCIDENTS])
             out.append({"rule": "floor", "id": floor.id, "level": floor.level, "incidents": ids,
-                        "zh": f"{floor.zh}（{shown}）", "en": f"{floor.en} (#{', #'.join(map(str, ids[:TOP_INCIDENTS]))})"})
+                        "zh": f"{floor.zh}（{shown}）",
+                        "en": f"{floor.en} (#{', #'.join(map(str, ids[:TOP_INCIDENTS]))})"})
         return out
 
 

@@ -27,6 +27,17 @@ BAD_REPORTS = [
     ("description too long", {"description": "长" * 5000}, "description", True),
     ("phone not a phone", {"reporter_phone": "call me maybe"}, "reporter_phone", True),
     ("sensitive not a flag", {"sensitive": "maybe"}, "sensitive", True),
+    # What only JSON can send: the wrong kind of value, numbers JSON does not carry, text that is not text.
+    ("lon as true", {"lon": True}, "lon", False),
+    ("lon as a list", {"lon": [114.0, 33.6]}, "lon", False),
+    ("lat as an object", {"lat": {"value": 33.6}}, "lat", False),
+    ("lon beyond 2^53", {"lon": 10 ** 20}, "lon", False),
+    ("lat not finite", {"lat": float("inf")}, "lat", False),
+    ("lat NaN", {"lat": float("nan")}, "lat", False),
+    ("crs as a list", {"crs": ["gcj02"]}, "crs", False),
+    ("description with a NUL", {"description": "a\x00b"}, "description", False),
+    ("description with a lone surrogate", {"description": "\ud800"}, "description", False),
+    ("category with a NUL", {"category": "dispute\x00"}, "category", False),
 ]
 
 

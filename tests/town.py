@@ -83,7 +83,7 @@ def build(session) -> dict:
     for code, name in NAMES.items():
         session.execute(text("UPDATE areas SET name = :n, attrs = CAST(:a AS jsonb) WHERE code = :c"),
                         {"n": name, "c": code,
-                         "a": '{"official_name": "%s"}' % OFFICIAL[code] if code in OFFICIAL else None})
+                         "a": f'{{"official_name": "{OFFICIAL[code]}"}}' if code in OFFICIAL else None})
     ids = {}
     ids["翠湖路"] = place(session, "翠湖路", "road", "TZ1",
                          f"LINESTRING({ROAD_LON} 10.0005, {ROAD_LON} 10.0395)",

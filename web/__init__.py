@@ -19,6 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
         patrol,
         phone,
         planner,
+        responses,
         review,
         security,
         vendor,
@@ -30,6 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(load(config))
     database.init_app(app)
     errors.register(app)
+    responses.init_app(app)                 # strict JSON, no NUL in paths or queries
     security.init_app(app)
     i18n.init_app(app)
     auth.init_app(app)

@@ -50,7 +50,7 @@ class Hub:
         self.clients = 0
 
     # -- the listener ---------------------------------------------------------------------------
-    def start(self) -> "Hub":
+    def start(self) -> Hub:
         if self.thread is None or not self.thread.is_alive():
             self.thread = threading.Thread(target=self._run, name="anwang-live-listener", daemon=True)
             self.thread.start()

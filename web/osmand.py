@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 from geo import settings
 from geo.errors import InvalidInput
+from geo.inputs import check_json_tree, check_text
 from geo.patrol import groupcommit, osmand, units
 from geo.patrol.filters import DEFAULT_LIMITS, Limits
 from geo.patrol.writer import GroupCommit, _Waiting  # noqa: F401 — the port's writer, and its tests'
@@ -38,7 +39,7 @@ def parse_osmand(args, body: bytes, tz: tzinfo = timezone.utc) -> osmand.Report:
     # The query string (GET or POST, as Traccar Client for Android sends it); else the JSON body of
     # Traccar Client 9 (after any whitespace or byte-order mark); else a form body, whatever its
     # Content-Type says, with the query's parameters (token=) beside it.
-    pairs = _pairs(args)
+    pairs = _checked(_pairs(args))
     if any(k in ("id", "deviceid") and v for k, v in pairs):
         return osmand.parse_osmand_query(pairs, tz)
     text = body[len(BOM):] if body.startswith(BOM) else body
@@ -46,13 +47,23 @@ def parse_osmand(args, body: bytes, tz: tzinfo = timezone.utc) -> osmand.Report:
     if text[:1] in (b"{", b"["):
         try:
             data = json.loads(text.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise InvalidInput("body", "the body is not valid JSON") from None
+        check_json_tree(data)
         return osmand.parse_osmand_json(data, tz)
     if not text:
         raise InvalidInput("id", "no position: expected ?id=&lat=&lon=&timestamp=… or a JSON body")
     form = parse_qsl(text.decode("utf-8", "replace"), keep_blank_values=True)
-    return osmand.parse_osmand_query(form + pairs, tz)
+    return osmand.parse_osmand_query(_checked(form) + pairs, tz)
+
+
+def _checked(pairs: list) -> list:
+    """The pairs, once none holds a NUL or a lone surrogate (a device id with one would fail the
+    write of every ping committed with it)."""
+    for name, value in pairs:
+        check_text(name, "query")
+        check_text(value, name)
+    return pairs
 
 
 def require_token() -> bool:

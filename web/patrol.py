@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 
 from geo.errors import InvalidInput
 from geo.incidents import queries
+from geo.inputs import number_value
 from geo.patrol import dispatch, events, fixes, gpx, ingest, tracks, units
 from geo.patrol.filters import Limits
 from layers import coverage
@@ -36,6 +37,7 @@ from .responses import (
     int_arg,
     json_body,
     json_response,
+    optional_json_body,
     time_arg,
 )
 
@@ -130,10 +132,7 @@ def unit_shift_add(callsign):
     body = json_body()
     starts = fixes.parse_time(body.get("starts_at"), "starts_at") if body.get("starts_at") else \
         datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    try:
-        hours = float(body.get("hours", 24))
-    except (TypeError, ValueError):
-        raise InvalidInput("hours", "hours must be a number") from None
+    hours = number_value(body.get("hours", 24), "hours", required=True, what="a number of hours")
     s = database.session()
     sid = units.add_shift(s, actor(), callsign, starts, hours, body.get("task"))
     s.commit()
@@ -340,7 +339,7 @@ def assign():
 @roles(*ACT)
 def assignment_action(assignment_id, action):
     s = database.session()
-    body = request.get_json(silent=True) or {}
+    body = optional_json_body()
     out = dispatch.transition(s, actor(), assignment_id, action, audience(), body.get("note"))
     s.commit()
     return json_response(out)

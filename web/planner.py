@@ -15,7 +15,7 @@ from geo.errors import Forbidden, InvalidInput, NotFound
 from . import database
 from .auth import ANY_USER, actor, current_user, require_scope, roles
 from .pages import map_config
-from .responses import flag, geojson_response, int_arg, json_body, json_response
+from .responses import flag, geojson_response, int_arg, json_body, json_response, optional_json_body
 
 bp = Blueprint("planner", __name__)
 PLANNERS = ("admin", "planner")
@@ -88,7 +88,7 @@ def change_detail(change_id: int):
 @bp.post("/api/changes/<int:change_id>/revert")
 @roles(*PLANNERS)
 def change_revert(change_id: int):
-    body = request.get_json(silent=True) or {}
+    body = optional_json_body()
     s = database.session()
     _scope_of_change(history.change_detail(s, change_id)["codes"])
     preview = flag(body.get("preview"))
@@ -201,6 +201,9 @@ def area_import():
 def _unzip_shapefile(path: Path) -> Path:
     import zipfile
 
+    if not zipfile.is_zipfile(path):
+        raise InvalidInput("file", "a .zip upload must be a zip archive holding one Shapefile "
+                                   "(.shp, .shx, .dbf, .prj)")
     with zipfile.ZipFile(path) as zf:
         members = [m for m in zf.namelist() if not m.endswith("/") and ".." not in m
                    and not m.startswith("/")]

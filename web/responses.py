@@ -7,12 +7,13 @@ bad value is a 400 in the one error shape, never a 500.
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 
-from flask import Response, request
+from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
 
 from geo.errors import InvalidInput
+from geo.inputs import check_json_tree, check_text, number_value, whole_number
 
 from .i18n import localize
 
@@ -36,12 +37,59 @@ def geojson_response(obj, status: int = 200) -> Response:
     return Response(body, status=status, mimetype=GEOJSON)
 
 
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, reading bodies by the rules of `geo.inputs.check_json_tree`: no NaN or
+    Infinity, no numbers beyond what JSON carries exactly, no NUL or lone surrogate, no nesting
+    deeper than any body the API reads — each a 400 naming where it is, raised past
+    `get_json(silent=True)` so that no view can read such a body by accident."""
+
+    def loads(self, s: str | bytes, **kwargs):
+        if isinstance(s, bytes):
+            try:
+                s = s.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise InvalidInput("body", f"the body is not UTF-8 (byte {exc.start})") from None
+        try:
+            obj = json.loads(s, **kwargs)   # NaN, Infinity and 1e400 become floats the check names
+        except RecursionError:
+            raise InvalidInput("body", "the JSON is nested too deeply") from None
+        check_json_tree(obj)
+        return obj
+
+
+def init_app(app: Flask) -> None:
+    """Read JSON strictly, and refuse a NUL in the path or the query before any view sees it
+    (PostgreSQL text cannot hold one; no code or name contains one). Bodies are left to their
+    readers: the OsmAnd port reads its raw body itself."""
+    app.json = StrictJSONProvider(app)
+
+    @app.before_request
+    def refuse_nul():
+        for name, value in (request.view_args or {}).items():
+            if isinstance(value, str):
+                check_text(value, name)
+        fields = [request.args]
+        if request.mimetype == "multipart/form-data":   # uploads: their text fields too
+            fields.append(request.form)
+        for source in fields:
+            for name, value in source.items(multi=True):
+                check_text(name, "query")
+                check_text(value, name)
+
+
 def json_body() -> dict:
     """The request's JSON object body, or a 400 naming what was expected."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidInput("body", "expected a JSON object with Content-Type: application/json")
     return body
+
+
+def optional_json_body() -> dict:
+    """The request's JSON object body if it has one (no body reads as {}), or a 400."""
+    if not request.get_data(cache=True):
+        return {}
+    return json_body()
 
 
 def text_arg(name: str, default: str | None = None) -> str | None:
@@ -56,13 +104,7 @@ def int_arg(name: str, default: int | None = None, lo: int | None = None,
     value = request.args.get(name)
     if value in (None, ""):
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidInput(name, f"{name} must be a whole number; got {value!r}") from None
-    if (lo is not None and number < lo) or (hi is not None and number > hi):
-        raise InvalidInput(name, f"{name} must be a whole number from {lo} to {hi}; got {value!r}")
-    return number
+    return whole_number(value, name, lo=lo, hi=hi)
 
 
 def float_arg(name: str, default: float | None = None, lo: float | None = None,
@@ -71,13 +113,7 @@ def float_arg(name: str, default: float | None = None, lo: float | None = None,
     value = request.args.get(name)
     if value in (None, ""):
         return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise InvalidInput(name, f"{name} must be a number; got {value!r}") from None
-    if not math.isfinite(number) or (lo is not None and number < lo) or (hi is not None and number > hi):
-        raise InvalidInput(name, f"{name} must be a number from {lo} to {hi}; got {value!r}")
-    return number
+    return number_value(value, name, lo=lo, hi=hi)
 
 
 def time_arg(name: str, parse) -> datetime | None:

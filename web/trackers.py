@@ -149,7 +149,7 @@ class TrackerServer:
                 if not keep_open or len(buffer) > MAX_BUFFER or \
                         (not state.get("frames") and state.get("noise", 0) > MAX_BUFFER):
                     break
-        except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:  # noqa: BLE001 — one connection's failure must not touch the others
             log.exception("tracker connection from %s failed", peer)
@@ -160,13 +160,9 @@ class TrackerServer:
     async def _gt06(self, reader, writer) -> None:
         await self._connection(reader, writer, self._gt06_read)
 
-    async def _gt06_read(self, state: dict, data: bytes) -> tuple[bytes, bytes, bool]:
-        frames, rest, skipped = gt06.split(data)
-        self._count(state, len(frames), skipped)
-        if skipped:
-            log.info("GT06 %s: skipped %d bytes that were no frame", state["peer"], skipped)
-        received = datetime.now(timezone.utc)
-        work = []                                  # (frame, ping or None, immediate reply)
+    def _gt06_work(self, state: dict, frames: list, received: datetime) -> list:
+        """What each frame asks for: (frame, the ping to store or None, the reply to send at once)."""
+        work: list = []
         for frame in frames:
             try:
                 message = gt06.decode(frame, state.get("zone") or timezone.utc, received)
@@ -189,6 +185,15 @@ class TrackerServer:
                 work.append((frame, groupcommit.Ping(state["imei"], fixes, heard=message.heard), b""))
             elif frame.protocol in gt06.ACKNOWLEDGED:
                 work.append((frame, None, gt06.ack(frame.protocol, frame.serial)))
+        return work
+
+    async def _gt06_read(self, state: dict, data: bytes) -> tuple[bytes, bytes, bool]:
+        frames, rest, skipped = gt06.split(data)
+        self._count(state, len(frames), skipped)
+        if skipped:
+            log.info("GT06 %s: skipped %d bytes that were no frame", state["peer"], skipped)
+        received = datetime.now(timezone.utc)
+        work = self._gt06_work(state, frames, received)
         # Every ping of this read goes to the writer at once (one group commit), answered in order.
         pending = [(frame, asyncio.ensure_future(self._store(ping)) if ping else None, reply)
                    for frame, ping, reply in work]

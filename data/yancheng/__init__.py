@@ -23,8 +23,7 @@ from .entities import COMPLIANT_ENTERPRISES, COMPLIANT_VILLAGES, ENTERPRISES, SU
 from .incidents import INCIDENTS
 from .names import load_names, short_name, township_short, zh_number
 from .period import BOUNDARY_TIME, PATROL_DAY, PERIOD_END, PERIOD_START, TZ
-from .reference import (DISTRICT_CODE, DISTRICT_NAME, REFERENCE_DIR, read_divisions, read_outline,
-                        realdata_file)
+from .reference import DISTRICT_CODE, DISTRICT_NAME, REFERENCE_DIR, read_divisions, read_outline, realdata_file
 from .world import World
 
 __all__ = [

@@ -195,7 +195,7 @@ def _number_grids(world: World) -> None:
         grids = [a for a in world.areas.values() if a.level == 4 and a.parent == v.code]
         band = math.sqrt(v.geom_m.area / len(grids))
         top = v.geom_m.bounds[3]
-        def order(g):
+        def order(g, top=top, band=band):
             c = g.geom_m.centroid
             return (int((top - c.y) // band), c.x, g.code)
         for k, g in enumerate(sorted(grids, key=order), start=1):

@@ -1,7 +1,7 @@
 """Convert between WGS84 lon/lat and the metric plane every step works in (EPSG:4547)."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import shapely
@@ -11,7 +11,7 @@ from shapely.geometry import MultiPolygon
 METRIC_EPSG = 4547
 
 
-@lru_cache(maxsize=None)
+@cache
 def _transformer(source: int, target: int) -> Transformer:
     return Transformer.from_crs(source, target, always_xy=True)
 

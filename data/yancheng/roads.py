@@ -56,7 +56,7 @@ def build(world: World) -> None:
     edges = _connect(xy, edges, labels)
     world.graph = _graph(xy, edges, rng, lattice_edges)
     world.graph["seats"] = seats
-    for geom, (a, b, name, cls) in zip(world.graph["lines"], world.graph["edges"]):
+    for geom, (_a, _b, name, cls) in zip(world.graph["lines"], world.graph["edges"]):
         world.roads.append({"name": name, "road_class": cls, "geom": to_wgs84(geom)})
 
 
@@ -152,7 +152,7 @@ def _connect(xy: np.ndarray, edges: list, labels: list[str]) -> list:
 def _graph(xy: np.ndarray, edges: list, rng: np.random.Generator, lattice_edges: int) -> dict:
     """Build edge geometries (rural roads bend gently) and all-pairs shortest paths for routing."""
     lines = []
-    for k, (a, b, _, cls) in enumerate(edges):
+    for k, (a, b, _, _cls) in enumerate(edges):
         p, q = xy[a], xy[b]
         if k < lattice_edges:
             lines.append(LineString([p, q]))

@@ -35,6 +35,7 @@ from geo.boundaries.partition import verify
 from geo.boundaries.plans import OPS, NewArea, Plan, Result
 from geo.boundaries.references import carry_references, restore_references
 from geo.errors import Conflict, InvalidInput, NotFound
+from geo.inputs import MAX_REASON, text_value
 from geo.messages import Message
 from geo.policy import Scope, parse_code
 
@@ -149,6 +150,7 @@ def revert(session: Session, change_id: int, *, reason: str | None, actor: audit
 # -- executing a plan ------------------------------------------------------------------------
 def _execute(session: Session, plan: Plan, *, reason, actor, scope: Scope, preview, payload_input,
              reverts: int | None = None) -> Result:
+    reason = text_value(reason, "reason", max_length=MAX_REASON)
     # A savepoint makes the change all-or-nothing inside the caller's transaction: a refusal
     # leaves nothing behind, and a preview is the very same write, rolled back.
     savepoint = session.begin_nested()
@@ -368,7 +370,8 @@ def _check_versions(session, rows, codes, base_versions, *, required: bool) -> N
         details = []
         for code, seen, now in stale:
             changes = session.execute(text("""
-                SELECT DISTINCT c.id, c.kind, c.reason, c.created_at, COALESCE(u.username, c.payload ->> 'author') AS author
+                SELECT DISTINCT c.id, c.kind, c.reason, c.created_at,
+                       COALESCE(u.username, c.payload ->> 'author') AS author
                   FROM area_versions v JOIN boundary_changes c ON c.id = v.change_id
                   LEFT JOIN users u ON u.id = c.author_id
                  WHERE v.code = :code AND v.version > :seen ORDER BY c.id"""),

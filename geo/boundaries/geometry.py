@@ -51,7 +51,7 @@ def parse_geojson(geometry):
 
 def polygons_of(geom) -> list:
     parts = [g for g in getattr(geom, "geoms", [geom])]
-    flat = []
+    flat: list[shapely.Geometry] = []
     for g in parts:
         flat.extend(getattr(g, "geoms", [g]))
     polys = [g for g in flat if g.geom_type == "Polygon"]
@@ -72,7 +72,7 @@ def drawn_polygonal(geometry) -> bytes:
 
 def drawn_lines(geometry) -> bytes:
     geom = parse_geojson(geometry)
-    flat = []
+    flat: list[shapely.Geometry] = []
     for g in getattr(geom, "geoms", [geom]):
         flat.extend(getattr(g, "geoms", [g]))
     if not flat or any(g.geom_type != "LineString" for g in flat):

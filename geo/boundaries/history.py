@@ -30,7 +30,8 @@ def change_list(session: Session, *, area: str | None = None, limit: int = 50) -
                     OR EXISTS (SELECT 1 FROM area_versions v JOIN areas a ON a.id = v.area_id
                                 WHERE v.change_id = c.id AND a.path <@ CAST(:path AS ltree)))"""
     rows = session.execute(text(f"""
-        SELECT c.id, c.kind, c.reason, c.created_at, c.reverts_id, COALESCE(u.username, c.payload ->> 'author') AS author,
+        SELECT c.id, c.kind, c.reason, c.created_at, c.reverts_id,
+               COALESCE(u.username, c.payload ->> 'author') AS author,
                c.payload -> 'codes' AS codes, c.payload -> 'notes' AS notes,
                c.payload -> 'note_templates' AS note_templates,
                (SELECT r.id FROM boundary_changes r WHERE r.reverts_id = c.id LIMIT 1) AS reverted_by
@@ -43,7 +44,8 @@ def change_list(session: Session, *, area: str | None = None, limit: int = 50) -
 def change_detail(session: Session, change_id: int) -> dict:
     """One change set with, per area, the pieces it added and removed (GeoJSON)."""
     row = session.execute(text("""
-        SELECT c.id, c.kind, c.reason, c.created_at, c.reverts_id, COALESCE(u.username, c.payload ->> 'author') AS author,
+        SELECT c.id, c.kind, c.reason, c.created_at, c.reverts_id,
+               COALESCE(u.username, c.payload ->> 'author') AS author,
                c.payload -> 'codes' AS codes, c.payload -> 'notes' AS notes,
                c.payload -> 'note_templates' AS note_templates, c.payload,
                (SELECT r.id FROM boundary_changes r WHERE r.reverts_id = c.id LIMIT 1) AS reverted_by
@@ -81,7 +83,8 @@ def versions(session: Session, code: str) -> list[dict]:
     """Every version of the area with this code (current or retired), oldest first."""
     rows = session.execute(text("""
         SELECT v.area_id, v.version, v.code, v.name, v.valid_from, v.valid_to, v.change_id,
-               c.kind, c.reason, COALESCE(u.username, c.payload ->> 'author') AS author, ST_Area(v.geom::geography) AS area_m2
+               c.kind, c.reason, COALESCE(u.username, c.payload ->> 'author') AS author,
+               ST_Area(v.geom::geography) AS area_m2
           FROM area_versions v LEFT JOIN boundary_changes c ON c.id = v.change_id
           LEFT JOIN users u ON u.id = c.author_id
          WHERE v.area_id IN (SELECT area_id FROM area_versions WHERE code = :c

@@ -45,9 +45,11 @@ def result_rows(before: dict, after: dict, successors: dict, keys: dict) -> list
     created = set(keys.values())
     for area_id in sorted(set(before) | set(after)):
         b, a = before.get(area_id), after.get(area_id)
+        current = a or b
+        assert current is not None   # area_id is a key of before or after
         status = "retired" if area_id in successors else "created" if area_id in created else "changed"
-        row = {"id": area_id, "code": (a or b)["code"], "name": (a or b)["name"], "status": status,
-               "level": (a or b)["level"], "parent_code": (a or b)["parent_code"],
+        row = {"id": area_id, "code": current["code"], "name": current["name"], "status": status,
+               "level": current["level"], "parent_code": current["parent_code"],
                "before": {k: b[k] for k in _ROW_FIELDS} if b else None,
                "after": {k: a[k] for k in _ROW_FIELDS} if a else None}
         if status == "retired" and successors.get(area_id):

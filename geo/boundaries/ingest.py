@@ -105,7 +105,7 @@ def load(session: Session, path, *, level, parent: str | None = None,
     check_partition(session, report, keep, level, fit)
     if report.errors:
         return report
-    report.created = [f.code for f in keep]
+    report.created = [f.code for f in keep if f.code is not None]
     if dry_run or not keep:
         return report
     report.change_id = _write(session, report, keep, level, path, actor)

@@ -109,6 +109,9 @@ def to_wgs84(report, source, features) -> None:
         if f.wkb is None:
             continue
         g = shapely.from_wkb(f.wkb)
+        if not np.isfinite(shapely.get_coordinates(g)).all():
+            raise InvalidInput("file", f"feature {f.index}: coordinates must be finite numbers (found NaN or "
+                                       "infinity)")
         if transformer is not None:
             g = shapely.transform(g, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
             f.wkb = shapely.to_wkb(g)

@@ -6,6 +6,7 @@ created, retired); nothing is written here.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import shapely
 from sqlalchemy import text
@@ -280,11 +281,12 @@ def _plan_partition(session, rows, codes, geometry, names) -> Plan:
         raise InvalidInput("geometry", "draw at least one piece")
     container = session.execute(text("SELECT ST_AsBinary(geom) FROM areas WHERE id = :p"),
                                 {"p": parent["id"]}).scalar_one()
-    fitted, report = fit_pieces(session, container, pieces)
-    empty = [i + 1 for i, g in enumerate(fitted) if g is None]
+    maybe_fitted, report = fit_pieces(session, container, pieces)
+    empty = [i + 1 for i, g in enumerate(maybe_fitted) if g is None]
     if empty:
         raise InvalidInput("geometry", f"piece(s) {', '.join(map(str, empty))} lie entirely under "
                                        "earlier pieces or outside the area")
+    fitted = [g for g in maybe_fitted if g is not None]
     plan = Plan("partition", parents={parent["id"]})
     plan.notes.extend(report)
     order = sorted(range(len(fitted)), key=lambda i: centroid_key(session, fitted[i]))
@@ -414,7 +416,7 @@ def _next_codes(session, parent_id: int, n: int) -> list[str]:
     suffixes = [c[len(parent):] for c in taken if c[len(parent):].isdigit()]
     width = max((len(s) for s in suffixes), default=3)
     number = max((int(s) for s in suffixes), default=0)
-    out = []
+    out: list[str] = []
     while len(out) < n:
         number += 1
         code = parent + str(number).zfill(width)
@@ -440,7 +442,7 @@ def _new_area(session, key, code, template, geom, households, population, name) 
 
 def _connected(ids: list[int], edges) -> bool:
     seen, todo = {ids[0]}, [ids[0]]
-    adjacent = {}
+    adjacent: dict[int, set[int]] = {}
     for a, b in edges:
         adjacent.setdefault(a, set()).add(b)
         adjacent.setdefault(b, set()).add(a)
@@ -469,7 +471,7 @@ def _sum(values) -> int | None:
     return None if all(v is None for v in values) else sum(v or 0 for v in values)
 
 
-def _apportion(total: int | None, shares: list[float]) -> list[int | None]:
+def _apportion(total: int | None, shares: list[float]) -> Sequence[int | None]:
     """Split an integer by shares with the largest-remainder rule, so the parts add up exactly."""
     if total is None:
         return [None] * len(shares)
@@ -480,7 +482,7 @@ def _apportion(total: int | None, shares: list[float]) -> list[int | None]:
     return out
 
 
-def _redistribute(old, weights, n: int, column: str) -> list[int | None]:
+def _redistribute(old, weights, n: int, column: str) -> Sequence[int | None]:
     """Share the old areas' counts out to new pieces by the fraction of each old area they cover."""
     values = {o["id"]: o[column] for o in old}
     if not old or all(v is None for v in values.values()):

@@ -169,14 +169,14 @@ def fit_pieces(session: Session, container: bytes | None, pieces: list[bytes],
 # -- the invariant ---------------------------------------------------------------------------
 def verify(session, parent_ids: set, changed: list[int]) -> None:
     """Refuse (raise InvalidInput) unless each parent is still exactly covered by its children."""
-    parent_ids = sorted(p for p in parent_ids if p is not None)
+    ids = sorted(p for p in parent_ids if p is not None)
     bad = session.execute(text(f"""
         SELECT p.code, u.n, {sliver_m2_sql('ST_Difference(p.geom, u.g)')} AS gap,
                {sliver_m2_sql('ST_Difference(u.g, p.geom)')} AS outside
           FROM areas p
           CROSS JOIN LATERAL (SELECT ST_Union(c.geom) AS g, count(*) AS n FROM areas c
                                WHERE c.parent_id = p.id) u
-         WHERE p.id = ANY(:ids)"""), {"ids": parent_ids}).mappings().all()
+         WHERE p.id = ANY(:ids)"""), {"ids": ids}).mappings().all()
     for b in bad:
         if b["n"] == 0:
             raise InvalidInput("geometry", f"{b['code']} would be left with no sub-areas")

@@ -40,7 +40,7 @@ class Plan:
     op: str
     updates: dict[int, dict] = field(default_factory=dict)
     creates: list[NewArea] = field(default_factory=list)
-    retires: dict[int, int | str] = field(default_factory=dict)  # id → successor id or create key
+    retires: dict[int, int | str | None] = field(default_factory=dict)  # id → successor id, create key or none
     notes: list[str] = field(default_factory=list)
     parents: set[int] = field(default_factory=set)  # whose children must still partition them
     restore_refs: list = field(default_factory=list)  # a revert puts back what the change carried

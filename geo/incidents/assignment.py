@@ -4,8 +4,9 @@ on a shared edge), decided by one UPDATE in one of three shapes of that one rule
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from contextlib import contextmanager
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session

@@ -5,8 +5,9 @@ deepest consistent entry — never a guess between two places.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from geo.incidents.addresses import (
     HOMOPHONES,
@@ -48,7 +49,7 @@ class Entry:
     source: str                      # "area:ID", "place:ID" or "entity:ID"
     address: str | None = None
     aliases: tuple[str, ...] = ()
-    parent: "Entry | None" = None    # door → road, building → 小区, 小区 → door, group → village
+    parent: Entry | None = None    # door → road, building → 小区, 小区 → door, group → village
     number: str | None = None
     ancestors: frozenset = frozenset()   # ids of every entry above this one
     compat: frozenset = frozenset()      # ids of areas a road runs through
@@ -192,7 +193,7 @@ class Gazetteer:
                 tokens.append(_Mention(m.start(), m.end(), m.group(0), {}, kind, number))
         return tokens
 
-    def _resolve_tokens(self, run: "_Run", tokens: list[_Mention],
+    def _resolve_tokens(self, run: _Run, tokens: list[_Mention],
                         mentions: list[_Mention]) -> None:
         for t in tokens:
             if t.kind == "detail" or t.number is None:
@@ -220,7 +221,7 @@ class Gazetteer:
                 # names (a township) decide, or the answer is ambiguous.
                 t.candidates = {i: 0.8 for i in self.by_number.get(("group", t.number), ())}
 
-    def _interpolate(self, run: "_Run", road: Entry, number: int) -> Entry | None:
+    def _interpolate(self, run: _Run, road: Entry, number: int) -> Entry | None:
         """A door between two known numbers on the same side of the road (odd or even)."""
         side = [(n, d) for n, d in self.doors.get(road.id, ()) if n % 2 == number % 2]
         below = [(n, d) for n, d in side if n < number]

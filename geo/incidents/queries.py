@@ -14,6 +14,7 @@ from geo import areas as areas_mod
 from geo.errors import Forbidden, InvalidInput, NotFound
 from geo.incidents.fields import parse_category, parse_severity, parse_time
 from geo.incidents.workflow import TRANSITIONS, handling_level, targets
+from geo.inputs import whole_number
 from geo.policy import Audience, area_row
 from geo.vocabulary import INCIDENT_STATUSES, RESOLVED_STATUSES
 
@@ -137,15 +138,9 @@ def features(session: Session, audience: Audience, f: Filters) -> dict:
 
 
 def incident_id(value, field: str = "id") -> int:
-    """An incident id from outside: a whole number, else InvalidInput."""
-    if isinstance(value, bool):
-        raise InvalidInput(field, f"incident id must be a whole number; got {value!r}")
-    try:
-        key = int(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(field, f"incident id must be a whole number; got {value!r}") from None
-    if not 0 < key < 2 ** 63:
-        raise InvalidInput(field, f"incident id must be a positive whole number; got {value!r}")
+    """An incident id from outside: a positive whole number, else InvalidInput."""
+    key = whole_number(value, field, lo=1, required=True)
+    assert key is not None   # required
     return key
 
 

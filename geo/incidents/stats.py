@@ -41,11 +41,15 @@ def stats(session: Session, area: str, audience: Audience, start: datetime | Non
                count(*) FILTER (WHERE i.resolution_level = 'village') AS at_village,
                count(*) FILTER (WHERE i.resolution_level = 'township') AS at_township,
                count(*) FILTER (WHERE i.resolution_level = 'district') AS at_district,
-               count(*) FILTER (WHERE i.category = 'dispute' AND i.resolution_level IN ('group', 'village')) AS disputes_in_village,
-               count(*) FILTER (WHERE i.category = 'dispute' AND i.resolution_level IN ('group', 'village', 'township')) AS disputes_in_township,
+               count(*) FILTER (WHERE i.category = 'dispute'
+                                  AND i.resolution_level IN ('group', 'village')) AS disputes_in_village,
+               count(*) FILTER (WHERE i.category = 'dispute'
+                                  AND i.resolution_level IN ('group', 'village', 'township')) AS disputes_in_township,
                count(*) FILTER (WHERE i.accepted_at IS NOT NULL) AS accepted,
-               count(*) FILTER (WHERE i.accepted_at <= i.reported_at + CASE i.category {targets_sql} END) AS accepted_on_time,
-               count(*) FILTER (WHERE i.resolved_at <= i.reported_at + CASE i.category {resolve_sql} END) AS resolved_on_time,
+               count(*) FILTER (WHERE i.accepted_at <= i.reported_at + CASE i.category {targets_sql} END)
+                 AS accepted_on_time,
+               count(*) FILTER (WHERE i.resolved_at <= i.reported_at + CASE i.category {resolve_sql} END)
+                 AS resolved_on_time,
                count(*) FILTER (WHERE i.status = ANY(:open)
                                   AND now() > i.reported_at + CASE i.category {resolve_sql} END) AS overdue,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM i.accepted_at - i.reported_at) / 3600)

@@ -53,6 +53,19 @@ class FlagState:
     chain: int = 0
 
 
+def _one_per_second(fixes: list[Fix]) -> list[Fix]:
+    """The fixes in time order, the first of each timestamp only, their flags reset to the device's own."""
+    out: list[Fix] = []
+    taken: set = set()
+    for f in sorted(fixes, key=lambda f: f.ts):
+        if f.ts in taken:
+            continue
+        taken.add(f.ts)
+        f.flags &= FLAG_INVALID       # the device's own word stays; the rest is judged again here
+        out.append(f)
+    return out
+
+
 def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
                speed_limit: float = DEFAULT_LIMITS.max_speed_ms,
                accuracy_limit: float = DEFAULT_LIMITS.poor_accuracy_m,
@@ -69,14 +82,7 @@ def flag_fixes(fixes: list[Fix], prev: tuple[datetime, float, float] | None,
     state = state if state is not None else FlagState(anchor=prev)
     if prev is not None:
         state.anchor = prev
-    out: list[Fix] = []
-    taken: set = set()
-    for f in sorted(fixes, key=lambda f: f.ts):
-        if f.ts in taken:
-            continue
-        taken.add(f.ts)
-        f.flags &= FLAG_INVALID       # the device's own word stays; the rest is judged again here
-        out.append(f)
+    out = _one_per_second(fixes)
 
     def speed(a, f) -> float:
         dist = haversine(a[1], a[2], f.lon, f.lat)

@@ -3,13 +3,14 @@ field checked for type and range before anything is stored.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from geo.errors import InvalidInput
+from geo.inputs import number_value
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)   # GPS week roll-overs and 1901 epochs are not times
 MAX_BATCH = 10000
@@ -79,24 +80,24 @@ def parse_time(value, field: str = "ts", tz: tzinfo = timezone.utc) -> datetime:
     return ts
 
 
+@overload
+def number_field(obj: dict, key: str, field: str, lo: float | None = None, hi: float | None = None, *,
+                 required: Literal[True]) -> float: ...
+
+
+@overload
 def number_field(obj: dict, key: str, field: str, lo: float | None = None, hi: float | None = None,
-            required: bool = False) -> float | None:
+                 required: bool = False) -> float | None: ...
+
+
+def number_field(obj: dict, key: str, field: str, lo: float | None = None, hi: float | None = None,
+                 required: bool = False) -> float | None:
+    """A number of a fix within [lo, hi]. An optional sensor value of exactly -1 is Android's
+    "unknown" and reads as None; any other value out of range is refused, never stored."""
     value = obj.get(key)
-    if value is None or value == "":
-        if required:
-            raise InvalidInput(field, f"{key} is required")
+    if not required and value == -1 and not isinstance(value, bool):
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(field, f"{key} must be a number; got {value!r}") from None
-    if not math.isfinite(number):
-        raise InvalidInput(field, f"{key} must be finite")
-    if (lo is not None and number < lo) or (hi is not None and number > hi):
-        if required:
-            raise InvalidInput(field, f"{key} must be between {lo} and {hi}; got {number}")
-        return None   # optional sensor values outside their range are "unknown" (Android sends -1)
-    return number
+    return number_value(value, field, lo=lo, hi=hi, required=required)
 
 
 def parse_fix(obj: dict, where: str = "positions[0]", tz: tzinfo = timezone.utc) -> Fix:
@@ -109,10 +110,15 @@ def parse_fix(obj: dict, where: str = "positions[0]", tz: tzinfo = timezone.utc)
     lat = number_field(obj, "lat", f"{where}.lat", -90, 90, required=True)
     return Fix(ts=ts, lon=lon, lat=lat,
                speed=number_field(obj, "speed", f"{where}.speed", 0, 1000),
-               heading=number_field(obj, "heading", f"{where}.heading", 0, 360),
+               heading=_heading(number_field(obj, "heading", f"{where}.heading", 0, 360)),
                accuracy=number_field(obj, "accuracy", f"{where}.accuracy", 0, 1e6),
                altitude=number_field(obj, "altitude", f"{where}.altitude", -1000, 20000),
                battery=number_field(obj, "battery", f"{where}.battery", 0, 100))
+
+
+def _heading(degrees: float | None) -> float | None:
+    """A course in [0, 360): due north is 0 whether a device says 0 or 360."""
+    return None if degrees is None else degrees % 360
 
 
 def parse_batch(body) -> list[Fix]:

@@ -15,6 +15,7 @@ not tracks: a file with nothing else is refused with the reason.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo import audit
-from geo.errors import InvalidInput
+from geo.errors import InvalidInput, NotFound
 from geo.patrol import fixes, ingest, units
 from geo.patrol.filters import DEFAULT_LIMITS, Limits
 
@@ -65,10 +66,11 @@ def parse(data: bytes | str, name: str = "upload"):
     import gpxpy.gpx
 
     if isinstance(data, bytes):
+        raw = data
         try:
-            data = data.decode("utf-8-sig")
+            data = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
-            data = data.decode("latin-1")
+            data = raw.decode("latin-1")
     data = data.lstrip("\ufeff")
     if not data.strip():
         raise InvalidInput("file", f"{name}: the file is empty")
@@ -88,11 +90,20 @@ def _utc(t: datetime | None) -> datetime | None:
     return t.astimezone(timezone.utc)
 
 
+def _point_time(p) -> datetime:
+    """A point's time as UTC, for the points of a timed part (which all have one)."""
+    t = _utc(p.time)
+    if t is None:
+        raise InvalidInput("file", "a point of a timed track segment has no time")
+    return t
+
+
 def _timing(points) -> tuple[bool, str | None]:
-    times = [_utc(p.time) for p in points]
-    if any(t is None for t in times):
-        missing = sum(1 for t in times if t is None)
-        return False, f"{missing} of {len(times)} points have no time"
+    maybe_times = [_utc(p.time) for p in points]
+    if any(t is None for t in maybe_times):
+        missing = sum(1 for t in maybe_times if t is None)
+        return False, f"{missing} of {len(maybe_times)} points have no time"
+    times = [t for t in maybe_times if t is not None]
     if min(times) < EARLIEST:
         hint = (" (1901-12-13 20:45:52 is the smallest 32-bit Unix time: the device had no clock)"
                 if min(times).year == 1901 else "")
@@ -126,11 +137,22 @@ def parts(gpx) -> tuple[list[Part], list[str]]:
     return out, skipped
 
 
+def _require_coordinates(part: Part, name: str) -> None:
+    """Every point of a part in degrees on the globe (a NaN or 1e400 from a broken writer is refused)."""
+    for i, p in enumerate(part.points, start=1):
+        for axis, value, limit in (("lon", p.longitude, 180), ("lat", p.latitude, 90)):
+            if value is None or not math.isfinite(value) or abs(value) > limit:
+                raise InvalidInput("file", f"{name}: {part.kind} point {i} has {axis} {value!r}, "
+                                           f"not decimal degrees within ±{limit}")
+
+
 def import_gpx(session: Session, actor: audit.Actor, callsign: str, data: bytes | str,
                name: str = "upload", limits: Limits = DEFAULT_LIMITS) -> ImportResult:
     """Import a GPX file for a unit; raise InvalidInput (with the reason) if nothing is a track."""
     gpx = parse(data, name)
     found, skipped = parts(gpx)
+    for part in found:
+        _require_coordinates(part, name)
     if not found:
         what = []
         if gpx.waypoints:
@@ -139,20 +161,22 @@ def import_gpx(session: Session, actor: audit.Actor, callsign: str, data: bytes 
         raise InvalidInput("file", f"{name}: no track or route with at least two points"
                                    + (f" (found only {'; '.join(what)})" if what else " (the file is empty)"))
     ref = units.unit_by_id(session, units.unit_id(session, callsign))
+    if ref is None:   # deleted since unit_id found it
+        raise NotFound(f"no unit {callsign!r}", field="unit")
     uid = ref.id
     result = ImportResult(file=name, skipped=skipped)
     imported_at = datetime.now(timezone.utc)
     for part in found:
         coords = [(p.longitude, p.latitude) for p in part.points]
         if part.timed:
-            batch = [fixes.Fix(ts=_utc(p.time), lon=p.longitude, lat=p.latitude,
+            batch = [fixes.Fix(ts=_point_time(p), lon=p.longitude, lat=p.latitude,
                                altitude=p.elevation, speed=None,
                                accuracy=(p.horizontal_dilution * 5 if p.horizontal_dilution else None))
                      for p in part.points]
             res = ingest.ingest(session, ref, batch, publish_live=False, update_last=False,
                                 limits=limits)
             result.points += res.inserted
-            starts, ends = _utc(part.points[0].time), _utc(part.points[-1].time)
+            starts, ends = _point_time(part.points[0]), _point_time(part.points[-1])
             source = "gpx"
         else:
             res = None

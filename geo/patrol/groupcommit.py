@@ -69,7 +69,8 @@ WITH ins AS (
     SELECT u, ts, kind, bat, details, recv FROM json_to_recordset(CAST(%(events)s AS json))
            AS e(u integer, ts timestamptz, kind text, bat real, details jsonb, recv timestamptz)""") + """
 ), heard AS (""" + HEARD_UPDATE.format(source="""
-    SELECT u, kind, recv FROM json_to_recordset(CAST(%(heard)s AS json)) AS h(u integer, kind text, recv timestamptz)""") + """
+    SELECT u, kind, recv
+      FROM json_to_recordset(CAST(%(heard)s AS json)) AS h(u integer, kind text, recv timestamptz)""") + """
 )
 SELECT unit_id, ts FROM ins"""
 # PostgreSQL serialises the commits of NOTIFYing transactions, so the events go in a transaction of
@@ -134,7 +135,7 @@ def ingest_pings(conn, pings: list[Ping], limits: Limits = DEFAULT_LIMITS) -> li
             lasts_in.append({"u": u.id, "ts": u.last_ts.isoformat(), "lon": u.last_lon, "lat": u.last_lat,
                              "speed": last and last.speed, "heading": last and last.heading,
                              "acc": last and last.accuracy, "bat": last and last.battery,
-                             "seen": u.seen_at.isoformat(), "slon": u.seen_lon, "slat": u.seen_lat,
+                             "seen": (u.seen_at or u.last_ts).isoformat(), "slon": u.seen_lon, "slat": u.seen_lat,
                              "chain": u.jump_chain})
     heard_in = [{"u": uid, "kind": h.kind, "recv": h.received.isoformat()} for uid, h in heard.items()]
     inserted = set(conn.execute(WRITE_MANY, {"fixes": json.dumps(rows_in), "lasts": json.dumps(lasts_in),
@@ -190,7 +191,7 @@ def publish_pings(conn, outcomes: list) -> None:
     done = [r for r in outcomes if isinstance(r, IngestResult) and r.live is not None and r.event_id is None]
     if not done:
         return
-    events = json.dumps([{"k": r.live[0], "p": r.live[1], "d": r.live[2]} for r in done],
+    events = json.dumps([{"k": r.live[0], "p": r.live[1], "d": r.live[2]} for r in done if r.live is not None],
                         ensure_ascii=False, default=str)
     for r, (event_id, _) in zip(done, conn.execute(PUBLISH_MANY, {"events": events}).fetchall()):
         r.event_id = event_id

@@ -12,6 +12,7 @@ live-map event, never a fix.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -79,7 +80,7 @@ def ensure_partitions_with(run: Runner, days) -> None:
             run.conn.execute("SELECT ensure_position_partition(%s)", (d,))
 
 
-def _prev_clean(run: Runner, unit: UnitRef, first: datetime, pending: list[Fix] = ()):
+def _prev_clean(run: Runner, unit: UnitRef, first: datetime, pending: Sequence[Fix] = ()):
     """The unit's newest clean fix before `first` (from the last-position row when it is older)."""
     # `pending`: the unit's fixes from earlier pings of the same group commit, not written yet.
     if unit.last_ts is not None and unit.last_ts < first:
@@ -94,7 +95,7 @@ def _prev_clean(run: Runner, unit: UnitRef, first: datetime, pending: list[Fix] 
     return max(found, key=lambda c: c[0]) if found else None
 
 
-def flag_for_unit(run: Runner, unit: UnitRef, fixes: list[Fix], pending: list[Fix] = (),
+def flag_for_unit(run: Runner, unit: UnitRef, fixes: list[Fix], pending: Sequence[Fix] = (),
                   limits: Limits = DEFAULT_LIMITS) -> tuple[list[Fix], FlagState]:
     seen = (unit.seen_at, unit.seen_lon, unit.seen_lat) if unit.seen_lon is not None else None
     state = FlagState(anchor=None, seen=seen, chain=unit.jump_chain)
@@ -166,9 +167,9 @@ def _ingest(run: Runner, unit: UnitRef, fixes: list[Fix], publish_live: bool = T
     days = utc_days(fixes)
     missing = unit.missing_days if set(days) <= set(unit.days_checked) else None
     if missing is None:
-        missing = run.one("SELECT coalesce(array_agg(x), '{}') AS m FROM unnest(CAST(%(days)s AS date[])) x "
-                          "WHERE to_regclass('positions_' || to_char(x, 'YYYYMMDD')) IS NULL",
-                          {"days": days})["m"]
+        missing = run.single("SELECT coalesce(array_agg(x), '{}') AS m FROM unnest(CAST(%(days)s AS date[])) x "
+                             "WHERE to_regclass('positions_' || to_char(x, 'YYYYMMDD')) IS NULL",
+                             {"days": days})["m"]
     ensure_partitions_with(run, missing)
     fixes, state = flag_for_unit(run, unit, fixes, limits=limits)
     if len(fixes) == 1 and update_last:
@@ -196,7 +197,7 @@ def _ingest_one(run: Runner, unit: UnitRef, f: Fix, state: FlagState, publish_li
               "alt": f.altitude, "bat": f.battery, "flags": f.flags, "dc": unit.district_code, "clean": clean,
               "hdop": f.hdop,
               "recv": datetime.now(timezone.utc), **seen_params(unit, state)}
-    inserted = int(run.one(INSERT_ONE, params)["inserted"])
+    inserted = int(run.single(INSERT_ONE, params)["inserted"])
     result = IngestResult(received=1, inserted=inserted, duplicates=1 - inserted,
                           jumps=int(bool(inserted and f.flags & FLAG_JUMP)),
                           poor_accuracy=int(bool(inserted and f.flags & FLAG_ACCURACY)))
@@ -268,7 +269,7 @@ def commit_and_publish(session: Session, result: IngestResult) -> int | None:
     if result.live is None:
         return None
     kind, path, payload = result.live
-    result.event_id = Runner(session).one(PUBLISH_ASYNC, {
+    result.event_id = Runner(session).single(PUBLISH_ASYNC, {
         "k": kind, "p": path, "d": json.dumps(payload, ensure_ascii=False, default=str)})["id"]
     session.commit()
     return result.event_id

@@ -119,7 +119,8 @@ def _positive(value) -> bool:
 
 def _battery(loc: dict) -> float | None:
     """battery.level in 0–1 as a percentage (-1: unknown)."""
-    battery = loc.get("battery") if isinstance(loc.get("battery"), dict) else {}
+    battery = loc.get("battery")
+    battery = battery if isinstance(battery, dict) else {}
     level = battery.get("level")
     try:
         return float(level) * 100 if level is not None and 0 <= float(level) <= 1 else None

@@ -28,6 +28,13 @@ class Runner:
         rows = self.rows(sql, params)
         return rows[0] if rows else None
 
+    def single(self, sql: str, params: dict | None = None) -> dict:
+        """The row of a statement that always returns one (an aggregate, a SELECT without FROM)."""
+        row = self.one(sql, params)
+        if row is None:
+            raise RuntimeError(f"no row from a statement that always returns one: {sql[:80]!r}")
+        return row
+
     def dbapi(self):
         """The psycopg connection (for COPY)."""
         if self.session is not None:

@@ -172,7 +172,7 @@ def track_feature(session: Session, unit_id: int, start: datetime, end: datetime
 def replay(session: Session, unit_id: int, start: datetime, end: datetime) -> dict:
     """The clean fixes of a window for a time slider: [[t (Unix s), lon, lat, heading, speed], …]."""
     n = session.execute(text("SELECT count(*) FROM positions WHERE unit_id = :u AND ts >= :s AND "
-                             "ts < :e AND flags = 0"), {"u": unit_id, "s": start, "e": end}).scalar()
+                             "ts < :e AND flags = 0"), {"u": unit_id, "s": start, "e": end}).scalar_one()
     step = max(1, -(-n // REPLAY_MAX_POINTS))
     rows = session.execute(text("""
         SELECT extract(epoch FROM ts) AS epoch, ST_X(geom) AS x, ST_Y(geom) AS y, heading, speed

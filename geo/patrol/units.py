@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import overload
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 from geo import audit
 from geo.areas import area_row
 from geo.errors import Conflict, Forbidden, InvalidInput, NotFound
+from geo.inputs import text_value
 from geo.live import publish
 from geo.patrol.runner import Runner
 from geo.policy import Scope
@@ -64,7 +67,9 @@ def add_unit(session: Session, actor: audit.Actor, callsign: str, kind: str,
              device_id: str | None = None, area: str | None = None,
              status: str = "off_duty") -> tuple[int, str]:
     """Create a unit; return (id, device token). Only the token's SHA-256 is stored."""
-    callsign = (callsign or "").strip()
+    callsign = text_value(callsign, "callsign") or ""
+    kind = text_value(kind, "kind") or ""
+    status = text_value(status, "status") or ""
     if not CALLSIGN.match(callsign):
         raise InvalidInput("callsign", "call sign must be 1–32 letters, digits or .-·; "
                                        f"got {callsign!r}")
@@ -72,7 +77,7 @@ def add_unit(session: Session, actor: audit.Actor, callsign: str, kind: str,
         raise InvalidInput("kind", f"kind must be one of {', '.join(UNIT_KINDS)}; got {kind!r}")
     if status not in UNIT_STATUSES:
         raise InvalidInput("status", f"status must be one of {', '.join(UNIT_STATUSES)}; got {status!r}")
-    device_id = (device_id or "").strip() or None
+    device_id = text_value(device_id, "device_id")
     if device_id is not None and not re.match(r"^[\w.:\-]{1,64}$", device_id):
         raise InvalidInput("device_id", "device id must be 1–64 letters, digits or .:-_")
     home = area_row(session, area, field="area") if area else None
@@ -180,6 +185,14 @@ UNIT_WHERE = {"token": " WHERE u.token_hash = %(key)s", "device": " WHERE u.devi
                "id": " WHERE u.id = %(key)s"}
 
 
+@overload
+def unit_ref(row: None, days: Sequence[date] = ()) -> None: ...
+
+
+@overload
+def unit_ref(row: dict, days: Sequence[date] = ()) -> UnitRef: ...
+
+
 def unit_ref(row, days=()) -> UnitRef | None:
     if row is None:
         return None
@@ -191,23 +204,23 @@ def unit_ref(row, days=()) -> UnitRef | None:
                    days_checked=tuple(days))
 
 
-def lookup_unit(run: Runner, by: str, key, days: list[date] = ()) -> UnitRef | None:
+def lookup_unit(run: Runner, by: str, key, days: Sequence[date] = ()) -> UnitRef | None:
     """A unit by device token, device id or id, with its last fix and the partitions `days` lack."""
     row = run.one(UNIT_SELECT + UNIT_WHERE[by], {"key": key, "days": list(days)})
     return unit_ref(row, days)
 
 
-def unit_for_token(session: Session, token: str, days: list[date] = ()) -> UnitRef | None:
+def unit_for_token(session: Session, token: str, days: Sequence[date] = ()) -> UnitRef | None:
     """The unit a device token belongs to (None if unknown), with its last fix."""
     return lookup_unit(Runner(session), "token", hash_token(token), days) if token else None
 
 
-def unit_for_device(session: Session, device_id: str, days: list[date] = ()) -> UnitRef | None:
+def unit_for_device(session: Session, device_id: str, days: Sequence[date] = ()) -> UnitRef | None:
     """The unit registered with a device id (the OsmAnd protocol's only identity)."""
     return lookup_unit(Runner(session), "device", device_id, days) if device_id else None
 
 
-def unit_by_id(session: Session, uid: int, days: list[date] = ()) -> UnitRef | None:
+def unit_by_id(session: Session, uid: int, days: Sequence[date] = ()) -> UnitRef | None:
     return lookup_unit(Runner(session), "id", uid, days)
 
 

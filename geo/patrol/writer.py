@@ -11,7 +11,7 @@ import logging
 import os
 import queue
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from geo.patrol import groupcommit
 from geo.patrol.filters import DEFAULT_LIMITS, Limits
@@ -25,6 +25,7 @@ class _Waiting:
     """A ping handed to the writer, and what became of it."""
 
     __slots__ = ("ping", "done", "outcome", "error", "callback")
+    error: Exception | None
 
     def __init__(self, ping: groupcommit.Ping, callback: Callable[[_Waiting], None] | None = None):
         self.ping, self.outcome, self.error, self.callback = ping, None, None, callback

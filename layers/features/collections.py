@@ -10,9 +10,9 @@ column per property, and for collections with time, `t_start` and `t_end` (times
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -132,12 +132,12 @@ def _risk(session: Session, audience: Audience, params: dict, options: dict) -> 
          WHERE g.level = 4 AND {inside}
            AND NOT EXISTS (SELECT 1 FROM risk_levels x WHERE x.area_id = g.id AND x.period_start <= :risk_day)
         """), params).scalars().all()
-    fresh = {}
+    fresh: dict[int, tuple[str, float, str]] = {}
     policy = risk_policy.load_policy()
     if missing:
-        fresh = risk_policy.assess(session, policy, now, list(missing))
+        assessed = risk_policy.assess(session, policy, now, list(missing))
         fresh = {gid: (a.level(policy), round(a.score, 2), "；".join(r["zh"] for r in a.reasons(policy)))
-                 for gid, a in fresh.items()}
+                 for gid, a in assessed.items()}
     # A computed level stands for the current period, so `datetime` finds it there.
     period = risk_policy.period_of(now, policy)
     params.update(risk_period_start=period[0], risk_period_end=period[1])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo.errors import NotFound
+from geo.errors import InvalidInput, NotFound
 from geo.policy import CODE, Audience
 
 from . import crs as crs_mod
@@ -38,6 +38,8 @@ def _conditions(collection: Collection, q: Query, params: dict) -> str:
         params["dt_end"] = q.end
     for n, (name, value) in enumerate(sorted(q.equals.items())):
         prop = collection.prop(name)
+        if prop is None:
+            raise InvalidInput(name, f"unknown property {name!r} in collection {collection.id}")
         where.append(f's."{prop.name}" = CAST(:eq{n} AS {prop.sql_type})')
         params[f"eq{n}"] = value
     if q.filter:

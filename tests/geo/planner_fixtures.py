@@ -42,7 +42,7 @@ def build(session) -> dict:
             code = f"{village}{i:03d}"
             grids[code] = add(code, 4, village, piece, h, True)
     person = session.execute(text("INSERT INTO people (name) VALUES ('网格员甲') RETURNING id")).scalar_one()
-    for code, area_id in grids.items():
+    for _code, area_id in grids.items():
         session.execute(text("INSERT INTO area_staff (area_id, person_id, role) VALUES (:a, :p, 'worker')"),
                         {"a": area_id, "p": person})
     # A few incidents and enterprises scattered over the villages, each in its grid.

@@ -279,7 +279,7 @@ def test_soft_lock_is_shown_to_others(session, region):
     assert mine["mine"] and mine["username"] == "alice"
     theirs = locks.acquire_lock(session, "EV1001", audit.Actor("bob"))
     assert not theirs["mine"] and theirs["username"] == "alice"
-    assert [l["username"] for l in locks.held(session, Scope.all(), "EV")] == ["alice"]
+    assert [lock["username"] for lock in locks.held(session, Scope.all(), "EV")] == ["alice"]
     locks.release_lock(session, "EV1001", audit.Actor("alice"))
     assert locks.held(session, Scope.all(), "EV") == []
 

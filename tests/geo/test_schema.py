@@ -128,9 +128,10 @@ def test_path_trigger_keeps_subtrees_when_a_branch_moves(session):
     b = _area(session, "T1B", 2, root)
     v = _area(session, "T1A1", 3, a)
     g = _area(session, "T1A1G", 4, v)
-    subtree = lambda code: set(session.execute(text(
-        "SELECT c.code FROM areas c, areas r WHERE r.code = :r AND c.path <@ r.path AND c.id <> r.id"),
-        {"r": code}).scalars())
+    def subtree(code):
+        return set(session.execute(text(
+            "SELECT c.code FROM areas c, areas r WHERE r.code = :r AND c.path <@ r.path AND c.id <> r.id"),
+            {"r": code}).scalars())
     assert subtree("T1A") == {"T1A1", "T1A1G"}
     session.execute(text("UPDATE areas SET parent_id = :b WHERE id = :v"), {"b": b, "v": v})
     assert subtree("T1A") == set()

@@ -54,7 +54,7 @@ def test_filters_by_category_time_and_area(session, tiny):
     may, june = datetime(2026, 5, 10, tzinfo=TZ), datetime(2026, 6, 10, tzinfo=TZ)
     for k in range(10):
         add_incident(session, 10.005, 10.005 + k * 0.0001, category="dispute", occurred_at=may)
-    for k in range(6):
+    for _ in range(6):
         add_incident(session, 10.025, 10.03, category="criminal", occurred_at=june)
     add_incident(session, 10.5, 10.5, category="criminal", occurred_at=june)      # outside TZ
     everything = heat.surface(session, Selection("TZ"), 200.0)

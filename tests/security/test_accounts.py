@@ -61,7 +61,7 @@ def test_sixty_wrong_passwords_lock_the_account_and_the_right_one_is_refused(cli
 
 def test_the_account_lock_ends_after_its_time(client, session, make_user):
     name, password = make_user("admin")
-    for i in range(logins.USER_FAILURES):
+    for _ in range(logins.USER_FAILURES):
         assert post_login(client, name, "not the password").status_code == 401
     assert post_login(client, name, password).status_code == 429
     age_attempts(session, 14, username=name)
@@ -287,7 +287,7 @@ def test_someone_elses_lock_is_403_and_an_admin_may_override(client, session, lo
     assert holder in refused.get_json()["error"]["message"]
     not_admin = client.delete("/api/areas/EV1001/lock?override=1", headers=csrf_header(client))
     assert not_admin.status_code == 403 and not_admin.get_json()["error"]["field"] == "override"
-    assert [l["username"] for l in client.get("/api/locks?parent=EV").get_json()["locks"]] == [holder]
+    assert [lock["username"] for lock in client.get("/api/locks?parent=EV").get_json()["locks"]] == [holder]
     admin = login("admin")
     released = client.delete("/api/areas/EV1001/lock?override=1", headers=csrf_header(client))
     assert released.status_code == 200 and released.get_json()["lock"]["username"] == holder
@@ -343,16 +343,16 @@ def test_cli_users_and_tokens(run, engine):
 
     listed = run("tokens", "list", "cli_sec_a")
     assert listed.exit_code == 0 and token not in listed.output
-    line = next(l for l in listed.output.splitlines() if "cli_sec_a" in l)
+    line = next(row for row in listed.output.splitlines() if "cli_sec_a" in row)
     token_id = int(line.split()[0])
     assert "nightly" in line and line.rstrip().endswith("-")  # not revoked
     everyone = run("tokens", "list")
-    assert any(l.split()[0] == str(token_id) for l in everyone.output.splitlines()[1:])
+    assert any(row.split()[0] == str(token_id) for row in everyone.output.splitlines()[1:])
     assert run("tokens", "list", "cli_sec_nobody").exit_code == 1
 
     revoked = run("tokens", "revoke", str(token_id))
     assert revoked.exit_code == 0 and f"token {token_id}" in revoked.output
-    line = next(l for l in run("tokens", "list", "cli_sec_a").output.splitlines() if "cli_sec_a" in l)
+    line = next(row for row in run("tokens", "list", "cli_sec_a").output.splitlines() if "cli_sec_a" in row)
     assert not line.rstrip().endswith("-")  # revoked, with its time
     again = run("tokens", "revoke", str(token_id))
     assert again.exit_code == 1 and "already revoked" in again.output

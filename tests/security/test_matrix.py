@@ -67,6 +67,7 @@ def _visit(lon: float, lat: float) -> dict:
 # {change_in}, {track_in}, {assignment_in} … are filled in by the fixture.
 ROUTES = {
     "pages.index": ("GET", ("/", None, None), None),
+    "pages.favicon": ("GET", ("/favicon.ico", None, None), None),
     "patrol.dispatch_page": ("GET", ("/dispatch", None, None), None),
     "planner.page": ("GET", ("/planner", None, None), None),
     "incidents.report_form": ("GET", ("/report", None, None), None),

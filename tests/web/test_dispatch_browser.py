@@ -73,7 +73,7 @@ def test_marker_moves_within_two_seconds_of_a_ping(live_server, browser, browser
             ts = now - timedelta(seconds=20) + timedelta(seconds=10 * step)
             post(base, units[CALLSIGN], [{"ts": ts.isoformat(), "lon": lon,
                                           "lat": 33.60, "heading": 45 * step, "speed": 5.0}])
-            wait_for(page, 
+            wait_for(page,
                 f"(() => {{ const p = anwangTest.dispatch.unitLatLng({CALLSIGN!r}); return p && Math.abs(p[1] - {lon}) < 1e-7; }})()",
                 timeout=2000, polling=20)
             assert time.monotonic() - sent < 2.0

@@ -75,7 +75,7 @@ def test_report_form_then_map_popup_escape_user_text(live_server, browser, brows
         page.evaluate("([lat, lon]) => window.anwangTest.map.setView([lat, lon], 18)",
                       [worker["lat"], worker["lon"]])
         wait_for(page, f"Number(document.body.dataset.incidentsLoads) > {loads}", timeout=15000)
-        wait_for(page, 
+        wait_for(page,
             "id => { let hit = false; window.anwangTest.incidents.layer.eachLayer("
             "l => { if (l.feature.id === id) hit = true; }); return hit; }",
             arg=int(incident_id), timeout=15000)
@@ -125,7 +125,7 @@ def test_dispatch_page_offers_the_clustered_layer_with_filters(live_server, brow
         toggle.check()
         wait_for(page, "Number(document.body.dataset.incidentsLoaded) > 0", timeout=20000)
         page.select_option("#incident-filters select[name=severity]", "3,4")
-        wait_for(page, 
+        wait_for(page,
             "() => { const s = new Set(); window.anwangTest.incidents.layer.eachLayer("
             "l => s.add(l.feature.properties.severity)); return s.size && [...s].every(v => v >= 3); }",
             timeout=15000)

@@ -41,9 +41,9 @@ def test_a_qgis_session_on_the_demo_follows_every_link(client, session, make_use
     assert api.get_json()["openapi"].startswith("3.0")
     listing = get_json(client, rels["data"]["href"], headers)
     grids = next(c for c in listing["collections"] if c["id"] == "grids")
-    collection = get_json(client, next(l["href"] for l in grids["links"] if l["rel"] == "self"), headers)
+    collection = get_json(client, next(link["href"] for link in grids["links"] if link["rel"] == "self"), headers)
     minx, miny, maxx, maxy = collection["extent"]["spatial"]["bbox"][0]
-    items_link = next(l for l in collection["links"] if l["rel"] == "items" and l["type"] == "application/geo+json")
+    items_link = next(link for link in collection["links"] if link["rel"] == "items" and link["type"] == "application/geo+json")
     box = f"{minx},{miny},{(minx + maxx) / 2},{(miny + maxy) / 2}"
     page = client.get(f"{items_link['href']}&bbox={box}&limit=50", headers={**headers, "Accept":
                                                                           "application/geo+json"})
@@ -59,7 +59,7 @@ def test_a_qgis_session_on_the_demo_follows_every_link(client, session, make_use
             response = client.get(link["href"], headers=headers)
             assert response.status_code == 200, link
             assert response.mimetype == link["type"].split(";")[0], link
-    following = get_json(client, next(l["href"] for l in body["links"] if l["rel"] == "next"), headers)
+    following = get_json(client, next(link["href"] for link in body["links"] if link["rel"] == "next"), headers)
     assert not {f["id"] for f in following["features"]} & {f["id"] for f in body["features"]}
 
 
@@ -69,7 +69,7 @@ def test_pages_of_a_collection_add_up_and_link_both_ways(client, reader, tiny):
         body = get_json(client, url, reader)
         assert body["numberMatched"] == 8 and body["numberReturned"] == len(body["features"]) <= 3
         assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", body["timeStamp"])
-        rels = {l["rel"]: l["href"] for l in body["links"]}
+        rels = {link["rel"]: link["href"] for link in body["links"]}
         assert ("prev" in rels) == (pages > 0)
         seen.extend(f["id"] for f in body["features"])
         url, pages = rels.get("next"), pages + 1
@@ -78,7 +78,7 @@ def test_pages_of_a_collection_add_up_and_link_both_ways(client, reader, tiny):
     # A limit above the maximum is answered with the maximum, and the links carry it.
     body = get_json(client, "/ogc/collections/grids/items?limit=999999", reader)
     assert body["numberReturned"] == 8
-    assert "limit=999999" in next(l["href"] for l in body["links"] if l["rel"] == "self")
+    assert "limit=999999" in next(link["href"] for link in body["links"] if link["rel"] == "self")
 
 
 def test_every_resource_answers_json_or_html_as_asked(client, reader, tiny):

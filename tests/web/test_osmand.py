@@ -72,6 +72,21 @@ def test_osmand_unknown_device_is_400_so_the_app_keeps_the_fix(client, device):
     assert client.get("/osmand?lat=10&lon=10").status_code == 400
 
 
+def test_hostile_osmand_requests_are_a_400_and_store_nothing(client, session, device):
+    ts = str(int(now().timestamp()))
+    nested = "[" * 10_000 + "]" * 10_000
+    for method, url, body in (
+            ("GET", f"/osmand?id=8723451%00&lat=10.005&lon=10.002&timestamp={ts}", None),
+            ("POST", "/osmand", nested),
+            ("POST", "/osmand", '{"device_id": "8723451", "location": ' + '{"a":' * 5_000 + "1" + "}" * 5_000 + "}"),
+            ("POST", "/osmand", '{"device_id": "8723451\u0000", "location": {"timestamp": "' + now().isoformat()
+             + '", "coords": {"latitude": 10.005, "longitude": 10.002}}}'),
+            ("POST", "/osmand", f"id=8723451\x00&lat=10.005&lon=10.002&timestamp={ts}")):
+        r = client.open(url, method=method, data=body, content_type="application/x-www-form-urlencoded")
+        assert r.status_code == 400, (url, (body or "")[:40], r.get_data(as_text=True)[:200])
+    assert positions(session, device["id"]) == []
+
+
 def test_the_separate_osmand_port_takes_any_path_on_its_fast_path(app, engine):
     """The lean handler on the OsmAnd port commits on its own connections, so this test uses a
     committed unit and removes it afterwards."""

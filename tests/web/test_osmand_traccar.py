@@ -253,7 +253,7 @@ def test_an_unknown_time_zone_is_refused_at_start(monkeypatch):
 def test_the_dispatch_data_shows_a_unit_heard_from_without_a_fix(client, login, device):
     r = client.get("/osmand?id=8723451&cell=460,0,10342,4321,-71")
     assert r.status_code == 200
-    login("dispatcher")
+    login("dispatcher", "TZ")     # the device's district, whatever else the session database holds
     (unit,) = [f for f in client.get("/api/units").get_json()["features"] if f["properties"]["device_id"] == "8723451"]
     assert unit["geometry"] is None                       # no position is made up
     props = unit["properties"]

@@ -123,3 +123,27 @@ def test_gpx_upload(client, login, device, realdata):
         r = client.post("/api/tracks/import", data={"unit": "巡A-1", "file": (fh, "bom.gpx")},
                         content_type="multipart/form-data", headers=h)
     assert r.status_code == 400 and "no track or route" in r.get_json()["error"]["message"]
+
+
+def test_sensor_values_out_of_range_are_refused_not_stored(client, session, device):
+    headers = {"Authorization": f"Bearer {device['token']}"}
+    for key, value in (("speed", -3), ("accuracy", -0.5), ("battery", 500), ("heading", 1e9),
+                       ("lon", True), ("lat", [10.0]), ("speed", "fast")):
+        body = batch(3)
+        body["positions"][1][key] = value
+        r = client.post("/api/positions", json=body, headers=headers)
+        assert r.status_code == 400, (key, value, r.get_json())
+        assert r.get_json()["error"]["field"] == f"positions[1].{key}", (key, value)
+    assert positions(session, device["id"]) == []
+
+
+def test_unknown_sensor_values_and_a_heading_of_360(client, session, device):
+    body = batch(2)
+    body["positions"][0].update(speed=-1, accuracy=-1, battery=-1)   # Android's "unknown"
+    body["positions"][1]["heading"] = 360
+    r = client.post("/api/positions", json=body, headers={"Authorization": f"Bearer {device['token']}"})
+    assert r.status_code == 200 and r.get_json()["inserted"] == 2
+    rows = session.execute(text("SELECT speed, accuracy, battery, heading FROM positions WHERE unit_id = :u "
+                                "ORDER BY ts"), {"u": device["id"]}).all()
+    assert (rows[0].speed, rows[0].accuracy, rows[0].battery) == (None, None, None)
+    assert rows[1].heading == 0

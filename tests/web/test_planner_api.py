@@ -159,7 +159,7 @@ def test_soft_lock_is_visible_to_another_planner(client, login, region):
     login("planner", "EV")
     theirs = client.post("/api/areas/EV1001/lock", headers=csrf(client)).get_json()
     assert theirs["mine"] is False and theirs["username"] == first
-    assert [l["username"] for l in client.get("/api/locks?parent=EV").get_json()["locks"]] == [first]
+    assert [lock["username"] for lock in client.get("/api/locks?parent=EV").get_json()["locks"]] == [first]
 
 
 def _upload(client, headers, features, **form):

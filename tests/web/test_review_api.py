@@ -150,7 +150,7 @@ def test_heat_hotspots_and_comparison(client, login, session, tiny):
     for k in range(40):
         add_incident(session, 10.03 + (k % 5) * 0.0004, 10.03 + (k // 5) * 0.0004,
                      occurred_at=datetime(2026, 5, 10, tzinfo=TZ), category="criminal")
-    for k in range(12):
+    for _ in range(12):
         add_incident(session, 10.005, 10.005, occurred_at=datetime(2026, 4, 10, tzinfo=TZ))
     heat = client.get("/api/heat?area=TZ&bandwidth=250").get_json()
     assert heat["n"] == 52 and heat["crs"] == "EPSG:32632" and heat["points"][0][0] < 11   # lat first

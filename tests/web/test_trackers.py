@@ -58,7 +58,7 @@ def closed(conn: socket.socket) -> bool:
     conn.settimeout(5)
     try:
         return conn.recv(1) == b""
-    except (ConnectionResetError, socket.timeout):
+    except (TimeoutError, ConnectionResetError):
         return False
 
 

@@ -50,7 +50,7 @@ def demo(reset: bool):
     click.echo("")
     click.echo("─" * 64)
     if summary:
-        click.echo("郾城区 demo loaded in %.1f s" % elapsed)
+        click.echo(f"郾城区 demo loaded in {elapsed:.1f} s")
         for key, value in summary.items():
             click.echo(f"  {key:<22} {value:>10,}" if isinstance(value, int) else f"  {key:<22} {value}")
     click.echo("Demo logins (passwords are new on every run):")

@@ -149,8 +149,11 @@ def simulate_patrol(count, interval, url, duration, protocol, area, prefix, wait
         raise AnwangError(f"no answer from {url}/api/health within 60 s")
     click.echo(f"{count} units on {len(network.roads)} roads, one fix every {interval:g} s "
                f"via {protocol} to {url}" + (f" for {duration:g} s" if duration > 0 else " (Ctrl-C stops)"))
-    report = lambda s: click.echo(f"  {s['elapsed_s']:>7.1f} s  sent {s['sent']:,}  errors {s['errors']:,}  "  # noqa: E731
-                                  f"{s['rate_per_s']:.1f}/s" + (f"  last error: {s['last_error']}" if s["errors"] else ""))
+    def report(s):
+        last = f"  last error: {s['last_error']}" if s["errors"] else ""
+        click.echo(f"  {s['elapsed_s']:>7.1f} s  sent {s['sent']:,}  errors {s['errors']:,}  "
+                   f"{s['rate_per_s']:.1f}/s{last}")
+
     try:
         stats = sim.run(duration, report)
     except KeyboardInterrupt:
