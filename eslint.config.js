@@ -45,7 +45,7 @@ export default [
   },
   {
     // The service worker: a classic script whose first lines (VERSION, SHELL) the server writes.
-    files: ["web/static/js/sw.js"],
+    files: ["web/static/js/worker/sw.js"],
     languageOptions: { sourceType: "script", globals: { ...globals.serviceworker, VERSION: "readonly", SHELL: "readonly" } },
   },
   {

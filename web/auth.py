@@ -141,12 +141,19 @@ def require_scope(area_code, field: str = "area"):
     return user.scope.area(database.session(), area_code, field)
 
 
+# Where each role starts its work after login (and where the installed app opens).
+START = {"grid_worker": "phone.day"}
+
+
+def start_url(role: str | None) -> str:
+    """The page a role lands on: a grid worker's day, everyone else's map."""
+    return url_for(START.get(role or "", "pages.index"))
+
+
 def _safe_next(target: str | None, role: str | None = None) -> str:
     # Only local paths: an absolute URL here would be an open redirect. Without one, each role
-    # lands on its own work (a grid worker on their day).
+    # lands on its own work.
     if not target or urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
-        from .phone import start_url
-
         return start_url(role)
     return target
 

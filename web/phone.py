@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, u
 from geo import areas
 
 from . import database
-from .auth import ANY_USER, current_user, public, roles
+from .auth import ANY_USER, current_user, public, roles, start_url
 from .config import project_path
 from .pages import map_config
 from .vendor import PACKAGES, node_modules
@@ -28,13 +28,8 @@ bp = Blueprint("phone", __name__)
 VENDOR_SHELL = {"leaflet": ("leaflet.js", "leaflet.css", "images/marker-icon.png",
                             "images/marker-icon-2x.png", "images/marker-shadow.png",
                             "images/layers.png", "images/layers-2x.png")}
-# Where each role starts its work.
-START = {"grid_worker": "phone.day"}
-
-
-def start_url(role: str | None) -> str:
-    """The page a role lands on after login (a grid worker: their day)."""
-    return url_for(START.get(role or "", "pages.index"))
+# The worker's source; the server writes its first lines (the shell's version and files).
+SOURCE = project_path("web", "static", "js", "worker", "sw.js")
 
 
 @functools.lru_cache(maxsize=4)
@@ -43,7 +38,7 @@ def _shell(static_folder: str, modules: str) -> tuple[str, tuple[str, ...]]:
     digest = hashlib.sha256()
     urls = []
     static = Path(static_folder)
-    for path in sorted(p for p in static.rglob("*") if p.is_file() and p.name != "sw.js"):
+    for path in sorted(p for p in static.rglob("*") if p.is_file() and p.resolve() != SOURCE.resolve()):
         rel = path.relative_to(static).as_posix()
         urls.append(f"/static/{rel}")
         digest.update(rel.encode() + b"\0" + path.read_bytes())
@@ -53,7 +48,7 @@ def _shell(static_folder: str, modules: str) -> tuple[str, tuple[str, ...]]:
             if path.is_file():
                 urls.append(f"/vendor/{package}/{name}")
                 digest.update(name.encode() + b"\0" + path.read_bytes())
-    digest.update((static / "js" / "sw.js").read_bytes())
+    digest.update(SOURCE.read_bytes())
     return digest.hexdigest()[:16], tuple(urls)
 
 
@@ -100,7 +95,7 @@ def service_worker():
     browser must see a new version at once); its own CSP lets it fetch only the app and the
     basemap tile servers."""
     version, urls = shell()
-    source = (project_path("web", "static", "js", "sw.js")).read_text(encoding="utf-8")
+    source = SOURCE.read_text(encoding="utf-8")
     head = f"const VERSION = {json.dumps(version)};\nconst SHELL = {json.dumps(list(urls))};\n"
     tiles = current_app.config["TILE_HOSTS"]
     return Response(head + source, mimetype="text/javascript", headers={

@@ -64,7 +64,7 @@ def test_the_service_worker_is_served_from_the_root_with_its_own_policy(client):
     assert version, body[:200]
     shell = json.loads(version.group(2))
     assert "/static/js/pages/pwa.js" in shell and "/static/js/lib/queue.js" in shell
-    assert "/vendor/leaflet/leaflet.js" in shell and "/static/js/sw.js" not in shell
+    assert "/vendor/leaflet/leaflet.js" in shell and "/static/js/worker/sw.js" not in shell
     for url in shell:                       # the worker's install fails if any is missing
         assert client.get(url).status_code == 200, url
     # Every page registers exactly this version.
