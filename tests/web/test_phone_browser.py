@@ -64,6 +64,18 @@ LOSE_ANSWERS = """() => new Promise((resolve, reject) => {
   req.onerror = () => reject(req.error);
 })"""
 
+# The report's entry written again under its own key with another description (a second phone
+# that copied the outbox, say): the server must refuse it.
+REUSE_KEY = """() => new Promise((resolve, reject) => {
+  const req = indexedDB.open('anwang', 1);
+  req.onsuccess = () => { const t = req.result.transaction('outbox', 'readwrite'); const store = t.objectStore('outbox');
+    const all = store.getAll();
+    all.onsuccess = () => { const e = all.result.find((x) => x.kind === 'report');
+      store.put({...e, state: 'waiting', result: null, body: {...e.body, description: 'changed'}}); };
+    t.oncomplete = () => resolve(true); t.onerror = () => reject(t.error); };
+  req.onerror = () => reject(req.error);
+})"""
+
 
 def _grid(s, pattern: str) -> dict:
     code, lon, lat = s.execute(text(
@@ -102,6 +114,12 @@ def phone(browser, base, who, external, errors):
 
 
 def controlled(page):
+    """Wait until the service worker controls the page. It installs the whole shell first; a page
+    whose navigation began before the worker was active is controlled from its next load."""
+    active = "navigator.serviceWorker.getRegistration().then(r => Boolean(r && r.active && r.active.state === 'activated'))"
+    wait_for(page, active, timeout=60000)
+    if not page.evaluate("navigator.serviceWorker.controller !== null"):
+        page.reload()
     wait_for(page, "navigator.serviceWorker.controller !== null", timeout=15000)
 
 
@@ -187,6 +205,14 @@ def test_offline_visits_and_a_report_with_a_photo_are_stored_once(live_server, b
         wait_for(page, "document.getElementById('outbox').dataset.sent === '4'", timeout=20000)
         assert stored(engine, who) == first
         assert all(e["result"]["replayed"] for e in page.evaluate(ENTRIES))
+
+        # A key sent again with another body is a conflict the outbox shows in words.
+        page.evaluate(REUSE_KEY)
+        page.evaluate("window.anwangTest.report.flush()")
+        wait_for(page, "document.querySelector('#outbox li[data-state=conflict]')", timeout=20000)
+        assert "未保存" in page.inner_text("#outbox li[data-state=conflict]")
+        assert stored(engine, who) == first
+        page.screenshot(path=str(artifacts / "phone-outbox-conflict.png"), full_page=True)
     except Exception:
         page.screenshot(path=str(artifacts / "phone-failure.png"), full_page=True)
         raise
