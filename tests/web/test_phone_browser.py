@@ -286,3 +286,38 @@ def test_every_page_fits_a_phone(live_server, browser, browser_user, phones, art
         assert external == []
     (artifacts / "phone-fit.json").write_text(json.dumps(problems, ensure_ascii=False, indent=1))
     assert problems == {}, json.dumps(problems, ensure_ascii=False, indent=1)
+
+
+def test_patrol_from_the_phone_posts_positions_through_the_batch_api(live_server, browser, engine, phones):
+    from geo import audit, db
+    from geo.patrol import units
+
+    base = live_server(BASEMAP="none")
+    who = phones[0]
+    with db.session_scope(engine) as s:
+        s.execute(text("DELETE FROM units WHERE callsign = 'PHONE-1'"))
+        _, token = units.add_unit(s, audit.Actor("test"), "PHONE-1", "foot", area=who["grid"], status="on_duty")
+    external, errors = [], []
+    page = phone(browser, base, who, external, errors)
+    try:
+        login(page, base, who["name"], who["password"])
+        wait_for(page, "document.body.dataset.dayLoaded === '1'", timeout=15000)
+        page.click("#patrol-toggle")
+        assert "调度员" in page.inner_text("#patrol-status")          # no token yet: said in words
+        page.fill("#patrol-token", token)
+        page.click("#patrol-toggle")
+        wait_for(page, "window.anwangTest.patrol.pending() > 0", timeout=15000)
+        page.evaluate("window.anwangTest.patrol.send()")
+        wait_for(page, "window.anwangTest.patrol.sent() > 0", timeout=15000)
+        with db.session_scope(engine) as s:
+            lon, lat, accuracy = s.execute(text(
+                "SELECT ST_X(p.geom), ST_Y(p.geom), p.accuracy FROM positions p JOIN units u ON u.id = p.unit_id "
+                "WHERE u.callsign = 'PHONE-1'")).one()
+        assert abs(lon - who["lon"]) < 1e-6 and abs(lat - who["lat"]) < 1e-6 and accuracy == 12
+        page.click("#patrol-toggle")
+        assert page.evaluate("document.body.dataset.patrol") == "off"
+    finally:
+        page.context.close()
+        with db.session_scope(engine) as s:
+            s.execute(text("DELETE FROM units WHERE callsign = 'PHONE-1'"))
+    assert external == []

@@ -175,7 +175,8 @@ showOutbox(byId("outbox"), byId("outbox-count"));
 loadDay();
 window.addEventListener("online", loadDay);
 
-startPatrol({ token: byId("patrol-token"), toggle: byId("patrol-toggle"), status: byId("patrol-status") });
+const patrol = startPatrol({ token: byId("patrol-token"), toggle: byId("patrol-toggle"), status: byId("patrol-status") });
 
 expose("map", map);
+expose("patrol", patrol);
 expose("day", { openVisit, choose: (lat, lon) => choose(L.latLng(lat, lon)), flush, entries, today: () => today });
