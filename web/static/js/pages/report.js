@@ -8,7 +8,7 @@ import { t, wordOr } from "../lib/i18n.js";
 import { createMap } from "../lib/map.js";
 import { showOutbox } from "../lib/outbox.js";
 import { areaAt, gridOf, localIso, lonLat, myPosition, nowLocal, shrinkPhoto } from "../lib/place.js";
-import { enqueue, entries, flush, watch } from "../lib/queue.js";
+import { discard, enqueue, entries, flush } from "../lib/queue.js";
 import { expose } from "../lib/testhook.js";
 import { label } from "../lib/vocabulary.js";
 
@@ -28,7 +28,6 @@ if (gridLayer.getLayers().length) { map.fitBounds(gridLayer.getBounds(), { paddi
 let marker = null;
 let accuracyCircle = null;
 let point = null;   // {lon, lat} in WGS84, or null when the address alone is sent
-let lastKey = null; // the outbox key of the report submitted last, to show its answer
 
 function say(node, words, className = "hint") {
   setText(node, words);
@@ -118,19 +117,6 @@ function showResult(saved) {
   result.dataset.savedId = String(saved.id);
 }
 
-// The answer to the report sent last, once the outbox has it.
-watch(async () => {
-  if (!lastKey) { return; }
-  const mine = (await entries()).find((e) => e.key === lastKey);
-  if (mine && mine.state === "sent" && mine.result && mine.result.properties) {
-    showResult(mine.result);
-    lastKey = null;
-  } else if (mine && (mine.state === "conflict" || mine.state === "refused")) {
-    say(result, `${t("failed")}: ${mine.field ? `[${mine.field}] ` : ""}${mine.message || ""}`, "error");
-    lastKey = null;
-  }
-});
-
 function problem(f) {
   if (!f.category.value) { return ["category", t("need_category")]; }
   if (!f.occurred_at.value) { return ["occurred_at", t("need_time")]; }
@@ -168,11 +154,22 @@ form.addEventListener("submit", async (e) => {
     }
   }
   const words = `${t("report_label")} · ${label("category", report.category)} · ${f.occurred_at.value.replace("T", " ")}`;
-  const entry = await enqueue("report", "/api/incidents", report, words);
-  lastKey = entry.key;
-  say(result, t("queued"));
   delete result.dataset.savedId;
-  startOver();
+  say(result, t("sending"));
+  const entry = await enqueue("report", "/api/incidents", report, words);
+  await flush();
+  const mine = (await entries()).find((e) => e.key === entry.key);
+  if (mine && mine.state === "sent") {
+    showResult(mine.result);
+    startOver();
+  } else if (mine && (mine.state === "conflict" || mine.state === "refused")) {
+    // Answered at once: the form keeps what was typed, to be corrected and sent as a new report.
+    say(result, `${t("failed")}: ${mine.field ? `[${mine.field}] ` : ""}${mine.message || ""}`, "error");
+    await discard(mine.key);
+  } else {
+    say(result, t("queued"));   // no network: it waits in the outbox
+    startOver();
+  }
 });
 
 form.elements.occurred_at.value = nowLocal();
