@@ -12,6 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DEMO_UNITS ?= 20
 PYTEST_ARGS ?=
+VALIDATE_GPKG := /usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py
 
 .PHONY: setup system-deps test-deps demo serve test test-fast lint lint-py lint-js bench db-up db-down translations clean
 
@@ -28,10 +29,12 @@ system-deps:
 	@$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || { echo "installing python3-venv …"; $(APT) update -qq && $(APT) install -y -qq python3-venv >/dev/null; }
 
 # What only the tests need: the system Chromium and CJK fonts for screenshots, and GDAL's command
-# line tools (ogrinfo, ogr2ogr), the real GIS client the OGC API – Features tests drive.
+# line tools (ogrinfo, ogr2ogr), the real GIS client the OGC API – Features tests drive, and its
+# GeoPackage validator (python3-gdal's validate_gpkg.py), which the exports are checked with.
 test-deps:
 	@command -v chromium >/dev/null || { echo "installing Chromium …"; $(APT) update -qq && $(APT) install -y -qq chromium fonts-noto-cjk >/dev/null; }
 	@command -v ogrinfo >/dev/null || { echo "installing GDAL …"; $(APT) update -qq && $(APT) install -y -qq gdal-bin >/dev/null; }
+	@test -f $(VALIDATE_GPKG) || { echo "installing GDAL's Python tools …"; $(APT) update -qq && $(APT) install -y -qq python3-gdal >/dev/null; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -44,17 +44,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_units(url: str, n: int, prefix: str = "B") -> list[tuple[int, str, str]]:
-    """n on-duty units: (id, device id, token)."""
+def make_units(url: str, n: int, prefix: str = "B", area: str | None = None) -> list[tuple[int, str, str]]:
+    """n on-duty units, with a home area if given: (id, device id, token)."""
     from geo import audit, db
 
     engine = db.make_engine(url)
     out = []
     with db.session_scope(engine) as s:
         for i in range(n):
-            uid, token = patrol_units.add_unit(s, audit.Actor("bench"), f"{prefix}{i:05d}", "car",
-                                               f"{prefix.lower()}{i:05d}", status="on_duty")
-            out.append((uid, f"{prefix.lower()}{i:05d}", token))
+            device = f"{prefix.lower()}{i:05d}"
+            uid, token = patrol_units.add_unit(s, audit.Actor("bench"), f"{prefix}{i:05d}", "car", device, area,
+                                               status="on_duty")
+            out.append((uid, device, token))
     engine.dispose()
     return out
 
@@ -119,7 +120,7 @@ def baseline_copy(url: str, units, rows) -> float:
 
     truncate(url)
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as c:
-        for day in sorted({r[1].astimezone(timezone.utc).date() for r in rows}):
+        for day in sorted({r[1].astimezone(UTC).date() for r in rows}):
             c.execute("SELECT ensure_position_partition(%s)", (day,))
         c.commit()
         with c.cursor() as cur:
@@ -285,7 +286,7 @@ def main() -> None:
     server = None
     try:
         units = make_units(url, max(n_units, ping_units))
-        start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=3)
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
         rows = list(fixes_for(n_units, per_unit, start))
         server = Server(BENCH_DB, osmand=True)
         copy_rate = baseline_copy(url, units, rows)

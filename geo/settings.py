@@ -55,7 +55,11 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "(Traccar reads them as the server's local time)", "DEVICE_TIMEZONE"),
     Setting("ANWANG_GT06_PORT", "", "also listen for GT06 trackers (binary, TCP) on this port"),
     Setting("ANWANG_H02_PORT", "", "also listen for H02 trackers (text, TCP) on this port"),
-    Setting("ANWANG_THREADS", "128", "gunicorn threads per worker (anwang serve)"),
+    Setting("ANWANG_OSMAND_THREADS", "32", "threads answering the OsmAnd port, apart from the API's "
+            "(anwang serve)"),
+    Setting("ANWANG_LIVE_STREAMS_PER_USER", "20", "live map streams (/api/live) one user may hold open "
+            "at once in each worker; one more is refused with 429", "LIVE_STREAMS_PER_USER"),
+    Setting("ANWANG_THREADS", "128", "gunicorn threads per worker for the API and pages (anwang serve)"),
     Setting("ANWANG_WORKERS", "1", "gunicorn worker processes (anwang serve)"),
     Setting("ANWANG_ACCESS_LOG", "1", "0 turns the access log of anwang serve off"),
     Setting("ANWANG_CHROMIUM", "", "the Chromium that prints report PDFs (default: the system's)"),

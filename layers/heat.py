@@ -169,6 +169,7 @@ def heat_points(surf: Surface, *, max_points: int = 20_000, floor: float = 0.02)
 
 
 # A transparent → yellow → orange → red ramp: low densities fade into the map instead of painting it.
+STRETCH_QUANTILE = 0.98   # the overlay's ramp is full from this quantile of the covered pixels up
 RAMP = np.array([[0.00, 255, 255, 178, 0], [0.15, 254, 217, 118, 120], [0.40, 254, 178, 76, 170],
                  [0.65, 253, 141, 60, 200], [0.85, 240, 59, 32, 220], [1.00, 189, 0, 38, 235]])
 
@@ -199,9 +200,14 @@ def overlay(surf: Surface, *, width: int | None = None) -> dict:
     x, y = surf.plane.xy(lon, lat)
     values = surf.at(x, y).reshape(height, width)
     peak = float(surf.density.max()) or 1.0
-    png = encode_png(colourise(values / peak))
+    # Scaled to the peak, a few very busy places leave the rest of the surface all but clear: the
+    # ramp tops out at a high quantile of the covered pixels and rises with the square root.
+    covered = values[values > peak * 1e-3]
+    top = float(np.quantile(covered, STRETCH_QUANTILE)) if covered.size else peak
+    png = encode_png(colourise(np.sqrt(values / (top or peak))))
     return {"bounds": [[south, west], [north, east]], "width": width, "height": height,
-            "max_density": round(peak, 3), "bandwidth_m": surf.bandwidth_m, "unit": "incidents/km²",
+            "max_density": round(peak, 3), "ramp_top_density": round(top, 3),
+            "bandwidth_m": surf.bandwidth_m, "unit": "incidents/km²",
             "image": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
 
 

@@ -1,4 +1,4 @@
-"""Hot spots: Getis-Ord Gi* with permutation inference and FDR, and emerging hot spots over time.
+"""Hot spots: Getis-Ord Gi* with normal or permutation inference and FDR, and emerging hot spots.
 
 Three things open-source users commonly get wrong, and how this module avoids them:
 - Degrees: the distance band is applied to coordinates in the metric plane (layers/metric.py), so a
@@ -9,7 +9,10 @@ Three things open-source users commonly get wrong, and how this module avoids th
   Benjamini–Hochberg false discovery rate correction, per confidence level (90/95/99 %), as Esri's
   Hot Spot Analysis does with its FDR option.
 
-Gi* comes from esda (`G_Local(star=True)`, binary weights). Its p-value comes from permutations
+Gi* comes from esda (`G_Local(star=True)`, binary weights). Its p-value is, by default, the
+two-sided normal p-value of the z-score (`inference="normal"`), as Esri's Hot Spot Analysis and
+PySAL's `p_norm` report it, so a map can be compared with theirs: z = 8.3 is 99 %, whatever the
+skew of the counts. On request (`inference="permutation"`) it comes from permutations
 under total randomisation (every value shuffled, the cell's own included — see `permutation_p`),
 two-sided, with ties to the observed sum counted on both sides: with counts many permuted sums
 equal the observed one, and counting them on one side only would make cold spots look more
@@ -53,14 +56,22 @@ PERMUTATIONS = 99_999  # p-values down to 2e-5: fine enough for the FDR's per-ra
 SEED = 12345
 TREND_ALPHA = 0.05
 PERSISTENCE = 0.9  # Esri: "ninety percent of the time-step intervals"
+INFERENCES = ("normal", "permutation")  # p-value of the z-score, or of the permuted sums
+DEFAULT_INFERENCE = "normal"
 
 
 @dataclass
 class GiStar:
-    """Gi* for n cells: z-scores, two-sided permutation p-values and the confidence bins (−3…3)."""
+    """Gi* for n cells: z-scores, two-sided p-values and the confidence bins (−3…3).
+
+    `p` is the p-value the bins are decided on: `p_norm` (of the z-score) or, with permutations,
+    `p_sim` (of the permuted neighbourhood sums, else None).
+    """
 
     z: np.ndarray
     p: np.ndarray
+    p_norm: np.ndarray
+    p_sim: np.ndarray | None
     bins: np.ndarray            # after the FDR correction (when fdr=True)
     bins_uncorrected: np.ndarray
     neighbours: np.ndarray      # cardinality including the cell itself
@@ -103,29 +114,31 @@ def distance_band(xy: np.ndarray, band_m: float) -> sparse.csr_matrix:
 
 def gi_star(values, adjacency: sparse.csr_matrix, *, permutations: int = PERMUTATIONS,
             fdr: bool = True, seed: int = SEED) -> GiStar:
-    """Compute Gi* of `values` over a binary adjacency that includes each cell itself."""
-    # The statistic and its z-score come from esda; with `permutations` the p-value comes from
-    # total randomisation (see `permutation_p`), else from the z-score.
+    """Compute Gi* of `values` over a binary adjacency that includes each cell itself.
+
+    The bins are decided on the normal p-value of the z-score unless `permutations` > 0, when they
+    are decided on the permutation p-value (total randomisation, see `permutation_p`); the normal
+    p-value is returned either way.
+    """
     y = np.asarray(values, float)
     n = len(y)
     card = np.asarray(adjacency.sum(axis=1)).ravel()
     if n < 3 or y.sum() == 0 or np.all(y == y[0]):
-        zeros = np.zeros(n)
-        return GiStar(zeros, np.ones(n), np.zeros(n, np.int8), np.zeros(n, np.int8), card,
-                      permutations, fdr)
+        zeros, ones = np.zeros(n), np.ones(n)
+        return GiStar(zeros, ones, ones, ones if permutations > 0 else None, np.zeros(n, np.int8),
+                      np.zeros(n, np.int8), card, permutations, fdr)
     w = WSP(adjacency.tocsr()).to_W(silence_warnings=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         g = G_Local(y, w, transform="B", permutations=0, star=True)
     z = np.nan_to_num(np.asarray(g.Zs, float))
-    if permutations > 0:
-        p = permutation_p(y, adjacency, card, permutations, seed)
-    else:
-        p = 2.0 * stats.norm.sf(np.abs(z))
     # A cell with no neighbour but itself has no local test to speak of.
-    p = np.where(card <= 1, 1.0, p)
-    return GiStar(z, p, confidence_bins(z, p, fdr=fdr), confidence_bins(z, p, fdr=False), card,
-                  permutations, fdr)
+    p_norm = np.where(card <= 1, 1.0, 2.0 * stats.norm.sf(np.abs(z)))
+    p_sim = (np.where(card <= 1, 1.0, permutation_p(y, adjacency, card, permutations, seed))
+             if permutations > 0 else None)
+    p = p_norm if p_sim is None else p_sim
+    return GiStar(z, p, p_norm, p_sim, confidence_bins(z, p, fdr=fdr),
+                  confidence_bins(z, p, fdr=False), card, permutations, fdr)
 
 
 def permutation_p(y: np.ndarray, adjacency: sparse.csr_matrix, card: np.ndarray, permutations: int,
@@ -221,6 +234,15 @@ def check_permutations(value, default: int = PERMUTATIONS) -> int:
     return n
 
 
+def check_inference(value, default: str = DEFAULT_INFERENCE) -> str:
+    """Parse the inference of the p-values: 'normal' (of the z-score) or 'permutation'."""
+    if value is None or value == "":
+        return default
+    if value not in INFERENCES:
+        raise InvalidInput("inference", f"inference must be one of {', '.join(INFERENCES)}; got {value!r}")
+    return str(value)
+
+
 def bin_label(bin_value: int) -> str:
     """'hot_99', 'cold_90', … or 'none' for a confidence bin."""
     if bin_value == 0:
@@ -268,20 +290,25 @@ def study(session: Session, sel: selection.Selection, size_m: float) -> Study:
 
 
 def hexagons(session: Session, sel: selection.Selection, *, size_m: float = DEFAULT_HEX_M,
-             band_m: float | None = None, permutations: int = PERMUTATIONS, fdr: bool = True,
-             seed: int = SEED) -> dict:
-    """Gi* hot and cold spots on a hexagonal grid over the area, as a GeoJSON FeatureCollection."""
+             band_m: float | None = None, inference: str = DEFAULT_INFERENCE,
+             permutations: int = PERMUTATIONS, fdr: bool = True, seed: int = SEED) -> dict:
+    """Gi* hot and cold spots on a hexagonal grid over the area, as a GeoJSON FeatureCollection.
+
+    `permutations` only applies with `inference="permutation"`."""
     st = study(session, sel, size_m)
     pts = selection.points(session, sel)
     x, y = st.plane.xy(pts.lon, pts.lat)
     counts = count(st.grid, x, y, st.q, st.r)
     band = band_m or default_band(st.grid)
-    result = gi_star(counts, distance_band(st.xy, band), permutations=permutations, fdr=fdr, seed=seed)
+    adjacency = distance_band(st.xy, band)
+    result = gi_star(counts, adjacency, fdr=fdr, seed=seed,
+                     permutations=permutations if inference == "permutation" else 0)
+    band_counts = adjacency @ counts
     geoms = st.grid.to_geojson_geometry(st.q, st.r)
     ids = HexGrid.cell_id(st.q, st.r)
     features = [{"type": "Feature", "id": ids[k], "geometry": geoms[k], "properties": {
-        "id": ids[k], "count": int(counts[k]), "z": round(float(result.z[k]), 3),
-        "p": round(float(result.p[k]), 5), "bin": int(result.bins[k]),
+        "id": ids[k], "count": int(counts[k]), "band_count": int(band_counts[k]),
+        "z": round(float(result.z[k]), 3), **_p_values(result, k), "bin": int(result.bins[k]),
         "class": bin_label(result.bins[k]), "neighbours": int(result.neighbours[k])}}
         for k in range(len(ids))]
     return {"type": "FeatureCollection", "features": features,
@@ -289,16 +316,26 @@ def hexagons(session: Session, sel: selection.Selection, *, size_m: float = DEFA
                                   cell=f"hexagon, edge {size_m:g} m")}
 
 
+def _p_values(result: GiStar, k: int) -> dict:
+    """The p-value the bin was decided on, and each p-value computed (p_norm, p_sim)."""
+    out = {"p": round(float(result.p[k]), 5), "p_norm": round(float(result.p_norm[k]), 5)}
+    if result.p_sim is not None:
+        out["p_sim"] = round(float(result.p_sim[k]), 5)
+    return out
+
+
 def _analysis(sel, plane: Plane, band: float, result: GiStar, incidents: int, **extra) -> dict:
     return {"method": "Getis-Ord Gi*", "star": True, "weights": "binary distance band",
-            "band_m": round(band, 1), "crs": f"EPSG:{plane.epsg}", "permutations": result.permutations,
-            "fdr": result.fdr, "incidents": incidents, "selection": sel.describe(),
+            "band_m": round(band, 1), "crs": f"EPSG:{plane.epsg}",
+            "inference": "normal" if result.p_sim is None else "permutation",
+            "permutations": result.permutations, "fdr": result.fdr, "incidents": incidents, "selection": sel.describe(),
             "summary": _summary(result.bins), "summary_uncorrected": _summary(result.bins_uncorrected),
             **extra}
 
 
 def grids(session: Session, sel: selection.Selection, *, band_m: float | None = None,
-          permutations: int = PERMUTATIONS, fdr: bool = True, seed: int = SEED) -> dict:
+          inference: str = DEFAULT_INFERENCE, permutations: int = PERMUTATIONS, fdr: bool = True,
+          seed: int = SEED) -> dict:
     """Gi* hot and cold spots on the governance grids (网格) of the area."""
     if not sel.area:
         raise InvalidInput("area", "area is required (an area code, e.g. 411103)")
@@ -318,10 +355,11 @@ def grids(session: Session, sel: selection.Selection, *, band_m: float | None = 
     # Esri's default for polygons: the smallest band that gives every grid at least one neighbour.
     nearest = cKDTree(xy).query(xy, k=2)[0][:, 1]
     band = band_m or float(nearest.max()) * 1.001
-    result = gi_star(counts, distance_band(xy, band), permutations=permutations, fdr=fdr, seed=seed)
+    result = gi_star(counts, distance_band(xy, band), fdr=fdr, seed=seed,
+                     permutations=permutations if inference == "permutation" else 0)
     features = [{"type": "Feature", "id": r[1], "geometry": json.loads(r[5]), "properties": {
         "code": r[1], "name": r[2], "count": int(counts[k]), "z": round(float(result.z[k]), 3),
-        "p": round(float(result.p[k]), 5), "bin": int(result.bins[k]),
+        **_p_values(result, k), "bin": int(result.bins[k]),
         "class": bin_label(result.bins[k]), "neighbours": int(result.neighbours[k])}}
         for k, r in enumerate(rows)]
     return {"type": "FeatureCollection", "features": features,

@@ -242,7 +242,8 @@ def stats(session: Session, *, level: str = "grid", months: int = 12, now: datet
 
 def _grid_view(session: Session, release_ids: list[int]) -> list[dict]:
     # A grid is one area id across months; it is drawn as it is now, or as its newest release
-    # stored it once it has been retired.
+    # stored it once it has been retired (a release older than migration 0012 may hold it
+    # clockwise: turned here, as RFC 7946 asks, since releases are never rewritten).
     rows = session.execute(text("""
         WITH cells AS (
             SELECT c.area_id, c.cell, c.name, c.geom, c.published, r.month
@@ -252,7 +253,7 @@ def _grid_view(session: Session, release_ids: list[int]) -> list[dict]:
             SELECT DISTINCT ON (area_id) area_id, cell, name, geom FROM cells ORDER BY area_id, month DESC),
         sums AS (SELECT area_id, sum(published) AS n FROM cells GROUP BY area_id)
         SELECT COALESCE(a.code, w.cell) AS code, COALESCE(a.name, w.name) AS name,
-               ST_AsGeoJSON(COALESCE(a.geom, w.geom), 5) AS geometry, s.n, a.id IS NULL AS retired
+               ST_AsGeoJSON(ST_ForcePolygonCCW(COALESCE(a.geom, w.geom)), 5) AS geometry, s.n, a.id IS NULL AS retired
           FROM sums s JOIN newest w USING (area_id)
           LEFT JOIN areas a ON a.id = s.area_id AND a.level = 4
          ORDER BY code, s.area_id"""), {"ids": release_ids}).all()

@@ -85,12 +85,22 @@ LABELS = {
 }
 
 
-def recent_months(session: Session, audience: Audience, count: int = 12) -> list[str]:
-    """The latest months with incidents the audience may read, newest first ('YYYY-MM')."""
-    params: dict = {"n": count}
-    return list(session.execute(text(f"""
+def recent_months(session: Session, audience: Audience, count: int = 12,
+                  now: datetime | None = None) -> list[str]:
+    """The months to review, newest first ('YYYY-MM'): the `count` complete months up to the last
+    one, those without incidents included, and the latest `count` months with incidents the
+    audience may read (older data stays reachable; the month under way is not offered)."""
+    start, _ = selection.last_complete_month(now)
+    months = set()
+    for _ in range(count):
+        months.add(start.strftime("%Y-%m"))
+        start = selection.previous_month(start)[0]
+    params: dict = {"n": count, "upto": selection.last_complete_month(now)[1]}
+    months.update(session.execute(text(f"""
         SELECT DISTINCT to_char(i.occurred_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS m
-          FROM {audience.incidents(params)} ORDER BY m DESC LIMIT :n"""), params).scalars())
+          FROM {audience.incidents(params)} WHERE i.occurred_at < :upto ORDER BY m DESC LIMIT :n"""),
+        params).scalars())
+    return sorted(months, reverse=True)
 
 
 def weekly(session: Session, path: str, start: datetime, end: datetime,

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import folium
+import numpy as np
 from branca.element import MacroElement
 from folium.elements import JSCSSMixin
 from folium.plugins import HeatMap
@@ -59,7 +60,12 @@ LABELS = {
            "diminishing": "减弱", "sporadic": "零星", "oscillating": "振荡", "historical": "历史",
            "hot_suffix": "热点", "cold_suffix": "冷点", "legend_risk": "四色预警",
            "legend_hot": "热点/冷点（FDR 校正）", "reasons": "原因", "trend": "数量趋势",
-           "increasing": "上升", "decreasing": "下降", "no_trend": "无明显趋势"},
+           "increasing": "上升", "decreasing": "下降", "no_trend": "无明显趋势",
+           "inference_normal": "p 值取自 z 得分的正态分布（同 Esri、PySAL p_norm），FDR 校正",
+           "inference_permutation": "p 值取自 {n} 次置换，FDR 校正",
+           "hot_why": "z = {z}，p = {p}，{k} 个邻近六边形（含自身）共 {sum} 起",
+           "pattern_why": "近 {n} 个月逐月数量：{counts}", "heat_legend": "核密度（起/平方公里）",
+           "heat_low": "低", "heat_high": "高（≥ {top}）", "months": "逐月"},
     "en": {"risk": "Four-colour risk", "heat": "Heat map", "heat_png": "Kernel density (image)",
            "hot": "Hot spots (Gi*, 12 months)", "emerging": "Emerging hot spots", "change": "Month-on-month change",
            "villages": "Village boundaries", "level": "Level", "score": "Score", "name": "Name",
@@ -72,7 +78,12 @@ LABELS = {
            "oscillating": "Oscillating", "historical": "Historical", "hot_suffix": "hot spot",
            "cold_suffix": "cold spot", "legend_risk": "Four-colour warning",
            "legend_hot": "Hot/cold spots (FDR-corrected)", "reasons": "Reasons", "trend": "Count trend",
-           "increasing": "rising", "decreasing": "falling", "no_trend": "no trend"},
+           "increasing": "rising", "decreasing": "falling", "no_trend": "no trend",
+           "inference_normal": "p-values of the z-score (normal, as Esri and PySAL's p_norm), FDR-corrected",
+           "inference_permutation": "p-values from {n} permutations, FDR-corrected",
+           "hot_why": "z = {z}, p = {p}; {k} hexagons in the band (itself included) hold {sum}",
+           "pattern_why": "Counts per month over {n} months: {counts}", "heat_legend": "Kernel density (per km²)",
+           "heat_low": "low", "heat_high": "high (≥ {top})", "months": "Per month"},
 }
 
 
@@ -211,21 +222,48 @@ def iframe(document: str, *, title: str, height: str = "100%") -> str:
 
 # -- the map ------------------------------------------------------------------------------------
 class Legend(MacroElement):
-    """A fixed legend box drawn with plain HTML (branca's colour maps would pull d3 from a CDN)."""
+    """A legend box drawn with plain HTML (branca's colour maps would pull d3 from a CDN): one
+    section per layer — (layer, title, [(colour, label)], note) — shown while that layer is on the
+    map, in a box that scrolls rather than runs off the map."""
 
     _template = Template("""
         {% macro html(this, kwargs) %}
-        <div class="anwang-legend" style="position:absolute;z-index:1000;bottom:18px;left:12px;
+        <div class="anwang-legend" style="position:absolute;z-index:1000;bottom:40px;left:12px;
+             max-height:calc(100% - 60px);max-width:18rem;overflow-y:auto;
              background:rgba(255,255,255,.92);padding:6px 9px;border-radius:4px;font:12px/1.5 sans-serif;
              box-shadow:0 1px 4px rgba(0,0,0,.3)">
-          {% for title, rows in this.sections %}
+          {% for layer, title, rows, note in this.sections %}
+            <div class="anwang-legend-section" data-layer="{{ layer.get_name() }}">
             <div style="font-weight:600;margin-top:2px">{{ title }}</div>
             {% for colour, label in rows %}
               <div><span style="display:inline-block;width:14px;height:10px;margin-right:5px;
                    background:{{ colour }};border:1px solid #555"></span>{{ label }}</div>
             {% endfor %}
+            {% if note %}
+              <div class="anwang-legend-note" style="font-size:11px;line-height:1.35;color:#4a5568">
+                {{ note }}</div>
+            {% endif %}
+            </div>
           {% endfor %}
         </div>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        (function () {
+          var map = {{ this._parent.get_name() }};
+          var layers = {
+            {% for layer, title, rows, note in this.sections %}
+              "{{ layer.get_name() }}": {{ layer.get_name() }},
+            {% endfor %}
+          };
+          function follow() {
+            document.querySelectorAll(".anwang-legend-section").forEach(function (section) {
+              var layer = layers[section.dataset.layer];
+              section.hidden = !(layer && map.hasLayer(layer));
+            });
+          }
+          map.on("overlayadd overlayremove", follow);
+          map.whenReady(function () { setTimeout(follow, 0); });
+        })();
         {% endmacro %}
     """)
 
@@ -233,6 +271,40 @@ class Legend(MacroElement):
         super().__init__()
         self._name = "Legend"
         self.sections = sections
+
+
+class MetricScale(MacroElement):
+    """A scale bar in metres and kilometres only (folium's shows miles as well)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        L.control.scale({imperial: false, metric: true}).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+    """)
+
+    def __init__(self):
+        super().__init__()
+        self._name = "MetricScale"
+
+
+class BottomLayer(MacroElement):
+    """Keep a vector layer under the others: back to the bottom whenever it is switched on."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function () {
+          var layer = {{ this.layer.get_name() }};
+          {{ this._parent.get_name() }}.on("overlayadd", function (e) {
+            if (e.layer === layer) { layer.bringToBack(); }
+          });
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, layer):
+        super().__init__()
+        self._name = "BottomLayer"
+        self.layer = layer
 
 
 def review_map(session: Session, area: str, start: datetime, end: datetime, audience: Audience, *,
@@ -246,11 +318,26 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, audi
     geom = selection.area_geometry(session, area)
     west, south, east, north = geom.bounds
     m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=11, tiles=None,
-                   control_scale=True, prefer_canvas=True)
+                   control_scale=False, prefer_canvas=True)
+    MetricScale().add_to(m)
     if basemap_url:
         folium.TileLayer(basemap_url, attr="© OpenStreetMap contributors", name="OpenStreetMap",
                          max_zoom=19).add_to(m)
     m.fit_bounds([[south, west], [north, east]])
+
+    # The village outlines go first, and back to the bottom whenever switched on again (BottomLayer):
+    # on the one canvas the layer drawn last answers the pointer, so the analysis layers' tooltips
+    # must be above the outlines.
+    villages = json.loads(areas.features(session, audience.scope, level=3, parent=area))
+    if not villages["features"] and areas.area_row(session, area)["level"] == 3:
+        villages = json.loads(areas.features(session, audience.scope, level=3,
+                                             bbox=(west, south, east, north)))
+    _escape(villages, ("name",))
+    village_layer = folium.GeoJson(villages, name=t["villages"], style_function=lambda f: {
+        "color": "#2d3748", "weight": 1.6, "fill": False, "opacity": 0.8},
+        tooltip=folium.GeoJsonTooltip(["name"], [t["name"]]))
+    village_layer.add_to(m)
+    BottomLayer(village_layer).add_to(m)
 
     risk_fc = risk.features(session, area, now=end)
     for f in risk_fc["features"]:
@@ -258,12 +345,13 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, audi
         p["level_label"] = t[p["level"]]
         p["why"] = "；".join(r.get("zh" if locale == "zh" else "en", "") for r in p["reasons"])
     _escape(risk_fc, ("name", "why"))
-    folium.GeoJson(risk_fc, name=t["risk"], style_function=_risk_style, highlight_function=_highlight,
-                   tooltip=folium.GeoJsonTooltip(["name", "level_label", "score"],
-                                                 [t["name"], t["level"], t["score"]]),
-                   popup=folium.GeoJsonPopup(["name", "level_label", "score", "why"],
-                                             [t["name"], t["level"], t["score"], t["reasons"]],
-                                             max_width=420)).add_to(m)
+    risk_layer = folium.GeoJson(
+        risk_fc, name=t["risk"], style_function=_risk_style, highlight_function=_highlight,
+        tooltip=folium.GeoJsonTooltip(["name", "level_label", "score", "why"],
+                                      [t["name"], t["level"], t["score"], t["reasons"]], max_width=420),
+        popup=folium.GeoJsonPopup(["name", "level_label", "score", "why"],
+                                  [t["name"], t["level"], t["score"], t["reasons"]], max_width=420))
+    risk_layer.add_to(m)
 
     month = selection.Selection(area, (), start, end, audience)
     surf = heat.surface(session, month, bandwidth_m)
@@ -272,8 +360,9 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, audi
         HeatMap(hp["points"], name=t["heat"], radius=14, blur=18, min_opacity=0.25, max_zoom=13,
                 show=False).add_to(m)
     ov = heat.overlay(surf)
-    folium.raster_layers.ImageOverlay(ov["image"], bounds=ov["bounds"], name=t["heat_png"], opacity=0.8,
-                                      show=True, zindex=2).add_to(m)
+    heat_layer = folium.raster_layers.ImageOverlay(ov["image"], bounds=ov["bounds"], name=t["heat_png"],
+                                                   opacity=0.85, show=True, zindex=2)
+    heat_layer.add_to(m)
 
     # Hot spots over the year to the month's end: with permutation inference a single month holds
     # too few incidents per hexagon to clear the false discovery rate; chronic places are the point.
@@ -281,11 +370,19 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, audi
     hs = hotspots.hexagons(session, year)
     hs["features"] = [f for f in hs["features"] if f["properties"]["bin"] != 0]
     for f in hs["features"]:
-        f["properties"]["class_label"] = t[f["properties"]["class"]]
+        p = f["properties"]
+        p["class_label"] = t[p["class"]]
+        p["why"] = t["hot_why"].format(z=p["z"], p=p["p"], k=p["neighbours"], sum=p["band_count"])
+    inference = hs["analysis"]["inference"]
+    method = t[f"inference_{inference}"].format(n=hs["analysis"]["permutations"])
+    hot_layer = None
     if hs["features"]:
-        folium.GeoJson(hs, name=t["hot"], style_function=_hot_style,
-                       tooltip=folium.GeoJsonTooltip(["class_label", "count", "z"],
-                                                     [t["class"], t["count"], "z"])).add_to(m)
+        hot_layer = folium.GeoJson(hs, name=t["hot"], style_function=_hot_style,
+                                   tooltip=folium.GeoJsonTooltip(["class_label", "count", "why"],
+                                                                 [t["class"], t["count"], t["reasons"]],
+                                                                 max_width=360))
+        hot_layer.add_to(m)
+    emerging_layer = None
     if emerging:
         eh = hotspots.emerging(session, year)
         eh["features"] = [f for f in eh["features"] if f["properties"]["pattern"] != "none"]
@@ -294,10 +391,15 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, audi
             f["properties"]["pattern_label"] = f"{t[pattern]}{t[kind + '_suffix']}" if locale == "zh" \
                 else f"{t[pattern]} {t[kind + '_suffix']}"
             f["properties"]["trend_label"] = t[f["properties"]["count_trend"]["direction"]]
+            counts = f["properties"]["counts"]
+            f["properties"]["why"] = t["pattern_why"].format(n=len(counts), counts=" ".join(map(str, counts)))
         if eh["features"]:
-            folium.GeoJson(eh, name=t["emerging"], style_function=_pattern_style, show=False,
-                           tooltip=folium.GeoJsonTooltip(["pattern_label", "total", "trend_label"],
-                                                         [t["pattern"], t["count"], t["trend"]])).add_to(m)
+            emerging_layer = folium.GeoJson(
+                eh, name=t["emerging"], style_function=_pattern_style, show=False,
+                tooltip=folium.GeoJsonTooltip(["pattern_label", "total", "trend_label", "why"],
+                                              [t["pattern"], t["count"], t["trend"], t["reasons"]],
+                                              max_width=360))
+            emerging_layer.add_to(m)
 
     comparison = compare(session, area, start, end, audience)
     change = {g["code"]: g for g in comparison["grids"]}
@@ -305,25 +407,24 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, audi
         {"type": "Feature", "geometry": f["geometry"],
          "properties": {"name": f["properties"]["name"], **{k: change[f["id"]][k] for k in ("this", "last", "change")}}}
         for f in risk_fc["features"] if f["id"] in change]}
+    _escape(change_fc, ("name",))
     folium.GeoJson(change_fc, name=t["change"], style_function=_change_style, show=False,
                    tooltip=folium.GeoJsonTooltip(["name", "this", "last", "change"],
                                                  [t["name"], t["this"], t["last"], t["delta"]])).add_to(m)
 
-    _escape(change_fc, ("name",))
-    villages = json.loads(areas.features(session, audience.scope, level=3, parent=area))
-    if not villages["features"] and areas.area_row(session, area)["level"] == 3:
-        villages = json.loads(areas.features(session, audience.scope, level=3,
-                                             bbox=(west, south, east, north)))
-    _escape(villages, ("name",))
-    folium.GeoJson(villages, name=t["villages"], style_function=lambda f: {
-        "color": "#2d3748", "weight": 1.6, "fill": False, "opacity": 0.8},
-        tooltip=folium.GeoJsonTooltip(["name"], [t["name"]])).add_to(m)
 
-    sections = [(t["legend_risk"], [(RISK_HEX[level], t[level]) for level in reversed(risk.LEVELS)]),
-                (t["legend_hot"], [(HOT_HEX[b], t[hotspots.bin_label(b)]) for b in (3, 2, 1, -1, -2, -3)])]
-    if emerging and eh["features"]:
+    # One legend section per layer, shown while its layer is (Legend's script follows the switch).
+    sections: list[tuple] = [
+        (risk_layer, t["legend_risk"], [(RISK_HEX[level], t[level]) for level in reversed(risk.LEVELS)], None),
+        (heat_layer, t["heat_legend"], [(_ramp_hex(0.3), t["heat_low"]),
+                                        (_ramp_hex(1.0), t["heat_high"].format(top=ov["ramp_top_density"]))], None)]
+    if hot_layer is not None:
+        sections.append((hot_layer, t["legend_hot"],
+                         [(HOT_HEX[b], t[hotspots.bin_label(b)]) for b in (3, 2, 1, -1, -2, -3)], method))
+    if emerging_layer is not None:
         shown = dict.fromkeys(f["properties"]["pattern"].rsplit("_", 1)[0] for f in eh["features"])
-        sections.append((t["emerging"], [(PATTERN_HEX[pattern], t[pattern]) for pattern in shown]))
+        sections.append((emerging_layer, t["emerging"], [(PATTERN_HEX[pattern], t[pattern]) for pattern in shown],
+                         None))
     Legend(sections).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
@@ -350,6 +451,12 @@ def _months_back(end: datetime, months: int) -> datetime:
     for _ in range(months):
         start = selection.previous_month(start)[0]
     return start
+
+
+def _ramp_hex(value: float) -> str:
+    """The heat overlay's colour at a point of its ramp (0…1)."""
+    rgb = [int(round(float(np.interp(value, heat.RAMP[:, 0], heat.RAMP[:, k])))) for k in (1, 2, 3)]
+    return "#" + "".join(f"{c:02x}" for c in rgb)
 
 
 def _risk_style(feature: dict) -> dict:

@@ -42,11 +42,21 @@ def scorecard(session: Session, code: str, audience: Audience, *, as_of: datetim
     return {
         "area": {"code": row["code"], "name": row["name"], "level": row["level"]},
         "as_of": as_of.isoformat(),
+        "data_until": _data_until(session, as_of, audience),
         "sanling": _sanling(session, params, as_of, audience),
         "rank": _rank(session, row, as_of),
         "disputes": _disputes(session, params, as_of, dispute_days, audience),
         "compliance": _compliance(session, params),
     }
+
+
+def _data_until(session: Session, as_of: datetime, audience: Audience) -> str | None:
+    """When the newest incident the audience reads (up to `as_of`) occurred: the figures count
+    days up to `as_of`, and a feed that stopped makes every "days since" grow alike."""
+    params: dict = {"as_of": as_of}
+    latest = session.execute(text(f"SELECT max(i.occurred_at) FROM {audience.incidents(params)} "
+                                  "WHERE i.occurred_at <= :as_of"), params).scalar()
+    return latest.isoformat() if latest else None
 
 
 def _sanling(session: Session, params: dict, as_of: datetime, audience: Audience) -> dict:

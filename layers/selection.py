@@ -113,6 +113,12 @@ def previous_month(start: datetime) -> tuple[datetime, datetime]:
     return prev, start
 
 
+def last_complete_month(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The local calendar month before the one `now` falls in: the newest month that has ended."""
+    now = (now or datetime.now(TZ)).astimezone(TZ)
+    return previous_month(now.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+
+
 def parse(session: Session, args: Mapping, audience: Audience, *,
           default_area: str | None = None) -> Selection:
     """Build a Selection from request-like arguments — area (in the audience's scope; else

@@ -13,7 +13,7 @@ def create_app(config: dict | None = None) -> Flask:
         errors,
         i18n,
         incidents,
-        live,
+        livefeed,
         ogc,
         pages,
         patrol,
@@ -41,7 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(incidents.bp)    # intake, lifecycle, geocoding, /report
     app.register_blueprint(planner.bp)      # boundary edits, history, import/export, /planner
     patrol.init_app(app)                    # units, position ingest, /osmand, /dispatch
-    app.register_blueprint(live.bp)         # /api/live (Server-Sent Events)
+    app.register_blueprint(livefeed.bp)     # /api/live (Server-Sent Events)
     app.register_blueprint(review.bp)       # risk, scorecards, heat, hot spots, /review, /public
     app.register_blueprint(ogc.bp)          # OGC API – Features for GIS clients, /ogc
     app.register_blueprint(visits.bp)       # households, 走访 visits, coverage, a worker's day

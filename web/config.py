@@ -31,6 +31,7 @@ CASTS = {
     "READ_DATABASE_URL": settings.sqlalchemy_url,
     "READ_MAX_LAG": float,
     "DEVICE_TIMEZONE": lambda v: _zone_name(v),
+    "LIVE_STREAMS_PER_USER": lambda v: int(float(v)),
 }
 
 

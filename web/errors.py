@@ -15,6 +15,8 @@ from geo.errors import (
     SetupError,
 )
 
+from .i18n import localize
+
 STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, Forbidden: 403, SetupError: 503}
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(AnwangError)
     def domain_error(exc: AnwangError):
         status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-        return error_response(status, exc.code, exc.message, exc.field, exc.details)
+        # A Message (geo.messages) reaches the reader in their language; other text as it is.
+        return error_response(status, exc.code, localize(exc.message), exc.field, localize(exc.details))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -13,7 +13,6 @@ from datetime import datetime, timezone, tzinfo
 from flask import Blueprint, Response, current_app, render_template, request
 
 from geo.errors import InvalidInput
-from geo.incidents import queries
 from geo.inputs import number_value
 from geo.patrol import dispatch, events, fixes, gpx, ingest, tracks, units
 from geo.patrol.filters import Limits
@@ -364,9 +363,10 @@ def stats():
 @bp.get("/api/dispatch/incidents")
 @roles(*VIEW)
 def recent_incidents():
-    """?hours=24: recent incidents not yet closed, for the dispatch map (GeoJSON)."""
+    """?hours=24: recent incidents not yet closed, with their open assignments, for the dispatch
+    map and its queue (GeoJSON)."""
     hours = coverage.parse_hours(request.args.get("hours"), 24)
-    return geojson_response(queries.recent(database.session(), audience(), hours))
+    return geojson_response(dispatch.recent(database.session(), audience(), hours))
 
 
 def init_app(app) -> None:

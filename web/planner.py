@@ -4,12 +4,11 @@ scope (geo.policy: an edit is authorised on every area it touches), commit."""
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from flask import Blueprint, Response, render_template, request
-from werkzeug.utils import secure_filename
 
-from geo.boundaries import changes, export, history, ingest, locks, plans, validation
+from geo.boundaries import changes, export, history, ingest, ingest_report, locks, plans, validation
 from geo.errors import Forbidden, InvalidInput, NotFound
 
 from . import database
@@ -20,7 +19,10 @@ from .responses import flag, geojson_response, int_arg, json_body, json_response
 bp = Blueprint("planner", __name__)
 PLANNERS = ("admin", "planner")
 VIEWERS = ("admin", "planner", "analyst")
-IMPORT_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv")
+IMPORT_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".csv", ".xlsx")
+# The report's ways through, worded as this endpoint's form fields (`skip_bad=1`), the file as
+# the upload field `file`.
+API_HINTS = ingest_report.Hints({"path": "file"}, joiner="=", on="=1", quote=False)
 
 
 def _scope_of_change(codes: list[str]) -> None:
@@ -46,7 +48,7 @@ def _scope_of_change(codes: list[str]) -> None:
 @bp.get("/planner")
 @roles(*PLANNERS)
 def page():
-    return render_template("planner.html", map_config=map_config())
+    return render_template("planner.html", map_config=map_config(), norms=validation.NORMS)
 
 
 # -- change sets -----------------------------------------------------------------------------
@@ -168,28 +170,29 @@ def area_import():
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidInput("file", "upload the boundary file as multipart field 'file' "
-                                   "(GeoJSON, GeoPackage, zipped Shapefile or CSV)")
-    name = secure_filename(upload.filename) or "upload.geojson"
-    if not name.lower().endswith(IMPORT_SUFFIXES):
-        raise InvalidInput("file", f"expected {', '.join(IMPORT_SUFFIXES)}; got {upload.filename!r}")
+                                   "(GeoJSON, GeoPackage, zipped Shapefile, CSV or XLSX)")
+    # The upload's own name is what the report calls the file; it is stored under a safe one.
+    shown = PurePath(upload.filename.replace("\\", "/")).name or "upload"
+    if not shown.lower().endswith(IMPORT_SUFFIXES):
+        raise InvalidInput("file", f"expected {', '.join(IMPORT_SUFFIXES)}; got {shown!r}")
     form = request.form
-    parent = form.get("parent") or None
     s = database.session()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
+        path = Path(tmp) / ("upload" + PurePath(shown).suffix.lower())
         upload.save(path)
-        if name.lower().endswith(".zip"):
+        if path.suffix == ".zip":
             path = _unzip_shapefile(path)
         report = ingest.load(
-            s, path, level=form.get("level"), parent=parent,
-            parent_field=form.get("parent_field") or None, code_field=form.get("code_field") or None,
-            name_field=form.get("name_field") or None, crs=form.get("crs") or None,
-            repair=flag(form.get("repair")), dry_run=flag(form.get("dry_run")),
-            merge_duplicates=flag(form.get("merge_duplicates")), skip_bad=flag(form.get("skip_bad")),
-            fit=flag(form.get("fit")), code_prefix=form.get("code_prefix") or "", actor=actor(),
-            scope=current_user().scope)
+            s, path, level=form.get("level"), parent=form.get("parent") or None,
+            parent_field=form.get("parent_field") or None,
+            parent_by_location=flag(form.get("parent_by_location")),
+            code_field=form.get("code_field") or None, name_field=form.get("name_field") or None,
+            crs=form.get("crs") or None, repair=flag(form.get("repair")),
+            dry_run=flag(form.get("dry_run")), merge_duplicates=flag(form.get("merge_duplicates")),
+            skip_bad=flag(form.get("skip_bad")), fit=flag(form.get("fit")),
+            code_prefix=form.get("code_prefix") or "", layer=form.get("layer") or None,
+            name=shown, hints=API_HINTS, actor=actor(), scope=current_user().scope)
     body = report.as_dict()
-    body["path"] = name
     if report.refused:
         return json_response({"error": {"code": "import_refused", "message": report.summary(),
                                         "field": "file", "details": body}}, 422)
@@ -285,13 +288,15 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
         "/api/locks": {"get": {"summary": "Soft locks in force", "parameters": [param("parent", "area code")],
                                "responses": {"200": json_ok, **errors(401, 404)}}},
         "/api/areas/import": {"post": {
-            "summary": "Import a boundary file (multipart: file, level, parent, parent_field, code_field, "
-                       "name_field, crs, code_prefix, repair, merge_duplicates, fit, skip_bad, dry_run)",
+            "summary": "Import a boundary file (multipart: file, level, parent, parent_field, "
+                       "parent_by_location, code_field, name_field, crs, code_prefix, layer, repair, "
+                       "merge_duplicates, fit, skip_bad, dry_run); a refusal names these fields",
             "responses": {"200": json_ok, "201": json_ok, "422": {"description": "refused, with the report"},
                           **errors(400, 401, 403)}}},
         "/api/areas/export": {"get": {
-            "summary": "Export areas as geojson, gpkg, shp (zipped) or csv",
+            "summary": "Export areas as geojson, gpkg (1.2), shp (zipped), csv or xlsx, with every "
+                       "attribute the import reads back",
             "parameters": [param("level", "level"), param("parent", "area code"),
-                           param("format", "geojson | gpkg | shp | csv")],
+                           param("format", "geojson | gpkg | shp | csv | xlsx")],
             "responses": {"200": {"description": "the file"}, **errors(400, 401, 403, 404)}}},
     }

@@ -114,14 +114,16 @@ def hot_spots():
     level = args.get("level", "hex")
     if level not in ("hex", "grid"):
         raise InvalidInput("level", f"level must be hex or grid; got {level!r}")
+    inference = hotspots.check_inference(args.get("inference"))
     perms = hotspots.check_permutations(args.get("permutations"))
     if level == "grid":
         band = hotspots.check_band(args.get("band"), 100)
-        return geojson_response(hotspots.grids(database.read_session(), sel, band_m=band, permutations=perms))
+        return geojson_response(hotspots.grids(database.read_session(), sel, band_m=band,
+                                               inference=inference, permutations=perms))
     size = hotspots.check_size(args.get("size"), sel.audience)
     band = hotspots.check_band(args.get("band"), size * 1.8)
     return geojson_response(hotspots.hexagons(database.read_session(), sel, size_m=size, band_m=band,
-                                              permutations=perms))
+                                              inference=inference, permutations=perms))
 
 
 @bp.get("/api/hotspots/emerging")
@@ -137,13 +139,12 @@ def emerging_hot_spots():
 
 # -- review: comparison, page, report ---------------------------------------------------------------
 def month_arg() -> tuple[datetime, datetime]:
-    """The `month` argument's [start, end), else the month of the latest incident the caller reads."""
+    """The `month` argument's [start, end), else the last complete month (a month under way is
+    never the default: its figures would read as a fall)."""
     raw = request.args.get("month")
     if raw:
         return selection.parse_month(raw)
-    latest = selection.latest(database.session(), audience())
-    moment = (latest or datetime.now(selection.TZ)).astimezone(selection.TZ)
-    return selection.parse_month(f"{moment.year}-{moment.month:02d}")
+    return selection.last_complete_month()
 
 
 @bp.get("/api/review/compare")
@@ -163,9 +164,13 @@ def review_page():
     start, end = month_arg()
     comparison = review.compare(s, area, start, end, audience())
     areas_list = review.area_choices(s, current_user().scope)
-    return render_template("review.html", comparison=comparison, area=area,
-                           month=start.strftime("%Y-%m"),
-                           months=report.recent_months(s, audience()), areas=areas_list)
+    latest = selection.latest(s, audience())
+    months = report.recent_months(s, audience())
+    month = start.strftime("%Y-%m")
+    return render_template("review.html", comparison=comparison, area=area, month=month,
+                           months=months if month in months else sorted([*months, month], reverse=True),
+                           areas=areas_list,
+                           data_until=latest.astimezone(selection.TZ).date().isoformat() if latest else None)
 
 
 @bp.get("/review/map")
@@ -274,10 +279,11 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
                                      param("format", "points | image")],
             "responses": {"200": {"description": "points or image with bounds"}, **errors(400, 401, 403, 404)}}},
         "/api/hotspots": {"get": {
-            "summary": "Getis-Ord Gi* hot/cold spots (permutations, FDR) on hexagons or grids",
+            "summary": "Getis-Ord Gi* hot/cold spots (normal or permutation p-values, FDR) on hexagons or grids",
             "parameters": filters + [param("level", "hex | grid"), param("size", "hexagon edge in metres"),
                                      param("band", "distance band in metres"),
-                                     param("permutations", "99 … 99999")],
+                                     param("inference", "normal (p of the z-score, default) | permutation"),
+                                     param("permutations", "99 … 99999 (with inference=permutation)")],
             "responses": {"200": {"description": "FeatureCollection with analysis", "content": geojson},
                           **errors(400, 401, 403, 404)}}},
         "/api/hotspots/emerging": {"get": {

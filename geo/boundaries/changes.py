@@ -216,6 +216,12 @@ def _write(session, plan: Plan, *, reason, actor, scope: Scope, payload_input, r
     verify(session, plan.parents | parents_of(session, changed), changed)
     after = area_stats(session, changed)
     rows = result_rows(before, after, successors, keys)
+    # Each changed or new area's outline after the edit, so a preview can be drawn on the map.
+    outlines = dict(session.execute(text(
+        "SELECT id, ST_AsGeoJSON(geom, 6) FROM areas WHERE id = ANY(:ids)"), {"ids": changed}).all())
+    for row in rows:
+        if row["id"] in outlines:
+            row["geometry"] = json.loads(outlines[row["id"]])
     problems = validation.problems_for(session, changed)
     balance = workload_balance(balance_before, children_households(session, plan.parents))
     payload = {"op": plan.op, "author": actor.name, "input": payload_input, "notes": plan.notes,

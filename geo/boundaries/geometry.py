@@ -10,6 +10,7 @@ from shapely.geometry import shape
 from sqlalchemy import text
 
 from geo.errors import InvalidInput
+from geo.messages import msg
 
 
 def shared_m_sql(a: str, b: str) -> str:
@@ -23,7 +24,7 @@ def shared_m_sql(a: str, b: str) -> str:
 
 def parse_geojson(geometry):
     if geometry is None:
-        raise InvalidInput("geometry", "a drawn geometry (GeoJSON) is required for this operation")
+        raise InvalidInput("geometry", msg("a drawn geometry (GeoJSON) is required for this operation"))
     if isinstance(geometry, str):
         try:
             geometry = json.loads(geometry)
@@ -41,7 +42,7 @@ def parse_geojson(geometry):
     except Exception as exc:  # shapely raises several types for malformed GeoJSON
         raise InvalidInput("geometry", f"geometry is not valid GeoJSON: {exc}") from None
     if geom.is_empty:
-        raise InvalidInput("geometry", "the drawn geometry is empty")
+        raise InvalidInput("geometry", msg("the drawn geometry is empty"))
     xs, ys = shapely.get_coordinates(geom).T
     if (abs(xs) > 180).any() or (abs(ys) > 90).any():
         hint = " — are lon and lat swapped?" if (abs(ys) <= 180).all() and (abs(xs) <= 90).all() else ""
@@ -59,8 +60,8 @@ def polygons_of(geom) -> list:
         raise InvalidInput("geometry", f"expected polygons; got {geom.geom_type}")
     for p in polys:
         if not p.is_valid:
-            raise InvalidInput("geometry", f"the drawn polygon is not valid: "
-                                           f"{shapely.is_valid_reason(p)} — it must not cross itself")
+            raise InvalidInput("geometry", msg("the drawn polygon is not valid: {reason} — it must not "
+                                               "cross itself", reason=shapely.is_valid_reason(p)))
     return polys
 
 
@@ -76,7 +77,7 @@ def drawn_lines(geometry) -> bytes:
     for g in getattr(geom, "geoms", [geom]):
         flat.extend(getattr(g, "geoms", [g]))
     if not flat or any(g.geom_type != "LineString" for g in flat):
-        raise InvalidInput("geometry", f"split needs a line (or lines); got {geom.geom_type}")
+        raise InvalidInput("geometry", msg("split needs a line (or lines); got {kind}", kind=geom.geom_type))
     return shapely.to_wkb(shapely.MultiLineString(flat))
 
 

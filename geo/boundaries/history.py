@@ -113,14 +113,14 @@ def _diff_features(session, area_id: int, v1: int | None, v2: int | None, strict
         WITH a AS (SELECT geom, code FROM area_versions WHERE area_id = :id AND version = :v1),
              b AS (SELECT geom, code FROM area_versions WHERE area_id = :id AND version = :v2)
         SELECT 'added' AS kind, (SELECT code FROM b) AS code,
-               ST_AsGeoJSON(ST_CollectionExtract(ST_Difference((SELECT geom FROM b),
-                   COALESCE((SELECT geom FROM a), 'SRID=4326;GEOMETRYCOLLECTION EMPTY'::geometry)), 3), :d) AS gj,
+               ST_AsGeoJSON(ST_ForcePolygonCCW(ST_CollectionExtract(ST_Difference((SELECT geom FROM b),
+                   COALESCE((SELECT geom FROM a), 'SRID=4326;GEOMETRYCOLLECTION EMPTY'::geometry)), 3)), :d) AS gj,
                ST_Area(ST_Difference((SELECT geom FROM b),
                    COALESCE((SELECT geom FROM a), 'SRID=4326;GEOMETRYCOLLECTION EMPTY'::geometry))::geography) AS m2
         UNION ALL
         SELECT 'removed', (SELECT code FROM a),
-               ST_AsGeoJSON(ST_CollectionExtract(ST_Difference((SELECT geom FROM a),
-                   COALESCE((SELECT geom FROM b), 'SRID=4326;GEOMETRYCOLLECTION EMPTY'::geometry)), 3), :d),
+               ST_AsGeoJSON(ST_ForcePolygonCCW(ST_CollectionExtract(ST_Difference((SELECT geom FROM a),
+                   COALESCE((SELECT geom FROM b), 'SRID=4326;GEOMETRYCOLLECTION EMPTY'::geometry)), 3)), :d),
                ST_Area(ST_Difference((SELECT geom FROM a),
                    COALESCE((SELECT geom FROM b), 'SRID=4326;GEOMETRYCOLLECTION EMPTY'::geometry))::geography)"""),
         {"id": area_id, "v1": v1, "v2": v2, "d": GEOJSON_DIGITS}).mappings().all()

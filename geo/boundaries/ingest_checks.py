@@ -8,7 +8,7 @@ from collections import defaultdict
 import shapely
 from sqlalchemy import text
 
-from geo.boundaries.ingest_report import Issue, add_bad
+from geo.boundaries.ingest_report import add_bad
 from geo.boundaries.partition import (
     GAP_TOLERANCE_M2,
     OVERLAP_TOLERANCE_M2,
@@ -33,16 +33,16 @@ def check_geometry(session, report, features, repair: bool) -> None:
             continue
         g = None if f.wkb is None else shapely.from_wkb(f.wkb)
         if g is None or g.is_empty:
-            add_bad(report, f, "no_geometry", "the feature has no geometry", fix="--skip-bad")
+            add_bad(report, f, "no_geometry", "the feature has no geometry")
             continue
         if g.geom_type not in ("Polygon", "MultiPolygon"):
-            add_bad(report, f, "not_polygon", f"a {g.geom_type}, not a polygon", fix="--skip-bad")
+            add_bad(report, f, "not_polygon", f"a {g.geom_type}, not a polygon")
             continue
         if not g.is_valid:
             reason = shapely.is_valid_reason(g)
             if not repair:
                 add_bad(report, f, "invalid_geometry", f"invalid ring: {reason}",
-                     fix="--repair (ST_MakeValid, the area change is reported)")
+                        ways=[{"repair": True}])
                 continue
             fixed = _polygonal(shapely.make_valid(g))
             before = abs(geod.geometry_area_perimeter(g)[0])
@@ -66,7 +66,7 @@ def _polygonal(g):
 def check_codes(session, report, features, merge_duplicates: bool) -> None:
     for f in features:
         if f.code is None:
-            add_bad(report, f, "missing_code", "the code field is empty", fix="--skip-bad")
+            add_bad(report, f, "missing_code", "the code field is empty")
         elif len(f.code) > 32:
             add_bad(report, f, "bad_code", f"code {f.code!r} is longer than 32 characters")
     groups = defaultdict(list)
@@ -78,70 +78,15 @@ def check_codes(session, report, features, merge_duplicates: bool) -> None:
             if len(group) > 1:
                 for f in group:
                     add_bad(report, f, "duplicate_code",
-                         f"code {code} is used by {len(group)} features "
-                         f"({', '.join(str(g.index) for g in group)})",
-                         fix="--merge-duplicates (dissolve them into one area)")
+                            f"code {code} is used by {len(group)} features "
+                            f"({', '.join(str(g.index) for g in group)})",
+                            ways=[{"merge_duplicates": True}])
     existing = dict(session.execute(text(
         "SELECT code, name FROM areas WHERE code = ANY(:c)"), {"c": list(groups)}).all())
     for f in features:
         if f.code in existing:
             add_bad(report, f, "code_exists", f"code {f.code} already exists ({existing[f.code]})",
-                 fix="--code-prefix PREFIX")
-
-
-def resolve_parents(session, report, features, parent_row, parent_field, level, prefix) -> None:
-    """Find each feature's parent; a zero-padded reference ('01' for '1') is matched and noted."""
-    if level == 1:
-        return
-    if parent_field is None:
-        for f in features:
-            f.parent_id = parent_row["id"]
-        return
-    scope, params = "level = :lvl", {"lvl": level - 1}
-    if parent_row is not None:
-        scope += " AND path <@ CAST(:path AS ltree)"
-        params["path"] = parent_row["path"]
-    candidates = session.execute(text(f"SELECT id, code FROM areas WHERE {scope}"), params).all()
-    exact = {code: id_ for id_, code in candidates}
-    loose = defaultdict(list)
-    for id_, code in candidates:
-        loose[_loose(code, prefix)].append((id_, code))
-    noted = set()
-    for f in features:
-        if f.bad:
-            continue
-        ref = f.parent_ref
-        if ref is None:
-            add_bad(report, f, "missing_parent", "the parent field is empty", fix="--skip-bad")
-            continue
-        for attempt in (ref, prefix + ref):
-            if attempt in exact:
-                f.parent_id = exact[attempt]
-                break
-        else:
-            matches = loose.get(_loose(ref, prefix), [])
-            if len(matches) == 1:
-                f.parent_id, code = matches[0]
-                if (ref, code) not in noted:
-                    noted.add((ref, code))
-                    report.warnings.append(Issue(
-                        "parent_normalised", f"parent reference {ref!r} read as {code!r} "
-                        "(leading zeros / prefix ignored)", code=code))
-            elif len(matches) > 1:
-                add_bad(report, f, "ambiguous_parent",
-                     f"parent {ref!r} matches {', '.join(c for _, c in matches)}",
-                     fix="--parent ROOT to say under which jurisdiction")
-            else:
-                add_bad(report, f, "missing_parent",
-                     f"no level-{level - 1} area with code {ref!r}"
-                     + (f" under {parent_row['code']}" if parent_row else ""),
-                     fix="import the parents first, or --skip-bad")
-
-
-def _loose(code: str, prefix: str) -> str:
-    if prefix and code.startswith(prefix):
-        code = code[len(prefix):]
-    return code.strip().upper().lstrip("0") or "0"
+                    ways=[{"code_prefix": None}])
 
 
 def dissolve_duplicates(session, report, features):
@@ -156,7 +101,7 @@ def dissolve_duplicates(session, report, features):
             if len(parents) > 1:
                 for g in group:
                     add_bad(report, g, "duplicate_code", f"code {code} is used by features with "
-                                                      "different parents: they cannot be merged")
+                                                         "different parents: they cannot be merged")
                 continue
             first.wkb = session.execute(text(
                 "SELECT ST_AsBinary(ST_Multi(ST_CollectionExtract(ST_Union(ST_GeomFromWKB(w, 4326)), 3))) "
@@ -166,8 +111,13 @@ def dissolve_duplicates(session, report, features):
     return out
 
 
-def check_partition(session, report, features, level: int, fit: bool) -> None:
-    """Children must partition their parent exactly; roots must not overlap other roots."""
+def check_partition(session, report, features, level: int, fit: bool,
+                    skip_bad: bool = False) -> None:
+    """Children must partition their parent exactly; roots must not overlap other roots.
+
+    With `fit` the pieces are made to; a piece with nothing left inside its parent is then an
+    error, or with `skip_bad` skipped (and marked bad) while the others are fitted without it.
+    """
     by_parent = defaultdict(list)
     for f in features:
         by_parent[f.parent_id].append(f)
@@ -193,10 +143,8 @@ def check_partition(session, report, features, level: int, fit: bool) -> None:
             problems = _misfit(session, container, taken if parent_id is None else None,
                                [f.wkb for f in group])
             for message in problems:
-                report.errors.append(Issue("misfit", f"under {name}: {message}",
-                                           code=None if parent_id is None else name,
-                                           fix="--fit (clip to the parent, give slivers to the "
-                                               "neighbour with the longest shared edge)"))
+                report.error("misfit", f"under {name}: {message}",
+                             code=None if parent_id is None else name, ways=[{"fit": True}])
             continue
         if parent_id is None and taken is not None:
             # Roots are clipped off the roots that are already there, then fitted among themselves.
@@ -205,14 +153,29 @@ def check_partition(session, report, features, level: int, fit: bool) -> None:
                     "SELECT ST_AsBinary(ST_Multi(ST_CollectionExtract(ST_Difference("
                     "ST_GeomFromWKB(:a, 4326), ST_GeomFromWKB(:b, 4326)), 3)))"),
                     {"a": f.wkb, "b": taken}).scalar_one()
+        _fit(session, report, container, group, skip_bad)
+
+
+def _fit(session, report, container, group, skip_bad: bool) -> None:
+    while group:
         fitted, lines = fit_pieces(session, container, [f.wkb for f in group],
                                    labels=[f"feature {f.index} [{f.code}]" for f in group])
+        empty = [f for f, geom in zip(group, fitted) if geom is None]
+        if empty and skip_bad:
+            # Fitted again without them: the slivers they were given must go to a piece that stays.
+            for f in empty:
+                f.bad = True
+                report.skipped.append(report.issue(
+                    "outside_parent", "nothing is left of it inside its parent", feature=f.index,
+                    code=f.code, ways=[{"skip_bad": True}]))
+            group = [f for f in group if not f.bad]
+            continue
         report.fitted.extend(lines)
         for f, geom in zip(group, fitted):
             if geom is None:
-                report.errors.append(Issue("misfit", "nothing is left of it inside its parent",
-                                           feature=f.index, code=f.code, fix="--skip-bad"))
+                add_bad(report, f, "outside_parent", "nothing is left of it inside its parent")
             f.wkb = geom
+        return
 
 
 def _misfit(session, container, others, wkbs) -> list[str]:

@@ -9,7 +9,7 @@ import numpy as np
 import shapely
 
 from geo import crs as crs_mod
-from geo.boundaries.ingest_report import Issue, add_bad
+from geo.boundaries.ingest_report import add_bad
 from geo.errors import InvalidInput
 
 # A coordinate further than this outside a CRS's published area of use does not belong to it.
@@ -32,9 +32,8 @@ def source_crs(report, meta, given, features):
                 report.source_crs = system
                 if bounds is not None and crs_mod.out_of_china((bounds[0] + bounds[2]) / 2,
                                                                (bounds[1] + bounds[3]) / 2):
-                    report.errors.append(Issue(
-                        "crs_mismatch", f"{system.upper()} is only used inside China, but the "
-                        f"coordinates lie at {_box(bounds)}"))
+                    report.error("crs_mismatch", f"{system.upper()} is only used inside China, "
+                                 f"but the coordinates lie at {_box(bounds)}", ways=[{"crs": None}])
                 return system
             name = "EPSG:4326" if system == crs_mod.WGS84 else "EPSG:4490"
         except ValueError:
@@ -49,8 +48,8 @@ def source_crs(report, meta, given, features):
         tag = meta.get("crs")
         if not tag:
             report.source_crs = "EPSG:4326"
-            report.warnings.append(Issue("no_crs", "the file has no CRS tag: reading it as WGS84 "
-                                         "lon/lat", fix="--crs EPSG:n (or gcj02, bd09)"))
+            report.warn("no_crs", "the file has no CRS tag: reading it as WGS84 lon/lat (or "
+                        "say which: EPSG:n, gcj02, bd09)", ways=[{"crs": None}])
             source = CRS.from_epsg(4326)
         else:
             source = CRS.from_user_input(tag)
@@ -79,16 +78,18 @@ def _check_area_of_use(report, source, bounds, tagged: bool) -> None:
         return
     what = "the file's CRS tag" if tagged else "the CRS given"
     hint = ""
+    ways: list[dict[str, str | None]] = [{"crs": None}]
     if source.is_geographic and -180 <= lon <= 180 and -90 <= lat <= 90:
+        ways = [{"crs": "wgs84"}]
         hint = (f"; the coordinates read as WGS84 lon/lat would be at ({lon:.2f}, {lat:.2f}) — if "
-                "that is right, say so with --crs wgs84")
-    report.errors.append(Issue(
+                f"that is right, say so with {report.hints.way(ways[0])}")
+    report.error(
         "crs_mismatch",
         f"{what} is {source.to_string()} ({source.name}), used in {use.name} "
         f"({use.west:.2f}…{use.east:.2f}°E, {use.south:.2f}…{use.north:.2f}°N), but the "
         f"coordinates lie around ({lon:.2f}, {lat:.2f}), far outside it: the tag does not match "
         f"the coordinates, and they are never shifted silently{hint}",
-        fix="--crs"))
+        ways=ways)
 
 
 def to_wgs84(report, source, features) -> None:
@@ -138,7 +139,7 @@ def to_wgs84(report, source, features) -> None:
                       "the other features): GeoJSON is lon, lat" if swapped
                       else "are outside ±180/±90 degrees"))
             add_bad(report, f, "swapped_coordinates" if swapped else "out_of_range", msg,
-                 fix="fix the file (lon, lat order), or --skip-bad")
+                    advice="fix the file (lon, lat order)" if swapped else "fix the file")
 
 
 def _box(bounds) -> str:

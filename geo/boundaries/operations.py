@@ -57,14 +57,15 @@ def _plan_transfer(session, rows, codes, geometry, names) -> Plan:
                {shared_m_sql('piece', 'bg')} AS shared
           FROM x"""), {"r": region, "a": src["id"], "b": dst["id"], "tol": SNAP_DEGREES}).mappings().one()
     if r["moved"] < MIN_PIECE_M2:
-        raise InvalidInput("geometry", f"the drawn region does not overlap {src['code']} "
-                                       f"({r['moved']:.1f} m² in common): draw it over the part to move")
+        raise InvalidInput("geometry", msg("the drawn region does not overlap {code} ({m2:.1f} m² in "
+                                           "common): draw it over the part to move",
+                                           code=src["code"], m2=r["moved"]))
     if r["a_m2"] - r["moved"] < MIN_PIECE_M2:
-        raise InvalidInput("geometry", f"the region covers all of {src['code']}: merge it into "
-                                       f"{dst['code']} instead")
+        raise InvalidInput("geometry", msg("the region covers all of {code}: merge it into {target} instead",
+                                           code=src["code"], target=dst["code"]))
     if r["shared"] <= 0.01:
-        raise InvalidInput("geometry", f"the piece to move does not border {dst['code']}: a transfer "
-                                       "goes to an adjacent grid")
+        raise InvalidInput("geometry", msg("the piece to move does not border {target}: a transfer goes "
+                                           "to an adjacent grid", target=dst["code"]))
     plan = Plan("transfer", parents={src["parent_id"]})
     share = r["moved"] / r["a_m2"]
     moved_h, moved_p = _portion(src["households"], share), _portion(src["population"], share)
@@ -107,12 +108,12 @@ def _plan_split(session, rows, codes, geometry, names) -> Plan:
           FROM labelled"""), {"a": grid["id"], "l": blade, "tol": SNAP_DEGREES}).mappings().all()
     cut = [p for p in pieces if not p["uncut"]]
     if len(cut) < 2:
-        raise InvalidInput("geometry", f"the line does not cut {grid['code']} in two: draw it across "
-                                       "the grid, starting and ending outside it")
+        raise InvalidInput("geometry", msg("the line does not cut {code} in two: draw it across the grid, "
+                                           "starting and ending outside it", code=grid["code"]))
     small = [p for p in cut if p["m2"] < MIN_PIECE_M2]
     if small:
-        raise InvalidInput("geometry", f"the cut leaves a piece of only {small[0]['m2']:.2f} m²: "
-                                       "draw the line clear of the grid's edges")
+        raise InvalidInput("geometry", msg("the cut leaves a piece of only {m2:.2f} m²: draw the line "
+                                           "clear of the grid's edges", m2=small[0]["m2"]))
     # Parts of a multi-part grid that the line misses join the cut piece nearest to them.
     groups = [[p] for p in sorted(cut, key=lambda p: (-p["y"], p["x"]))]
     for p in (p for p in pieces if p["uncut"]):
@@ -138,7 +139,7 @@ def _plan_split(session, rows, codes, geometry, names) -> Plan:
 
 def _plan_merge(session, rows, codes, geometry, names) -> Plan:
     if len(codes) < 2:
-        raise InvalidInput("areas", "merge needs at least two areas; the first one keeps its code")
+        raise InvalidInput("areas", msg("merge needs at least two areas; the first one keeps its code"))
     members = [rows[c] for c in codes]
     _require_leaf(*members)
     _require_siblings(*members)
@@ -148,8 +149,8 @@ def _plan_merge(session, rows, codes, geometry, names) -> Plan:
          WHERE a.id = ANY(:ids) AND b.id = ANY(:ids) AND {shared_m_sql('a.geom', 'b.geom')} > 0.01
     """), {"ids": ids}).all()
     if not _connected(ids, edges):
-        raise InvalidInput("areas", "only adjacent grids can be merged: "
-                                    f"{', '.join(codes)} do not form one connected block")
+        raise InvalidInput("areas", msg("only adjacent grids can be merged: {codes} do not form one "
+                                        "connected block", codes=", ".join(codes)))
     keep = members[0]
     geom = session.execute(text(
         "SELECT ST_AsBinary(ST_Multi(ST_CollectionExtract(ST_Union(geom), 3))) FROM areas "
@@ -197,15 +198,15 @@ def _plan_reshape(session, rows, codes, geometry, names) -> Plan:
     by_id = {p["id"]: p for p in pieces}
     own = by_id.get(grid["id"])
     if own is None or own["taken_m2"] < MIN_PIECE_M2:
-        raise InvalidInput("geometry", f"the new outline does not overlap {grid['code']}")
+        raise InvalidInput("geometry", msg("the new outline does not overlap {code}", code=grid["code"]))
     grown = [own["taken"]]
     kept = {}
     for p in pieces:
         if p["id"] == grid["id"] or p["taken_m2"] <= 0:
             continue
         if p["m2"] - p["taken_m2"] < MIN_PIECE_M2:
-            raise InvalidInput("geometry", f"the new outline would swallow {siblings[p['id']]['code']} "
-                                           "entirely: merge the two grids instead")
+            raise InvalidInput("geometry", msg("the new outline would swallow {code} entirely: merge the "
+                                               "two grids instead", code=siblings[p["id"]]["code"]))
         if p["taken_m2"] < OVERLAP_TOLERANCE_M2:
             continue
         grown.append(p["taken"])
@@ -228,12 +229,12 @@ def _plan_reshape(session, rows, codes, geometry, names) -> Plan:
              ORDER BY l DESC, s.id LIMIT 1"""),
             {"w": piece["wkb"], "p": parent, "g": grid["id"]}).mappings().first()
         if best is None or best["l"] <= 0.01:
-            raise InvalidInput("geometry", f"the new outline gives up {piece['m2']:.0f} m² near "
-                                           f"({piece['x']:.6f}, {piece['y']:.6f}) that borders no other "
-                                           "grid: it would become a gap")
+            raise InvalidInput("geometry", msg("the new outline gives up {m2:.0f} m² near ({x:.6f}, "
+                                               "{y:.6f}) that borders no other grid: it would become a gap",
+                                               m2=piece["m2"], x=piece["x"], y=piece["y"]))
         given.setdefault(best["id"], []).append(piece["wkb"])
     if not kept and not given:
-        raise InvalidInput("geometry", f"the outline is the same as {grid['code']}'s")
+        raise InvalidInput("geometry", msg("the outline is the same as {code}'s", code=grid["code"]))
     total = session.execute(text("SELECT ST_Area(geom::geography) FROM areas WHERE id = :g"),
                             {"g": grid["id"]}).scalar_one()
     new_geom = union_wkb(session, grown)
@@ -278,14 +279,14 @@ def _plan_partition(session, rows, codes, geometry, names) -> Plan:
     else:
         pieces = [shapely.to_wkb(p) for p in polygons_of(geom)]
     if len(pieces) < 1:
-        raise InvalidInput("geometry", "draw at least one piece")
+        raise InvalidInput("geometry", msg("draw at least one piece"))
     container = session.execute(text("SELECT ST_AsBinary(geom) FROM areas WHERE id = :p"),
                                 {"p": parent["id"]}).scalar_one()
     maybe_fitted, report = fit_pieces(session, container, pieces)
     empty = [i + 1 for i, g in enumerate(maybe_fitted) if g is None]
     if empty:
-        raise InvalidInput("geometry", f"piece(s) {', '.join(map(str, empty))} lie entirely under "
-                                       "earlier pieces or outside the area")
+        raise InvalidInput("geometry", msg("piece(s) {pieces} lie entirely under earlier pieces or "
+                                           "outside the area", pieces=", ".join(map(str, empty))))
     fitted = [g for g in maybe_fitted if g is not None]
     plan = Plan("partition", parents={parent["id"]})
     plan.notes.extend(report)
@@ -321,18 +322,19 @@ def _plan_move(session, rows, codes, geometry, names) -> Plan:
         raise InvalidInput("areas", f"{target['code']} is at level {target['level']}; a level-"
                                     f"{grid['level']} area moves to an area at level {grid['level'] - 1}")
     if target["id"] == grid["parent_id"]:
-        raise InvalidInput("areas", f"{grid['code']} already belongs to {target['code']}")
+        raise InvalidInput("areas", msg("{code} already belongs to {target}", code=grid["code"],
+                                        target=target["code"]))
     info = session.execute(text(f"""
         SELECT {shared_m_sql('g.geom', 't.geom')} AS shared,
                (SELECT count(*) FROM areas s WHERE s.parent_id = g.parent_id) AS siblings
           FROM areas g, areas t WHERE g.id = :g AND t.id = :t"""),
         {"g": grid["id"], "t": target["id"]}).mappings().one()
     if info["shared"] <= 0.01:
-        raise InvalidInput("areas", f"{grid['code']} does not border {target['code']}: a grid moves "
-                                    "to an adjacent area")
+        raise InvalidInput("areas", msg("{code} does not border {target}: a grid moves to an adjacent area",
+                                        code=grid["code"], target=target["code"]))
     if info["siblings"] < 2:
-        raise InvalidInput("areas", f"{grid['code']} is the only area of its parent, which would be "
-                                    "left empty")
+        raise InvalidInput("areas", msg("{code} is the only area of its parent, which would be left empty",
+                                        code=grid["code"]))
     old_chain = _ancestors(session, grid["parent_id"])
     new_chain = _ancestors(session, target["id"])
     common = next(a for a in old_chain if a in new_chain)

@@ -64,7 +64,7 @@ def validate_partition(session: Session, root: str | None = None) -> list[dict]:
               FROM areas a JOIN areas p ON p.id = a.parent_id
              WHERE {scope.replace('a.path', 'p.path')} AND ST_IsValid(a.geom)
              GROUP BY p.id, p.code, p.geom)
-        SELECT code, kind, {sliver_m2_sql('piece')} AS m2, ST_AsGeoJSON(piece, :digits) AS gj
+        SELECT code, kind, {sliver_m2_sql('piece')} AS m2, ST_AsGeoJSON(ST_ForcePolygonCCW(piece), :digits) AS gj
           FROM (SELECT code, 'gap' AS kind, ST_Difference(pgeom, ugeom) AS piece FROM kids
                 UNION ALL
                 SELECT code, 'outside_parent', ST_Difference(ugeom, pgeom) FROM kids) d
@@ -78,7 +78,7 @@ def validate_partition(session: Session, root: str | None = None) -> list[dict]:
                          "geometry": json.loads(r["gj"])})
 
     overlaps = session.execute(text(f"""
-        SELECT a.code AS a, b.code AS b, {sliver_m2_sql('x')} AS m2, ST_AsGeoJSON(x, :digits) AS gj
+        SELECT a.code AS a, b.code AS b, {sliver_m2_sql('x')} AS m2, ST_AsGeoJSON(ST_ForcePolygonCCW(x), :digits) AS gj
           FROM areas a
           JOIN areas b ON b.parent_id = a.parent_id AND b.id > a.id AND b.geom && a.geom
           CROSS JOIN LATERAL (SELECT ST_CollectionExtract(ST_Intersection(a.geom, b.geom), 3) AS x) i
@@ -179,13 +179,13 @@ def verify(session, parent_ids: set, changed: list[int]) -> None:
          WHERE p.id = ANY(:ids)"""), {"ids": ids}).mappings().all()
     for b in bad:
         if b["n"] == 0:
-            raise InvalidInput("geometry", f"{b['code']} would be left with no sub-areas")
+            raise InvalidInput("geometry", msg("{code} would be left with no sub-areas", code=b["code"]))
         if b["gap"] > GAP_TOLERANCE_M2:
-            raise InvalidInput("geometry", f"the edit would leave a gap of {b['gap']:.3f} m² in "
-                                           f"{b['code']}; nothing was saved")
+            raise InvalidInput("geometry", msg("the edit would leave a gap of {m2:.3f} m² in {code}; "
+                                               "nothing was saved", m2=b["gap"], code=b["code"]))
         if b["outside"] > GAP_TOLERANCE_M2:
-            raise InvalidInput("geometry", f"the edit would put {b['outside']:.3f} m² outside "
-                                           f"{b['code']}; nothing was saved")
+            raise InvalidInput("geometry", msg("the edit would put {m2:.3f} m² outside {code}; nothing "
+                                               "was saved", m2=b["outside"], code=b["code"]))
     overlaps = session.execute(text(f"""
         SELECT a.code AS a, b.code AS b, {sliver_m2_sql('x.g')} AS m2
           FROM areas a JOIN areas b ON b.parent_id = a.parent_id AND b.id <> a.id AND b.geom && a.geom
@@ -194,8 +194,9 @@ def verify(session, parent_ids: set, changed: list[int]) -> None:
            AND {sliver_m2_sql('x.g')} > :tol"""),
         {"changed": changed, "tol": OVERLAP_TOLERANCE_M2}).mappings().first()
     if overlaps:
-        raise InvalidInput("geometry", f"the edit would make {overlaps['a']} and {overlaps['b']} "
-                                       f"overlap by {overlaps['m2']:.6f} m²; nothing was saved")
+        raise InvalidInput("geometry", msg("the edit would make {a} and {b} overlap by {m2:.6f} m²; "
+                                           "nothing was saved", a=overlaps["a"], b=overlaps["b"],
+                                           m2=overlaps["m2"]))
     invalid = session.execute(text(
         "SELECT code, ST_IsValidReason(geom) FROM areas WHERE id = ANY(:ids) AND NOT ST_IsValid(geom)"),
         {"ids": changed}).first()

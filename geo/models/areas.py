@@ -51,6 +51,7 @@ class Area(Base):
     # areas and area_groups refer to each other: this key is added after both tables exist.
     group_id: Mapped[int | None] = mapped_column(
         ForeignKey("area_groups.id", ondelete="SET NULL", name="areas_group_fk", use_alter=True))
+    # Outer rings counter-clockwise, holes clockwise (RFC 7946), whoever writes: trigger of 0012.
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
     households: Mapped[int | None] = mapped_column(
         Integer, CheckConstraint("households >= 0", name="areas_households_check"))
@@ -117,6 +118,7 @@ class AreaVersion(Base):
     name: Mapped[str] = mapped_column(Text)
     level: Mapped[int] = mapped_column(SmallInteger)
     parent_id: Mapped[int | None] = mapped_column(Integer)
+    # Oriented as areas.geom (the same trigger), so a revert copies back the very same WKB.
     geom = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False))
     households: Mapped[int | None] = mapped_column(Integer)
     population: Mapped[int | None] = mapped_column(Integer)

@@ -175,6 +175,19 @@ def assignments(session: Session, audience: Audience, incident_id: int | None = 
     return [_public(dict(r)) for r in rows]
 
 
+def recent(session: Session, audience: Audience, hours: float) -> dict:
+    """The dispatch map's incidents (queries.recent), each with its count of open assignments
+    (`open_assignments`): the dispatcher's queue is those with none, oldest first."""
+    fc = queries.recent(session, audience, hours)
+    ids = [f["id"] for f in fc["features"]]
+    counts: dict[int, int] = dict(session.execute(text(
+        "SELECT incident_id, count(*) FROM assignments WHERE incident_id = ANY(:ids) "
+        "AND status = ANY(:open) GROUP BY incident_id"), {"ids": ids, "open": list(OPEN)}).all()) if ids else {}
+    for f in fc["features"]:
+        f["properties"]["open_assignments"] = int(counts.get(f["id"], 0))
+    return fc
+
+
 def response_stats(session: Session, audience: Audience, level: int = 2,
                    days: float = 30) -> list[dict]:
     """Per area of `level`: assignments, and median / 90th-percentile seconds to acknowledge,

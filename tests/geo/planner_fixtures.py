@@ -108,4 +108,10 @@ def bad_imports():
         ("missing code", [feature(None, square(far, far))], {}, "missing_code"),
         ("no such field", [feature("F1", square(far, far))], {"code_field": "nope"}, "code_field"),
         ("level 2 without a parent", [feature("P1", square(far, far))], {"level": 2}, "parent"),
+        # DataV (阿里云) files give the parent as an object: {"adcode": 210200}.
+        ("parent as an object", [feature("O1", square(far, far), parent={"adcode": 210200})],
+         {"level": 2}, "parent_is_object"),
+        ("not a polygon", [{"type": "Feature", "properties": {"code": "L1", "name": "线"},
+                            "geometry": {"type": "LineString", "coordinates": [[far, far], [far + 0.01, far]]}},
+                           feature("L2", square(far, far))], {}, "not_polygon"),
     ]

@@ -81,7 +81,7 @@ def test_children_must_partition_their_parent_or_be_fitted(session, tiny, tmp_pa
     refused = load(session, path, level=5, parent_field="parent")
     kinds = [e.message for e in refused.errors if e.kind == "misfit"]
     assert any("outside the parent" in m for m in kinds) and any("gaps" in m for m in kinds)
-    assert all(e.fix and "--fit" in e.fix for e in refused.errors)
+    assert all({"fit": True} in e.ways for e in refused.errors)
     fitted = load(session, path, level=5, parent_field="parent", fit=True)
     assert not fitted.refused and fitted.fitted
     assert partition.validate_partition(session, "TZ1A1") == []
@@ -143,7 +143,7 @@ def test_chicago_districts_and_beats_with_every_anomaly_reported(session, realda
     refused = load(session, districts, code_field="DIST_NUM", name_field="DIST_LABEL")
     assert refused.refused and {e.kind for e in refused.errors} == {"duplicate_code"}
     assert sorted(e.feature for e in refused.errors) == [3, 4, 8]
-    assert "--merge-duplicates" in refused.summary()
+    assert "merge_duplicates=True" in refused.summary()
     done = load(session, districts, code_field="DIST_NUM", name_field="DIST_LABEL", merge_duplicates=True)
     assert len(done.created) == 23 and done.merged == [{"code": "31", "features": [3, 4, 8]}]
     assert session.execute(text("SELECT ST_NumGeometries(geom) FROM areas WHERE code = '31'")).scalar() == 3
@@ -177,7 +177,7 @@ def test_nyc_precincts_need_repair_and_report_the_area_change(session, realdata)
     precincts = realdata / "nyc" / "police_precincts.geojson"
     refused = load(session, precincts, code_field="Precinct")
     assert [(e.kind, e.feature, e.code) for e in refused.errors] == [("invalid_geometry", 71, "113")]
-    assert "Too few points" in refused.errors[0].message and "--repair" in refused.errors[0].fix
+    assert "Too few points" in refused.errors[0].message and {"repair": True} in refused.errors[0].ways
     done = load(session, precincts, code_field="Precinct", repair=True)
     assert len(done.created) == 76 and not done.refused
     [fixed] = done.repaired
@@ -199,7 +199,7 @@ def test_community_areas_with_a_taiwanese_crs_tag_are_refused(session, realdata)
     assert report.refused and [e.kind for e in report.errors] == ["crs_mismatch"]
     message = report.errors[0].message
     assert "EPSG:4236" in message and "Taiwan" in message and "(-87.72, 41.84)" in message
-    assert "never shifted silently" in message and report.errors[0].fix == "--crs"
+    assert "never shifted silently" in message and report.errors[0].ways == [{"crs": "wgs84"}]
     assert count(session, "attrs->>'file' = 'community_areas_dirty.geojson'") == 0
     # The way through names the coordinates' real system; the swapped fields are then pointed out.
     through = load(session, dirty, code_field="AREA_NUMBE", name_field="COMMUNITY", crs="wgs84",

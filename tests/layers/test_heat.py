@@ -89,6 +89,10 @@ def test_leaflet_heat_points_and_png_overlay(session, tiny):
     lon = west + (i + 0.5) / width * (east - west)
     assert lon == pytest.approx(10.031, abs=0.003)
     assert rgba[0, 0, 3] == 0          # empty corners stay transparent
+    # Visible: the ramp is stretched, so much of the covered surface is clearly tinted, not just the peak.
+    covered = rgba[:, :, 3] > 0
+    assert ov["ramp_top_density"] <= ov["max_density"]
+    assert (rgba[:, :, 3][covered] >= 120).mean() > 0.25
 
 
 def _decode(png: bytes, width: int, height: int) -> np.ndarray:

@@ -121,18 +121,51 @@ def test_hexagon_hot_spots_on_a_region_report_a_metric_band(session, tiny):
     for k in range(40):
         add_incident(session, 10.0 + (k % 8) * 0.005, 10.0 + (k // 8) * 0.008,
                      occurred_at=datetime(2026, 5, 2, tzinfo=TZ))
-    fc = hotspots.hexagons(session, Selection("TZ"), size_m=300.0, permutations=999)
+    fc = hotspots.hexagons(session, Selection("TZ"), size_m=300.0, inference="permutation",
+                           permutations=999)
     a = fc["analysis"]
     assert a["crs"] == "EPSG:32632" and a["band_m"] == pytest.approx(2 * 300 * 3 ** 0.5, rel=0.01)
-    assert a["incidents"] == 100 and a["star"] and a["fdr"]
+    assert a["incidents"] == 100 and a["star"] and a["fdr"] and a["inference"] == "permutation"
     assert sum(f["properties"]["count"] for f in fc["features"]) == 100
     hottest = max(fc["features"], key=lambda f: f["properties"]["z"])
     ring = hottest["geometry"]["coordinates"][0]
     assert 10.0 < ring[0][0] < 10.04 and 10.0 < ring[0][1] < 10.04       # lon, lat order
     assert shapely.geometry.shape(hottest["geometry"]).distance(shapely.Point(10.0045, 10.0049)) < 0.004
-    grids = hotspots.grids(session, Selection("TZ"), permutations=999)
+    grids = hotspots.grids(session, Selection("TZ"))
     assert len(grids["features"]) == 8 and grids["analysis"]["band_m"] > 1000
+    assert grids["analysis"]["inference"] == "normal" and "p_sim" not in grids["features"][0]["properties"]
     assert sum(f["properties"]["count"] for f in grids["features"]) == 100
+
+
+def test_normal_p_values_are_those_of_the_z_score_as_pysal_reports_them():
+    # A skewed field: one very busy neighbourhood among sparse counts. PySAL's p_norm is the
+    # one-sided normal tail of |z|; Esri's and ours are two-sided, twice that.
+    rng = np.random.default_rng(3)
+    grid, xy, counts = field(rng, background=600, cluster=400, spread=300)
+    adjacency = hotspots.distance_band(xy, 2 * grid.spacing_m * 1.001)
+    result = hotspots.gi_star(counts, adjacency, permutations=0)
+    assert result.p_sim is None and (result.p == result.p_norm).all()
+    from esda.getisord import G_Local
+    from libpysal.weights import WSP
+    g = G_Local(counts, WSP(adjacency).to_W(silence_warnings=True), transform="B", permutations=0, star=True)
+    busy = result.neighbours > 1
+    assert np.allclose(result.z, g.Zs) and np.allclose(result.p_norm[busy], 2 * g.p_norm[busy])
+    # Known values of the normal distribution: |z| = 1.645, 1.96, 2.576 are p = 0.10, 0.05, 0.01.
+    assert hotspots.confidence_bins(np.array([1.7, -2.0, 2.6, 1.5]),
+                                    2 * stats.norm.sf([1.7, 2.0, 2.6, 1.5]), fdr=False).tolist() == [1, -2, 3, 0]
+    # z far above 3 is 99 % by the normal p-value, after FDR too.
+    top = np.argmax(result.z)
+    assert result.z[top] > 5 and result.bins[top] == 3
+    both = hotspots.gi_star(counts, adjacency, permutations=999, seed=4)
+    assert both.p_sim is not None and (both.p == both.p_sim).all()
+    assert np.allclose(both.p_norm, result.p_norm) and both.p_sim[top] >= 1 / 1000
+
+
+def test_inference_is_normal_or_permutation():
+    assert hotspots.check_inference(None) == "normal"
+    assert hotspots.check_inference("permutation") == "permutation"
+    with pytest.raises(InvalidInput, match="inference"):
+        hotspots.check_inference("bootstrap")
 
 
 def test_bad_parameters_name_their_field():
@@ -227,7 +260,9 @@ def test_the_demo_hot_spots_get_their_labels(session, demo):
 def test_the_demo_persistent_hot_spots_are_hot(session, demo):
     year = Selection("411103", (), datetime(2025, 11, 1, tzinfo=TZ), datetime(2026, 11, 1, tzinfo=TZ))
     fc = hotspots.hexagons(session, year)
-    assert fc["analysis"]["permutations"] == 99_999 and fc["analysis"]["crs"] == "EPSG:4547"
+    assert fc["analysis"]["inference"] == "normal" and fc["analysis"]["crs"] == "EPSG:4547"
+    # Normal p-values: a z-score far out in the tail is 99 % whatever the skew of the counts.
+    assert all(abs(f["properties"]["bin"]) == 3 for f in fc["features"] if abs(f["properties"]["z"]) >= 5)
     best = {s["name"]: max(p["bin"] for p in _labels_near(fc, s["lon"], s["lat"], 900))
             for s in demo.hotspots if s["kind"] == "persistent"}
     assert min(best.values()) >= 1, best                   # every one hot after FDR

@@ -28,6 +28,16 @@ def test_days_since_and_zero_months(session, tiny):
     assert district["criminal"]["days_since"] == 1
 
 
+def test_the_card_says_when_the_data_ends(session, tiny):
+    early = datetime(2000, 1, 1, tzinfo=TZ)          # before any data, the demo's included
+    assert scorecards.scorecard(session, "TZ", SYSTEM, as_of=early)["data_until"] is None
+    add_incident(session, 10.005, 10.005, category="hazard", occurred_at=datetime(2026, 6, 15, 11, tzinfo=TZ))
+    add_incident(session, 10.005, 10.005, category="hazard", occurred_at=datetime(2026, 7, 1, tzinfo=TZ))
+    until = scorecards.scorecard(session, "TZ1A", SYSTEM, as_of=AS_OF)["data_until"]
+    # The newest incident up to as_of (the one added, or a later one of the demo's when it is loaded).
+    assert datetime(2026, 6, 15, 11, tzinfo=TZ) <= datetime.fromisoformat(until) <= AS_OF
+
+
 def test_rank_within_the_parent(session, tiny):
     for _ in range(3):
         add_incident(session, 10.005, 10.005, category="petition", occurred_at=datetime(2026, 5, 1, tzinfo=TZ))

@@ -1,5 +1,7 @@
-"""The live SSE stream: delivery, resuming with Last-Event-ID, scope, and the form of an event each
-audience may receive.
+"""The live SSE stream: delivery, resuming with Last-Event-ID, scope, the form of an event each
+audience may receive, the backfill after a lost LISTEN connection and the per-user cap (the
+thread-held stream of the development server; tests/web/test_live_served.py serves it as
+`anwang serve` does).
 """
 from __future__ import annotations
 
@@ -128,3 +130,69 @@ def test_a_sensitive_incident_event_is_exact_only_for_the_roles_that_act():
     exact = "".join(stream(hub, None, 200, SCOPED_12, max_seconds=0.1))
     assert '"generalised": true' in shown and "1.2345678" not in shown and "翠湖路" not in shown
     assert "1.2345678" in exact and "翠湖路3号" in exact
+
+
+def _silent_event(engine, note: str) -> int:
+    """A live event in the table whose NOTIFY nobody heard (as when it is sent while no one listens)."""
+    from sqlalchemy import text
+
+    from geo import db
+
+    with db.session_scope(engine) as s:
+        return s.execute(text("INSERT INTO live_events (kind, area_path, payload) "
+                              "VALUES ('position', '1.2', CAST(:p AS jsonb)) RETURNING id"),
+                         {"p": json.dumps({"note": note})}).scalar_one()
+
+
+def _drop_listener(engine, name: str) -> int:
+    from sqlalchemy import text
+
+    from geo import db
+
+    with db.session_scope(engine) as s:
+        return s.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE application_name = :n"), {"n": name}).scalar_one()
+
+
+def test_the_hub_backfills_from_the_table_each_time_its_connection_is_lost(engine, database_url):
+    from web.live import Hub
+
+    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    hub = Hub(conninfo, name="anwang live test").start()
+    try:
+        assert hub.ready.wait(10)
+        mark = hub.last_id
+        assert mark is not None         # the table's newest id, though no event came yet
+        # Lost before any event arrived: what was written meanwhile still comes, by the mark.
+        while not _drop_listener(engine, "anwang live test"):
+            time.sleep(0.05)
+        first = _silent_event(engine, "while away, before any event")
+        deadline = time.monotonic() + 15
+        while first not in hub.by_id and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first in hub.by_id and hub.backfilled >= 1
+        # Lost again with events held: the next ones come once each, in order.
+        while not _drop_listener(engine, "anwang live test"):
+            time.sleep(0.05)
+        more = [_silent_event(engine, f"while away {i}") for i in range(3)]
+        deadline = time.monotonic() + 15
+        while not all(i in hub.by_id for i in more) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ids = [e[1] for e in hub.after(0)[0]]
+        assert ids[-3:] == more and len(ids) == len(set(ids)) and ids[0] == first
+    finally:
+        hub.stop()
+
+
+def test_the_thread_held_stream_is_under_the_same_cap(live_server, browser_user):
+    base = live_server(BASEMAP="none", LIVE_STREAMS_PER_USER=2)
+    web = _session_for(base, browser_user)
+    held = [web.get(f"{base}/api/live", stream=True, timeout=30) for _ in range(2)]
+    try:
+        assert [r.status_code for r in held] == [200, 200]
+        over = web.get(f"{base}/api/live", stream=True, timeout=30, headers={"Accept": "application/json"})
+        assert over.status_code == 429 and over.headers["Retry-After"] == "10"
+        assert over.json()["error"]["code"] == "too_many_streams"
+    finally:
+        for r in held:
+            r.close()

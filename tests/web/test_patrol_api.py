@@ -80,10 +80,14 @@ def test_tracks_coverage_and_dispatch_endpoints(client, login, session, device):
         "RETURNING id")).scalar()
     near = client.get(f"/api/dispatch/nearest?incident={incident}&k=3").get_json()
     assert near["units"][0]["callsign"] == "巡A-1" and near["units"][0]["distance_m"] < 300
+    queued = client.get("/api/dispatch/incidents").get_json()["features"]
+    assert next(f for f in queued if f["id"] == incident)["properties"]["open_assignments"] == 0
     h = csrf(client)
     a = client.post("/api/dispatch/assign", json={"incident": incident, "unit": "巡A-1"}, headers=h)
     assert a.status_code == 201
     aid = a.get_json()["id"]
+    queued = client.get("/api/dispatch/incidents").get_json()["features"]
+    assert next(f for f in queued if f["id"] == incident)["properties"]["open_assignments"] == 1
     for action in ("acknowledge", "arrive", "close"):
         r = client.post(f"/api/dispatch/assignments/{aid}/{action}", json={}, headers=h)
         assert r.status_code == 200, r.get_json()

@@ -234,3 +234,62 @@ def test_problems_and_preview_notes_speak_the_readers_language(client, planner, 
         ["EV1001002 并入 EV1001001"]
     assert client.get("/api/changes?area=EV1001&lang=en").get_json()["changes"][0]["notes"] == \
         ["EV1001002 merge into EV1001001"]
+
+
+def _upload_named(client, headers, name, content: bytes, **form):
+    data = {"file": (io.BytesIO(content), name), **{k: str(v) for k, v in form.items()}}
+    return client.post("/api/areas/import", data=data, headers=headers,
+                       content_type="multipart/form-data")
+
+
+def test_a_refused_import_speaks_in_form_fields_and_the_uploads_own_name(client, login):
+    login("admin")
+    headers = csrf(client)
+    twice = json.dumps({"type": "FeatureCollection", "features": [
+        feature("HD1", square(34.0, 34.0)), feature("HD1", square(34.01, 34.0))]}).encode()
+    refused = _upload_named(client, headers, "村界 草稿.geojson", twice, level=1)
+    error = assert_error_shape(refused, 422, "file")
+    said = json.dumps(error, ensure_ascii=False)
+    assert "村界 草稿.geojson" in error["message"] and error["details"]["path"] == "村界 草稿.geojson"
+    assert "/tmp" not in said and "upload" not in said and "--" not in said
+    assert "merge_duplicates=1" in error["message"] and "skip_bad=1" in error["message"]
+    assert error["details"]["errors"][0]["ways"] == [{"merge_duplicates": True}, {"skip_bad": True}]
+    # The way through, taken as the report words it, imports the file.
+    done = _upload_named(client, headers, "村界 草稿.geojson", twice, level=1, merge_duplicates=1)
+    assert done.status_code == 201 and done.get_json()["merged"][0]["code"] == "HD1"
+    unreadable = _upload_named(client, headers, "坏的.gpkg", b"not a geopackage", level=1)
+    error = assert_error_shape(unreadable, 400, "file")
+    assert "坏的.gpkg" in error["message"] and "/tmp" not in error["message"]
+    parentless = _upload_named(client, headers, "grids.geojson", twice, level=2)
+    error = assert_error_shape(parentless, 400, "parent")
+    assert "parent_by_location=1" in error["message"] and "--" not in error["message"]
+    assert {"parent_by_location": True} in error["details"]["ways"]
+
+
+def test_a_datav_parent_object_over_http(client, login, session):
+    login("admin")
+    headers = csrf(client)
+    session.execute(text("INSERT INTO areas (code, name, level, geom) VALUES ('210200', '大连市', 1, "
+                         "ST_Multi(ST_MakeEnvelope(121.5, 38.8, 121.8, 39.1, 4326)))"))
+    datav = json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {"adcode": 210202, "name": "中山区", "parent": {"adcode": 210200}},
+        "geometry": {"type": "Polygon", "coordinates": [[[121.5, 38.8], [121.8, 38.8], [121.8, 39.1],
+                                                         [121.5, 39.1], [121.5, 38.8]]]}}]}).encode()
+    refused = _upload_named(client, headers, "dalian.json", datav, level=2, code_field="adcode")
+    error = assert_error_shape(refused, 422, "file")
+    assert "parent_field=parent.adcode" in error["message"]
+    done = _upload_named(client, headers, "dalian.json", datav, level=2, code_field="adcode",
+                         parent_field="parent.adcode")
+    assert done.status_code == 201, done.get_data(as_text=True)
+
+
+def test_xlsx_export_comes_back_through_the_import(client, login, region):
+    login("admin")
+    headers = csrf(client)
+    sheet = client.get("/api/areas/export?level=4&parent=EV1001&format=xlsx")
+    assert sheet.status_code == 200 and sheet.data[:2] == b"PK"
+    assert sheet.headers["Content-Disposition"].endswith('.xlsx"')
+    again = _upload_named(client, headers, "grids.xlsx", sheet.data, level=4, dry_run=1)
+    error = assert_error_shape(again, 422, "file")
+    assert {e["kind"] for e in error["details"]["errors"]} == {"code_exists"}
+    assert "code_prefix=PREFIX" in error["message"]

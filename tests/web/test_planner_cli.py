@@ -69,3 +69,28 @@ def test_dry_run_import_and_export(run, engine, tmp_path, cleanup):
     again = run("areas", "import", gpkg, "--level", "1", "--dry-run")
     assert again.exit_code == 1 and "code_exists" in again.output and "--code-prefix" in again.output
     assert run("areas", "validate", "--area", "CLI1").exit_code == 0
+
+
+def test_the_report_speaks_in_the_commands_flags(run, tmp_path):
+    path = write_geojson(tmp_path / "dup.geojson", [feature("CLID", square(35.0, 35.0)),
+                                                    feature("CLID", square(35.01, 35.0))])
+    refused = run("areas", "import", path, "--level", "1")
+    assert refused.exit_code == 1
+    assert "--merge-duplicates (dissolves them into one area)" in refused.output
+    assert "a way through: --merge-duplicates; --skip-bad" in refused.output
+    assert "=True" not in refused.output and "merge_duplicates" not in refused.output
+    parentless = run("areas", "import", path, "--level", "2")
+    assert parentless.exit_code == 1 and "--parent-by-location" in parentless.output
+    fitted = run("areas", "import", path, "--level", "1", "--merge-duplicates", "--dry-run")
+    assert fitted.exit_code == 0 and "would import 1 area(s)" in fitted.output
+
+
+def test_export_to_xlsx_and_back(run, engine, tmp_path, cleanup):
+    path = write_geojson(tmp_path / "cli.geojson", [feature("CLIX", square(36.0, 36.0))])
+    assert run("areas", "import", path, "--level", "1").exit_code == 0
+    sheet = tmp_path / "out.xlsx"
+    exported = run("areas", "export", "--level", "1", "--format", "xlsx", "-o", sheet)
+    assert exported.exit_code == 0 and sheet.exists()
+    again = run("areas", "import", sheet, "--level", "1", "--dry-run")
+    assert again.exit_code == 1 and "feature(s), CRS EPSG:4326" in again.output
+    assert "code_exists" in again.output and "[CLIX]: code CLIX already exists" in again.output

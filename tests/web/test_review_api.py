@@ -111,6 +111,7 @@ BAD = [
     ("get", "/api/hotspots?area=TZ&size=5", None, 400, "size"),
     ("get", "/api/hotspots?area=TZ&band=10", None, 400, "band"),
     ("get", "/api/hotspots?area=TZ&permutations=12", None, 400, "permutations"),
+    ("get", "/api/hotspots?area=TZ&inference=bootstrap", None, 400, "inference"),
     ("get", "/api/hotspots/emerging?area=TZ&since=2026-05-01&until=2026-06-30", None, 400, "since"),
     ("get", "/api/review/compare?area=TZ&month=2026-13", None, 400, "month"),
     ("get", "/api/public/stats?level=point", None, 400, "level"),
@@ -158,6 +159,11 @@ def test_heat_hotspots_and_comparison(client, login, session, tiny):
     assert image["image"].startswith("data:image/png;base64,") and image["bounds"][0][0] < image["bounds"][1][0]
     hs = client.get("/api/hotspots?area=TZ&size=300&permutations=999").get_json()
     assert hs["analysis"]["band_m"] > 1000 and hs["analysis"]["incidents"] == 52
+    assert hs["analysis"]["inference"] == "normal" and hs["analysis"]["permutations"] == 0
+    assert all(f["properties"]["p"] == f["properties"]["p_norm"] for f in hs["features"])
+    sim = client.get("/api/hotspots?area=TZ&size=300&inference=permutation&permutations=999").get_json()
+    assert sim["analysis"]["inference"] == "permutation" and sim["analysis"]["permutations"] == 999
+    assert all(f["properties"]["p"] == f["properties"]["p_sim"] for f in sim["features"])
     grids = client.get("/api/hotspots?area=TZ&level=grid&permutations=999").get_json()
     assert len(grids["features"]) == 8
     em = client.get("/api/hotspots/emerging?area=TZ&since=2026-01-01&until=2026-06-30&size=300").get_json()

@@ -1,5 +1,8 @@
 """`anwang serve`: the app under gunicorn, optionally with the OsmAnd port, the GT06 and H02 tracker
 ports and a simulated patrol; `anwang trackers`: the tracker ports on their own.
+
+The worker is web/worker.py's: gunicorn's threaded worker, whose live viewers are handed to an
+event loop (they hold no thread) and whose OsmAnd port has threads of its own.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from web.cli.common import friendly, ready_engine
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=None, type=int,
-              help="Worker threads (default ANWANG_THREADS or 128: each live-map viewer holds one).")
+              help="Threads per worker for the API and pages (default ANWANG_THREADS or 128); live-map "
+                   "viewers hold none: an event loop in each worker owns their sockets.")
 @click.option("--workers", default=None, type=int,
               help="Worker processes (default ANWANG_WORKERS or 1); each has its own live listener and "
                    "OsmAnd writer, so one worker groups the most pings per commit.")
@@ -28,11 +32,14 @@ from web.cli.common import friendly, ready_engine
               help="Also listen here for GT06 trackers (binary, TCP); default ANWANG_GT06_PORT.")
 @click.option("--h02-port", default=None, type=int,
               help="Also listen here for H02 trackers (text, TCP); default ANWANG_H02_PORT.")
+@click.option("--osmand-threads", default=None, type=int,
+              help="Threads answering the OsmAnd port, apart from the API's (default ANWANG_OSMAND_THREADS "
+                   "or 32).")
 @click.option("--simulate", default=0, show_default=True, type=click.IntRange(0, 5000), metavar="N",
               help="Also drive N simulated units (SIM-001 …) along the roads, pinging this server every "
                    "5 s, so that the live map moves; they stop with the server.")
 @friendly
-def serve(host, port, threads, workers, osmand_port, gt06_port, h02_port, simulate):
+def serve(host, port, threads, workers, osmand_port, osmand_threads, gt06_port, h02_port, simulate):
     """Start the database if needed and serve the app with gunicorn."""
     import os
 
@@ -41,18 +48,22 @@ def serve(host, port, threads, workers, osmand_port, gt06_port, h02_port, simula
     ready_engine()
     threads = threads or int(settings.number("ANWANG_THREADS"))
     workers = workers or int(settings.number("ANWANG_WORKERS"))
+    osmand_threads = osmand_threads or int(settings.number("ANWANG_OSMAND_THREADS"))
     access_log = settings.flag("ANWANG_ACCESS_LOG")
     from web import create_app
+    from web.worker import LiveWorker
 
     app = create_app({"OSMAND_PORT": osmand_port} if osmand_port else None)
     osmand_port = app.config["OSMAND_PORT"]
     control = control_socket(port)
+    worker_class = LiveWorker.configured(osmand_port, osmand_threads)
+    _raise_file_limit()
 
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", [f"{host}:{port}"] + ([f"{host}:{osmand_port}"] if osmand_port else []))
             self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", worker_class)
             self.cfg.set("threads", threads)
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-" if access_log else None)
@@ -153,6 +164,19 @@ def control_socket(port: int) -> Path:
     folder = settings.var_dir()
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"gunicorn-{port}.sock"
+
+
+def _raise_file_limit() -> None:
+    """Let the server open as many files as the system allows it: each live viewer is a socket."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass          # as many as we were given, then
 
 
 def _start_simulator(host: str, port: int, count: int) -> subprocess.Popen:

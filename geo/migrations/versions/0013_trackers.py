@@ -8,14 +8,14 @@
   kind, so the dispatch map shows a unit as heard from even while it has no fix.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 """
 from __future__ import annotations
 
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

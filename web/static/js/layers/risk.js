@@ -75,6 +75,10 @@ export function attachRisk(map) {
       return;
     }
     setText(byId("sanling-title"), `${t("sanling_for")} · ${s.area.name}`);
+    // Days since the last case count to today: say where the data ends, so a stopped feed shows.
+    setText(byId("sanling-until"), s.data_until
+      ? `${t("data_until")} ${new Date(s.data_until).toLocaleDateString(locale() === "zh" ? "zh-CN" : "en-GB")}`
+      : t("no_data"));
     for (const category of ["petition", "accident", "criminal"]) {
       const days = s.sanling[category].days_since;
       setCard(`sanling-${category}`, days === null ? t("none_yet") : days);

@@ -1,7 +1,9 @@
-/* The live dispatch map: units as heading arrows coloured by status (grey when silent for more than
- * two minutes), trails of the last N minutes, incidents as they arrive with the nearest on-duty
- * units and assignment, red/orange grids without a recent patrol, a searchable unit list, replay of
- * one unit's shift with a time slider, and "where was everyone at time T".
+/* The live dispatch map: the queue of new and unassigned incidents (oldest first, counted in the
+ * title, a short tone when one arrives; a click draws the nearest on-duty units on the map), units
+ * as heading arrows coloured by status (grey when silent for more than two minutes; live units first
+ * and those silent for hours collapsed, their labels hidden at low zoom), trails of the last N
+ * minutes, red/orange grids without a recent patrol with their legend, a searchable unit list,
+ * replay of one unit's shift with a time slider, and "where was everyone at time T".
  *
  * Live updates come from /api/live (Server-Sent Events); EventSource reconnects by itself and sends
  * Last-Event-ID, and position events are applied once per animation frame so a burst never freezes
@@ -17,6 +19,10 @@ import { attachIncidents } from "../layers/incidents.js";
 const STALE_MS = (mapConfig().staleSeconds || 120) * 1000;
 const COLOURS = { on_duty: "#2f855a", busy: "#dd6b20", off_duty: "#4a5568", stale: "#a0aec0" };
 const GHOST = "#805ad5";
+const SILENT_MS = 3600 * 1000;   // silent this long: out of the list's way and drawn small
+const LABEL_ZOOM = 14;           // call signs shown from this zoom on
+const NEAREST_COLOUR = "#2b6cb0";
+const TITLE = document.title;
 const RISK_COLOURS = { red: "#e53e3e", orange: "#ed8936", yellow: "#d69e2e", blue: "#3182ce", unknown: "#a0aec0" };
 
 watchActivity((n) => { byId("loading").hidden = n === 0; });
@@ -32,14 +38,18 @@ const unitLayer = L.layerGroup();
 const ghostLayer = L.layerGroup();
 const replayLayer = L.layerGroup();
 const coverageLayer = L.layerGroup();
+const nearestLayer = L.layerGroup();
 const { map } = createMap("map", {
   preferCanvas: true, minZoom: 5, maxZoom: 19,
   overlays: { [t("units")]: unitLayer, [t("trails")]: trailLayer, [t("incidents")]: incidentLayer,
               [t("gaps")]: gapLayer, [t("grids")]: gridLayer, [t("coverage")]: coverageLayer },
 });
-for (const layer of [outlineLayer, gapLayer, trailLayer, incidentLayer, unitLayer, ghostLayer, replayLayer]) {
+for (const layer of [outlineLayer, gapLayer, trailLayer, nearestLayer, incidentLayer, unitLayer, ghostLayer, replayLayer]) {
   layer.addTo(map);
 }
+const showLabels = () => map.getContainer().classList.toggle("unit-labels-off", map.getZoom() < LABEL_ZOOM);
+map.on("zoomend", showLabels);
+showLabels();
 
 // -- helpers ------------------------------------------------------------------------------------
 function toast(words, className, onclick) {
@@ -61,7 +71,10 @@ function ageText(ms) {
   return `${Math.round(s / 3600)} h`;
 }
 const isStale = (u) => !u.seen || now() - u.seen > STALE_MS;
+const isSilent = (u) => !u.seen || now() - u.seen > SILENT_MS;
 const statusWord = (status) => label("unit_status", status);
+// What the list, the popup and the legend all call a unit's state: silent units have no status.
+const unitState = (u) => (isStale(u) ? t("stale") : statusWord(u.p.status));
 const riskWord = (risk) => (risk === "unknown" ? t("unknown") : label("risk", risk));
 
 // A unit's marker: an arrow turned to its heading (a dot without one) and its call sign beside it.
@@ -75,9 +88,10 @@ function unitGlyph(colour, heading, callsign) {
     el("span", { className: "label", text: callsign }));
 }
 
-function unitIcon(colour, heading, callsign, ghost) {
-  return L.divIcon({ className: ghost ? "unit-icon ghost-icon" : "unit-icon", iconSize: [24, 24],
-                     iconAnchor: [12, 12], html: unitGlyph(colour, heading, callsign) });
+function unitIcon(colour, heading, callsign, ghost, silent) {
+  const className = ["unit-icon", ghost ? "ghost-icon" : "", silent ? "silent-icon" : ""].filter(Boolean).join(" ");
+  return L.divIcon({ className, iconSize: [24, 24], iconAnchor: [12, 12],
+                     html: unitGlyph(colour, silent ? null : heading, callsign) });
 }
 
 // -- units --------------------------------------------------------------------------------------
@@ -93,16 +107,20 @@ function unitColour(u) {
 function refreshIcon(u) {
   if (!u.marker) { return; }
   const heading = u.p.heading === null || u.p.heading === undefined ? "-" : Math.round(u.p.heading / 5);
-  const key = `${unitColour(u)}|${heading}`;
+  const silent = isSilent(u);
+  const key = `${unitColour(u)}|${heading}|${silent}`;
   if (key === u.iconKey) { return; }
   u.iconKey = key;
-  u.marker.setIcon(unitIcon(unitColour(u), u.p.heading, u.p.callsign, false));
-  u.marker.getElement().dataset.callsign = u.p.callsign;
+  u.marker.setIcon(unitIcon(unitColour(u), u.p.heading, u.p.callsign, false, silent));
+  u.marker.setZIndexOffset(silent ? -1000 : 0);
+  // Off the map (the time-T view hides the live layer) a marker has no element until it returns.
+  const element = u.marker.getElement();
+  if (element) { element.dataset.callsign = u.p.callsign; }
 }
 
 function unitPopup(u) {
   const p = u.p;
-  const details = [`${statusWord(p.status)} · ${t("seen")} ${ageText(u.seen ? now() - u.seen : null)} ${t("ago")}`];
+  const details = [`${unitState(u)} · ${t("seen")} ${ageText(u.seen ? now() - u.seen : null)} ${t("ago")}`];
   if (p.speed !== null && p.speed !== undefined) { details.push(`${(p.speed * 3.6).toFixed(0)} km/h`); }
   if (p.battery !== null && p.battery !== undefined) { details.push(`🔋${Math.round(p.battery)}%`); }
   return el("div", { className: "unit-popup" },
@@ -117,7 +135,7 @@ function placeUnit(u) {
   if (u.marker) {
     u.marker.setLatLng([u.lat, u.lon]);
   } else {
-    u.marker = L.marker([u.lat, u.lon], { icon: unitIcon(unitColour(u), u.p.heading, u.p.callsign, false),
+    u.marker = L.marker([u.lat, u.lon], { icon: unitIcon(unitColour(u), u.p.heading, u.p.callsign, false, isSilent(u)),
                                           keyboard: false, riseOnHover: true });
     u.marker.on("click", () => selectUnit(u.p.id, false));
     u.marker.bindPopup(() => unitPopup(u));
@@ -200,7 +218,7 @@ function unitItem(u) {
   return el("li", { className: selected === u.p.id ? "selected" : null, dataset: { id: u.p.id } },
     el("span", { className: ["swatch", `status-${stale ? "stale" : u.p.status}`] }),
     el("span", { className: "cs", text: u.p.callsign }),
-    el("span", { text: `${label("unit_kind", u.p.kind)} · ${stale ? t("stale") : statusWord(u.p.status)}` }),
+    el("span", { text: `${label("unit_kind", u.p.kind)} · ${unitState(u)}` }),
     el("span", { className: "age", text: ageText(u.seen ? now() - u.seen : null) }));
 }
 
@@ -208,11 +226,20 @@ function renderList() {
   if (!listDirty) { return; }
   listDirty = false;
   const q = byId("unit-search").value.trim().toLowerCase();
-  const all = Object.values(units).sort((a, b) => a.p.callsign.localeCompare(b.p.callsign));
+  // Live units first, then the recently silent, each alphabetically; units silent for hours go
+  // into a collapsed group of their own.
+  const rank = (u) => (isStale(u) ? 1 : 0);
+  const all = Object.values(units).sort((a, b) => rank(a) - rank(b) || a.p.callsign.localeCompare(b.p.callsign));
   const shown = all.filter((u) => !q || [u.p.callsign, u.p.device_id, u.p.kind, label("unit_kind", u.p.kind),
-    u.p.status, statusWord(u.p.status), u.p.area].join(" ").toLowerCase().includes(q)).slice(0, 500);
+    u.p.status, statusWord(u.p.status), unitState(u), u.p.area].join(" ").toLowerCase().includes(q)).slice(0, 500);
+  const awake = shown.filter((u) => !isSilent(u));
+  const silent = shown.filter(isSilent);
   setText(byId("unit-count"), `${shown.length} / ${all.length}`);
-  fill(byId("unit-list"), shown.map(unitItem));
+  fill(byId("unit-list"), awake.map(unitItem));
+  const group = byId("silent-units");
+  group.hidden = silent.length === 0;
+  setText(byId("silent-count"), silent.length);
+  fill(byId("silent-list"), silent.map(unitItem));
   fill(byId("unit-callsigns"), all.map((u) => el("option", { value: u.p.callsign })));
 }
 
@@ -227,10 +254,12 @@ function selectUnit(id, pan) {
 }
 
 byId("unit-search").addEventListener("input", () => { listDirty = true; renderList(); });
-byId("unit-list").addEventListener("click", (e) => {
-  const item = e.target.closest("li");
-  if (item) { selectUnit(Number(item.dataset.id), true); }
-});
+for (const id of ["unit-list", "silent-list"]) {
+  byId(id).addEventListener("click", (e) => {
+    const item = e.target.closest("li");
+    if (item) { selectUnit(Number(item.dataset.id), true); }
+  });
+}
 
 // -- live events --------------------------------------------------------------------------------
 const pendingFixes = {};   // unit id -> newest position event, applied once per frame
@@ -293,10 +322,12 @@ function connect() {
   });
   on(source, "incident", (d) => {
     if (d.lon === null || d.lat === null) { return; }
+    const known = Boolean(incidents[d.id]);
     addIncident({ id: d.id, category: d.category, severity: d.severity, status: d.status,
-                  occurred_at: d.occurred_at, address: d.address, grid: d.grid }, [d.lon, d.lat], true);
-    toast(`${t("new_incident")}: ${label("category", d.category)}${d.address ? ` · ${d.address}` : ""}`, "",
-          () => selectIncident(d.id, true));
+                  occurred_at: d.occurred_at, address: d.address, grid: d.grid, open_assignments: 0 },
+                [d.lon, d.lat], true);
+    if (!known) { chime(); }
+    renderQueue();
   });
   on(source, "incidents", (d) => {
     toast(`${d.count} ${t("incidents_bulk")}`);
@@ -307,7 +338,10 @@ function connect() {
     loadGaps();
   });
   on(source, "risk_bulk", () => loadGaps());
-  on(source, "assignment", (d) => { if (currentIncident === d.incident) { loadAssignments(d.incident); } });
+  on(source, "assignment", (d) => {
+    if (currentIncident === d.incident) { loadAssignments(d.incident); }
+    loadIncidents();   // the queue follows who is sent where, from any desk
+  });
 }
 
 // -- incidents and dispatch ---------------------------------------------------------------------
@@ -319,7 +353,7 @@ function incidentSummary(p) {
 }
 
 function addIncident(p, coords, isNew) {
-  if (incidents[p.id]) { return; }
+  if (incidents[p.id]) { Object.assign(incidents[p.id].p, p); return; }
   const m = L.marker([coords[1], coords[0]], {
     icon: L.divIcon({ className: isNew ? "incident-icon fresh" : "incident-icon", iconSize: [20, 20],
                       iconAnchor: [10, 10], html: el("span") }),
@@ -333,13 +367,87 @@ function addIncident(p, coords, isNew) {
   if (element) { element.dataset.incident = p.id; }
 }
 
+const incidentList = newest();
 async function loadIncidents() {
-  try {
-    const fc = await get(`/api/dispatch/incidents${query({ hours: 24 })}`);
-    for (const f of fc.features) { addIncident(f.properties, f.geometry.coordinates, false); }
-  } catch (error) {
-    console.warn(error);
+  let fc;
+  try { fc = await incidentList(`/api/dispatch/incidents${query({ hours: 24 })}`); } catch (error) {
+    if (!isAbort(error)) { console.warn(error); }
+    return;
   }
+  const open = new Set();
+  for (const f of fc.features) {
+    addIncident(f.properties, f.geometry.coordinates, false);
+    open.add(f.properties.id);
+  }
+  // Resolved or older than the window: no longer the dispatcher's to send anyone to.
+  for (const [id, incident] of Object.entries(incidents)) {
+    if (!open.has(Number(id))) { incident.p.open_assignments = null; }
+  }
+  renderQueue();
+}
+
+// -- the queue: new and unassigned incidents, oldest first ----------------------------------------
+let audio = null;
+function chime() {
+  // A short two-tone chime; browsers keep it silent until the page has been clicked once.
+  try {
+    audio = audio || new AudioContext();
+    if (audio.state === "suspended") { audio.resume().catch(() => {}); }
+    const start = audio.currentTime;
+    for (const [offset, pitch] of [[0, 880], [0.16, 1175]]) {
+      const tone = audio.createOscillator();
+      const gain = audio.createGain();
+      tone.frequency.value = pitch;
+      gain.gain.setValueAtTime(0.0001, start + offset);
+      gain.gain.exponentialRampToValueAtTime(0.2, start + offset + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + offset + 0.15);
+      tone.connect(gain).connect(audio.destination);
+      tone.start(start + offset);
+      tone.stop(start + offset + 0.16);
+    }
+    document.body.dataset.chimes = String(Number(document.body.dataset.chimes || 0) + 1);
+  } catch { /* no audio output: the queue and the title still show it */ }
+}
+
+const queued = () => Object.values(incidents)
+  .filter((x) => x.p.open_assignments === 0)
+  .sort((a, b) => Date.parse(a.p.occurred_at) - Date.parse(b.p.occurred_at) || a.p.id - b.p.id);
+
+function queueItem(x) {
+  const p = x.p;
+  return el("li", { className: currentIncident === p.id ? "selected" : null, dataset: { incident: p.id } },
+    el("span", { className: "what", text: `${label("category", p.category)} · ${label("status", p.status)}` }),
+    el("span", { className: "age", text: ageText(now() - Date.parse(p.occurred_at)) }),
+    el("span", { className: "where", text: p.address || p.grid || "—" }));
+}
+
+function renderQueue() {
+  const items = queued();
+  setText(byId("queue-count"), `(${items.length})`);
+  fill(byId("queue-list"), items.length ? items.map(queueItem) : el("li", { className: "empty", text: t("queue_empty") }));
+  document.title = items.length ? `(${items.length}) ${TITLE}` : TITLE;
+}
+
+byId("queue-list").addEventListener("click", (e) => {
+  const item = e.target.closest("li[data-incident]");
+  if (item) { selectIncident(Number(item.dataset.incident), true); }
+});
+
+// The nearest units on the map: a line from the incident to each, labelled with its rank.
+function drawNearest(incident, found) {
+  nearestLayer.clearLayers();
+  if (!incident) { return; }
+  const from = incident.marker.getLatLng();
+  found.units.forEach((u, i) => {
+    const line = L.polyline([from, [u.lat, u.lon]], { renderer, color: NEAREST_COLOUR, weight: 3 - i * 0.4,
+                                                      opacity: 0.85, dashArray: i ? "6 4" : null, interactive: false });
+    line.bindTooltip(() => text(`${i + 1}. ${u.callsign} · ${(u.distance_m / 1000).toFixed(2)} km`),
+                     { permanent: true, direction: "center", className: "nearest-tip" });
+    nearestLayer.addLayer(line);
+  });
+  const bounds = L.latLngBounds([from, ...found.units.map((u) => [u.lat, u.lon])]);
+  if (found.units.length) { map.fitBounds(bounds, { padding: [60, 60], maxZoom: 16 }); }
+  document.body.dataset.nearestLines = String(found.units.length);
 }
 
 function nearestItem(u) {
@@ -354,6 +462,8 @@ const nearest = newest();
 async function selectIncident(id, pan) {
   const incident = incidents[id];
   currentIncident = id;
+  renderQueue();
+  nearestLayer.clearLayers();
   byId("incident-box").hidden = false;
   setText(byId("incident-title"), `#${id}`);
   if (incident) {
@@ -369,6 +479,7 @@ async function selectIncident(id, pan) {
   try {
     const found = await nearest(`/api/dispatch/nearest${query({ incident: id, k: 5 })}`);
     fill(list, found.units.length ? found.units.map(nearestItem) : el("li", { text: t("no_units") }));
+    drawNearest(incident, found);
   } catch (error) {
     if (!isAbort(error)) { fill(list, el("li", { className: "error", text: error.message })); }
   }
@@ -430,7 +541,7 @@ async function loadGaps() {
       return { color: c, weight: 2, dashArray: "4 3", fillColor: c, fillOpacity: 0.25 };
     },
     onEachFeature(f, lyr) {
-      lyr.bindTooltip(() => text(`${f.properties.name} · ${riskWord(f.properties.risk)}`));
+      lyr.bindTooltip(() => text(`${f.properties.name} · ${riskWord(f.properties.risk)} · ${t("gap_hint", { hours })}`));
       gapById[f.id] = lyr;
     },
   });
@@ -444,9 +555,27 @@ async function loadGaps() {
 byId("gap-list").addEventListener("click", (e) => {
   const item = e.target.closest("li");
   const lyr = item && gapById[item.dataset.id];
-  if (lyr) { map.fitBounds(lyr.getBounds(), { maxZoom: 16 }); }
+  if (!lyr) { return; }
+  map.fitBounds(lyr.getBounds(), { maxZoom: 16 });
+  lyr.openTooltip(lyr.getBounds().getCenter());   // the grid zoomed to says what it is
 });
-byId("gap-hours").addEventListener("change", loadGaps);
+byId("gap-hours").addEventListener("change", () => { loadGaps(); gapLegend.update(); });
+
+// The gap layer's legend: what the red and orange outlines mean, while the layer is on the map.
+const gapLegend = L.control({ position: "bottomright" });
+gapLegend.onAdd = () => el("div", { className: "map-legend gap-legend", attrs: { id: "gap-legend" } });
+gapLegend.update = () => {
+  const box = byId("gap-legend");
+  if (!box) { return; }
+  const hours = Number(byId("gap-hours").value);
+  box.hidden = !hours || !map.hasLayer(gapLayer);
+  fill(box, el("div", { className: "title", text: t("gaps") }),
+    ["red", "orange"].map((risk) => el("div", null, el("i", { className: ["gap-swatch", `risk-${risk}`] }),
+                                       `${riskWord(risk)} · ${t("gap_hint", { hours })}`)));
+};
+gapLegend.addTo(map);
+gapLegend.update();
+map.on("overlayadd overlayremove", gapLegend.update);
 
 async function loadOutline() {
   try {
@@ -634,13 +763,19 @@ setInterval(() => {   // grey out silent units
 }, 5000);
 setInterval(() => { if (trailMinutes) { Object.values(units).forEach(drawTrail); } }, 15000);
 setInterval(renderList, 1000);
+setInterval(renderQueue, 15000);   // the waiting times
 setInterval(loadGaps, 60000);
 setInterval(() => setText(byId("clock"), new Date(now()).toLocaleTimeString()), 1000);
 
 const findUnit = (callsign) => Object.values(units).find((u) => u.p.callsign === callsign);
 expose("dispatch", {
   map, units, incidents, startReplay, selectIncident,
-  layers: { gaps: gapLayer, coverage: coverageLayer },
+  layers: { gaps: gapLayer, coverage: coverageLayer, nearest: nearestLayer },
+  queue: () => queued().map((x) => ({ id: x.p.id, address: x.p.address })),
+  unitState(callsign) {
+    const u = findUnit(callsign);
+    return u ? unitState(u) : null;
+  },
   unitLatLng(callsign) {
     const u = findUnit(callsign);
     return u && u.marker ? [u.marker.getLatLng().lat, u.marker.getLatLng().lng] : null;

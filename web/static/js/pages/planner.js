@@ -1,4 +1,5 @@
-/* The grid planner (网格规划): choose a village, pick an operation, draw with Leaflet-Geoman
+/* The grid planner (网格规划): start from the map of the home jurisdiction's townships, click a
+ * township and a village (or pick them from the lists), pick an operation, draw with Leaflet-Geoman
  * (snapping to the existing edges, no self-crossing shapes), see the server's preview of every
  * affected grid (area, households, population, entities, open incidents, staff, workload), give a
  * reason and save. History with diff and revert, problems of the village on the map, conflict
@@ -8,7 +9,7 @@
 import { get, post, query, remove, request, watchActivity } from "../lib/api.js";
 import { byId, clear, el, fill, setText, text } from "../lib/dom.js";
 import { locale, t } from "../lib/i18n.js";
-import { createMap } from "../lib/map.js";
+import { createMap, mapConfig } from "../lib/map.js";
 import { expose } from "../lib/testhook.js";
 
 const NEEDS = { transfer: 2, split: 1, merge: 2, reshape: 1, partition: 0, move: 1 };
@@ -34,8 +35,30 @@ function gridStyle(feature) {
            fillColor: picked === 0 ? "#feb2b2" : picked > 0 ? "#fbd38d" : "#f6e05e", fillOpacity: picked >= 0 ? 0.35 : 0.12 };
 }
 
+// Where the planner starts: the townships of the home jurisdiction, then the chosen township's
+// villages; a click on either chooses it (the lists above say the same).
+const townshipLayer = L.geoJSON(null, {
+  style: { color: "#2c5282", weight: 2, fillColor: "#bee3f8", fillOpacity: 0.25 },
+  pmIgnore: true, snapIgnore: true,
+  onEachFeature(feature, layer) {
+    const p = feature.properties;
+    layer.bindTooltip(() => text(p.name), { permanent: true, direction: "center", className: "area-label" });
+    layer.on("click", () => { if (!state.op) { byId("township-select").value = p.code; chooseTownship(p.code); } });
+  },
+}).addTo(map);
 const villageLayer = L.geoJSON(null, {
-  style: { color: "#2f855a", weight: 2, fill: false, dashArray: "6,4" }, interactive: false,
+  style: (f) => ({ color: "#2f855a", weight: 2, dashArray: "6,4",
+                   fillColor: "#c6f6d5", fillOpacity: state.village && state.village.code === f.properties.code ? 0 : 0.2 }),
+  pmIgnore: true, snapIgnore: true,
+  onEachFeature(feature, layer) {
+    const p = feature.properties;
+    layer.bindTooltip(() => text(p.name), { direction: "center", className: "area-label" });
+    layer.on("click", () => {
+      if (state.op || (state.village && state.village.code === p.code)) { return; }
+      byId("village-select").value = p.code;
+      chooseVillage(p.code);
+    });
+  },
 }).addTo(map);
 const gridLayer = L.geoJSON(null, {
   style: gridStyle,
@@ -57,6 +80,18 @@ const diffLayer = L.geoJSON(null, {
   pmIgnore: true, snapIgnore: true,
 }).addTo(map);
 const drawnLayer = L.featureGroup().addTo(map);
+// The preview's areas as they would be: new ones green, changed ones blue, each with its code.
+const PREVIEW_COLOURS = { created: "#2f855a", changed: "#2b6cb0" };
+const previewLayer = L.geoJSON(null, {
+  style: (f) => ({ color: PREVIEW_COLOURS[f.properties.status], weight: 3, fillColor: PREVIEW_COLOURS[f.properties.status],
+                   fillOpacity: 0.3, dashArray: f.properties.status === "created" ? null : "6,3" }),
+  pmIgnore: true, snapIgnore: true, interactive: false,
+  onEachFeature(feature, layer) {
+    const p = feature.properties;
+    layer.bindTooltip(() => text(`${p.code.slice(-3)} ${t(p.status)}`),
+                      { permanent: true, direction: "center", className: "grid-label preview-label" });
+  },
+}).addTo(map);
 
 // -- messages -----------------------------------------------------------------------------------
 // A 409 in the reader's language: who changed which area since it was loaded (the server's
@@ -109,10 +144,19 @@ const option = (value, words) => el("option", { value, text: words });
 
 // -- choosing a village -------------------------------------------------------------------------
 async function loadTownships() {
+  // The townships of the planner's own jurisdiction (their scope, else the home district), not of
+  // every jurisdiction ever imported.
+  const home = mapConfig().home;
   try {
-    const fc = await get("/api/areas?level=2");
+    let fc = await get(`/api/areas${query({ level: 2, parent: home })}`);
+    if (!fc.features.length) {   // the home area is a township itself
+      const all = await get("/api/areas?level=2");
+      fc = { ...all, features: all.features.filter((f) => f.properties.code === home) };
+    }
     state.townships = fc.features;
     byId("township-select").append(...fc.features.map((f) => option(f.properties.code, `${f.properties.name} ${f.properties.code}`)));
+    townshipLayer.clearLayers().addData(fc);
+    if (townshipLayer.getLayers().length) { map.fitBounds(townshipLayer.getBounds(), { padding: [10, 10], animate: false }); }
   } catch {
     say(t("load_failed"), "error");
   }
@@ -136,7 +180,11 @@ async function chooseTownship(code) {
     return option(f.properties.code, `${f.properties.name} ${f.properties.code}${who ? ` 🔒 ${who}` : ""}`);
   }));
   villageLayer.clearLayers().addData(villages);
+  // The chosen township gives way to its villages; the others stay to click.
+  townshipLayer.setStyle((f) => ({ color: "#2c5282", weight: f.properties.code === code ? 3 : 2, fillColor: "#bee3f8",
+                                   fillOpacity: f.properties.code === code ? 0 : 0.25 }));
   if (state.villages.length) { map.fitBounds(villageLayer.getBounds(), { padding: [10, 10], animate: false }); }
+  document.body.dataset.township = code;
 }
 
 async function chooseVillage(code) {
@@ -147,6 +195,7 @@ async function chooseVillage(code) {
   if (!code) { return; }
   const village = state.villages.find((f) => f.properties.code === code);
   state.village = village ? village.properties : { code };
+  villageLayer.setStyle(villageLayer.options.style);
   await Promise.all([loadGrids(), loadHistory(), loadProblems(), takeLock()]);
   if (gridLayer.getLayers().length) { map.fitBounds(gridLayer.getBounds(), { padding: [20, 20], animate: false }); }
   document.body.dataset.village = code;
@@ -207,11 +256,13 @@ function resetOperation() {
   if (state.reshape) { state.reshape.pm.disable(); map.removeLayer(state.reshape); }
   drawnLayer.clearLayers();
   diffLayer.clearLayers();
+  previewLayer.clearLayers();
   Object.assign(state, { op: null, selection: [], drawn: [], reshape: null, preview: null, previewBody: null });
   document.querySelectorAll(".tool").forEach((b) => b.classList.remove("active"));
   setText(byId("tool-help"), t("help_choose"));
   byId("move-target").hidden = true;
   byId("draw-done").hidden = true;
+  byId("finish-shape").hidden = true;
   byId("preview-btn").disabled = true;
   byId("preview-box").hidden = true;
   live("");
@@ -237,7 +288,9 @@ function pick(code) {
   gridLayer.setStyle(gridStyle);
   showSelection();
   if (state.selection.length < NEEDS[state.op]) { return; }
-  if (DRAW[state.op]) { startDrawing(); }
+  // Drawing starts after this click has reached the map: else the click that chose the grid
+  // would be the line's first vertex, inside the grid.
+  if (DRAW[state.op]) { setTimeout(startDrawing, 0); }
   else if (state.op === "reshape") { startReshape(); }
   else if (state.op === "move") { showMoveTargets(); }
   byId("preview-btn").disabled = state.op !== "merge";
@@ -250,30 +303,94 @@ function showSelection() {
 function startDrawing() {
   map.pm.enableDraw(DRAW[state.op], { snappable: true, snapDistance: 18, allowSelfIntersection: false, finishOn: null });
   if (state.op === "partition") { byId("draw-done").hidden = false; }
+  setText(byId("finish-shape"), t(DRAW[state.op] === "Polygon" ? "finish_polygon" : "finish_line"));
+  byId("finish-shape").hidden = true;   // shown once there is something to finish
+}
+
+// Finish the shape being drawn, as clicking its last point again would. True when one was finished.
+function finishShape() {
+  const drawing = map.pm.Draw[DRAW[state.op]];
+  const layer = drawing && drawing._layer;
+  const points = layer ? layer.getLatLngs().flat(Infinity) : [];
+  if (!map.pm.globalDrawModeEnabled() || points.length < (DRAW[state.op] === "Polygon" ? 3 : 2)) { return false; }
+  drawing._finishShape();
+  return true;
 }
 
 // Live validation while drawing: say after each vertex whether the shape reaches what it must.
 map.on("pm:drawstart", (e) => {
-  if (e.workingLayer) { e.workingLayer.on("pm:vertexadded", () => liveCheck(e.workingLayer)); }
+  if (e.workingLayer) {
+    e.workingLayer.on("pm:vertexadded", () => {
+      liveCheck(e.workingLayer);
+      const n = e.workingLayer.getLatLngs().flat(Infinity).length;
+      byId("finish-shape").hidden = state.op === "partition" || n < (DRAW[state.op] === "Polygon" ? 3 : 2);
+    });
+  }
 });
 map.on("pm:intersect", () => live(`✕ ${t("live_self_cross")}`, false));
 
-function liveCheck(layer) {
-  const points = layer.getLatLngs();
-  const flat = Array.isArray(points[0]) ? points[0] : points;
-  const target = state.selection[0] && state.grids[state.selection[0]];
-  if (!target || !flat.length) { return; }
-  const bounds = L.geoJSON(target).getBounds();
-  const inside = flat.filter((p) => bounds.contains(p)).length;
-  if (state.op === "split") {
-    const crosses = flat.length >= 2 && !bounds.contains(flat[0]) && !bounds.contains(flat[flat.length - 1]);
-    live(crosses ? `✓ ${t("live_crosses")}` : `… ${t("live_outside")}`, crosses);
-  } else {
-    live(inside ? `✓ ${t("live_overlaps")}` : `… ${t("live_not_yet")}`, inside > 0);
+// The grid's rings as [x, y] (lon, lat) arrays, for the live hint's geometry.
+function rings(feature) {
+  const g = feature.geometry;
+  const polygons = g.type === "Polygon" ? [g.coordinates] : g.coordinates;
+  return polygons.flat();
+}
+
+function inside(point, ringList) {
+  // Even-odd ray casting over every ring: holes count as outside.
+  let result = false;
+  for (const ring of ringList) {
+    for (let i = 0, j = ring.length - 1; i < ring.length; j = i, i += 1) {
+      const [xi, yi] = ring[i];
+      const [xj, yj] = ring[j];
+      if ((yi > point[1]) !== (yj > point[1]) && point[0] < ((xj - xi) * (point[1] - yi)) / (yj - yi) + xi) {
+        result = !result;
+      }
+    }
   }
+  return result;
+}
+
+function segmentsCross(a, b, c, d) {
+  const side = (p, q, r) => Math.sign((q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0]));
+  return side(a, b, c) * side(a, b, d) < 0 && side(c, d, a) * side(c, d, b) < 0;
+}
+
+function crossesBoundary(points, ringList) {
+  for (let k = 1; k < points.length; k += 1) {
+    for (const ring of ringList) {
+      for (let i = 1; i < ring.length; i += 1) {
+        if (segmentsCross(points[k - 1], points[k], ring[i - 1], ring[i])) { return true; }
+      }
+    }
+  }
+  return false;
+}
+
+/** What the live hint says of the vertices drawn so far: [words, ok] (ok null while unfinished). */
+function liveVerdict(points, feature) {
+  const ringList = rings(feature);
+  const within = points.map((p) => inside(p, ringList));
+  if (state.op === "split") {
+    if (within[0]) { return [`✕ ${t("live_start_outside")}`, false]; }
+    if (points.length < 2) { return [`… ${t("live_outside")}`, null]; }
+    if (within[within.length - 1]) { return [`… ${t("live_end_outside")}`, null]; }
+    return crossesBoundary(points, ringList) ? [`✓ ${t("live_crosses")}`, true] : [`… ${t("live_not_yet")}`, null];
+  }
+  const touches = within.some(Boolean) || crossesBoundary(points.concat([points[0]]), ringList);
+  return touches ? [`✓ ${t("live_overlaps")}`, true] : [`… ${t("live_not_yet")}`, null];
+}
+
+function liveCheck(layer) {
+  const points = layer.getLatLngs().flat(Infinity).map((p) => [p.lng, p.lat]);
+  const target = state.selection[0] && state.grids[state.selection[0]];
+  if (!target || !points.length) { return; }
+  const [words, ok] = liveVerdict(points, target);
+  live(words, ok);
 }
 
 map.on("pm:create", (e) => {
+  byId("finish-shape").hidden = true;
   drawnLayer.addLayer(e.layer);
   e.layer.options.pmIgnore = true;
   state.drawn.push(e.layer.toGeoJSON().geometry);
@@ -345,21 +462,35 @@ async function preview() {
   state.preview = result;
   state.previewBody = body;
   renderPreview(result);
+  drawPreview(result);
+}
+
+function drawPreview(result) {
+  previewLayer.clearLayers();
+  const shown = result.rows.filter((row) => row.geometry && row.status !== "retired");
+  previewLayer.addData({ type: "FeatureCollection", features: shown.map((row) => ({
+    type: "Feature", geometry: row.geometry, properties: { code: row.code, status: row.status } })) });
+  document.body.dataset.previewShapes = String(shown.length);
 }
 
 function renderPreview(result) {
   const rows = result.rows.map((row) => {
     const b = row.before;
     const a = row.after;
-    const cells = [`${row.code.slice(-6)} ${row.name || ""}`, t(row.status),
+    const cells = [`${row.code.slice(-3)} ${row.name || ""}`, t(row.status),
       pair(b && b.area_m2, a && a.area_m2, hectares), pair(b && b.households, a && a.households),
       pair(b && b.population, a && a.population), pair(b && b.entities, a && a.entities),
       pair(b && b.open_incidents, a && a.open_incidents), pair(b && b.staff, a && a.staff),
       pair(b && b.households_per_worker, a && a.households_per_worker)];
-    return el("tr", { className: `status-${row.status}` }, cells.map((c) => el("td", { text: c })));
+    // "before → after" on two lines, so that nine columns fit the panel.
+    const cell = (c) => {
+      const [was, now] = String(c).split(" → ");
+      return now === undefined ? el("td", { text: c }) : el("td", null, was, el("br"), `→ ${now}`);
+    };
+    return el("tr", { className: `status-${row.status}`, attrs: { title: row.code } }, cells.map(cell));
   });
   fill(byId("preview-table").querySelector("tbody"), rows);
-  const range = (x) => `${x.min || "–"}–${x.max || "–"} (cv ${x.cv === null || x.cv === undefined ? "–" : x.cv})`;
+  const range = (x) => `${x.min || "–"}–${x.max || "–"} (${t("cv")} ${x.cv === null || x.cv === undefined ? "–" : x.cv})`;
   setText(byId("balance"), Object.entries(result.balance).map(([code, x]) =>
     `${code} · ${t("balance")} ${t("before")} ${range(x.before)}, ${t("after")} ${range(x.after)}; ` +
     `${x.outside_norms_after} ${t("outside_norms")}`).join(" | "));
@@ -455,14 +586,21 @@ byId("township-select").addEventListener("change", (e) => chooseTownship(e.targe
 byId("village-select").addEventListener("change", (e) => chooseVillage(e.target.value));
 document.querySelectorAll(".tool").forEach((b) => b.addEventListener("click", () => setOp(b.dataset.op)));
 byId("move-village").addEventListener("change", () => { if (byId("move-village").value) { preview(); } });
-byId("draw-done").addEventListener("click", () => { map.pm.disableDraw(); preview(); });
+byId("draw-done").addEventListener("click", () => {
+  // A dividing line still being drawn is part of the partition: finish it first.
+  finishShape();
+  map.pm.disableDraw();
+  preview();
+});
+byId("finish-shape").addEventListener("click", finishShape);
 byId("preview-btn").addEventListener("click", preview);
 byId("cancel-btn").addEventListener("click", resetOperation);
 byId("reason").addEventListener("input", updateSave);
 byId("save-btn").addEventListener("click", save);
 
 expose("planner", {
-  map, state, chooseTownship, chooseVillage,
+  map, state, chooseTownship, chooseVillage, liveVerdict, preview: previewLayer,
+  townships: townshipLayer, villages: villageLayer,
   pixel: (lon, lat) => map.latLngToContainerPoint([lat, lon]),
 });
 loadTownships().then(() => { document.body.dataset.ready = "1"; });

@@ -19,42 +19,54 @@ const stats = newest();
 let layer = null;
 let legend = null;
 
-function breaks(values) {
-  const sorted = values.slice().sort((a, b) => a - b);
-  if (!sorted.length) { return [0, 0, 0, 0]; }
-  return [0.2, 0.4, 0.6, 0.8].map((q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+/** The legend's classes for these published counts: 0 alone, then up to five classes, each
+ * starting one rounding base above the last (every published count is a multiple of the base),
+ * with edges at quintiles rounded up to the base and never repeated: [{low, high, colour}]. */
+export function classes(values, base) {
+  const positive = values.filter((n) => n !== null && n > 0).sort((a, b) => a - b);
+  const out = [{ low: 0, high: 0, colour: EMPTY }];
+  if (!positive.length) { return out; }
+  const top = positive[positive.length - 1];
+  const edges = [];
+  for (const q of [0.2, 0.4, 0.6, 0.8]) {
+    const v = Math.ceil(positive[Math.min(positive.length - 1, Math.floor(q * positive.length))] / base) * base;
+    if (v < top && (!edges.length || v > edges[edges.length - 1])) { edges.push(v); }
+  }
+  edges.push(top);
+  // Spread the colours over the classes there are, darkest for the highest.
+  const pick = (i) => COLOURS[Math.round((i * (COLOURS.length - 1)) / Math.max(1, edges.length - 1))];
+  let low = base;
+  edges.forEach((high, i) => {
+    out.push({ low, high, colour: edges.length === 1 ? COLOURS[COLOURS.length - 1] : pick(i) });
+    low = high + base;
+  });
+  return out;
 }
 
-function colour(n, edges) {
-  let i = 0;
-  while (i < edges.length && n > edges[i]) { i += 1; }
-  return COLOURS[i];
+function colour(n, bands) {
+  const band = bands.find((b) => n <= b.high);
+  return (band || bands[bands.length - 1]).colour;
 }
 
-function legendControl(edges, base) {
+function legendControl(bands) {
   const control = L.control({ position: "bottomright" });
   // Swatch colours go through the CSSOM (element.style), which the CSP allows.
   const row = (fillColour, words) => el("div", null, el("i", { style: { background: fillColour } }), words);
-  control.onAdd = () => {
-    const lows = [0].concat(edges);
-    return el("div", { className: "map-legend" },
-      el("div", { className: "title", text: t("legend") }),
-      row(EMPTY, "0"),
-      // Every published count is a multiple of the base, so a class starts one base above the last.
-      COLOURS.map((c, i) => row(c, i < edges.length ? `${lows[i] + base}–${edges[i]}` : `> ${lows[i]}`)),
-      el("div", { className: "note", text: t("rounded") }));
-  };
+  control.onAdd = () => el("div", { className: "map-legend", attrs: { id: "public-legend" } },
+    el("div", { className: "title", text: t("legend") }),
+    bands.map((b) => row(b.colour, b.low === b.high ? String(b.low) : `${b.low}–${b.high}`)),
+    el("div", { className: "note", text: t("rounded") }));
   return control;
 }
 
 function draw(fc) {
-  const edges = breaks(fc.features.map((f) => f.properties.count).filter((n) => n !== null && n > 0));
+  const bands = classes(fc.features.map((f) => f.properties.count), fc.meta.base);
   const first = layer === null;
   if (layer) { map.removeLayer(layer); }
   layer = L.geoJSON(fc, {
     style(f) {
       const n = f.properties.count;
-      return { color: "#718096", weight: 0.5, fillColor: n ? colour(n, edges) : EMPTY, fillOpacity: 0.7 };
+      return { color: "#718096", weight: 0.5, fillColor: colour(n || 0, bands), fillOpacity: 0.7 };
     },
     onEachFeature(f, lyr) {
       const p = f.properties;
@@ -66,7 +78,7 @@ function draw(fc) {
     map.fitBounds(layer.getBounds(), { padding: [10, 10] });
   }
   if (legend) { map.removeControl(legend); }
-  legend = legendControl(edges, fc.meta.base).addTo(map);
+  legend = legendControl(bands).addTo(map);
   const m = fc.meta;
   setText(meta, `${t("period")}: ${m.from} – ${m.to} · ${m.cells} ${t("cells")} · ${m.published_total} ${t("incidents")}`
     + ` · ${t("rounded")} ${t("frozen")}`);
@@ -87,3 +99,4 @@ levelSelect.addEventListener("change", load);
 monthsSelect.addEventListener("change", load);
 load();
 expose("map", map);
+expose("public", { classes, load });
