@@ -183,7 +183,7 @@ def test_offline_visits_and_a_report_with_a_photo_are_stored_once(live_server, b
                                                            "buffer": png(64, 48)}])
         page.click("#submit")
         wait_for(page, "document.getElementById('outbox').dataset.waiting === '4'", timeout=10000)
-        assert page.evaluate("document.body.dataset.pointChosen") is None   # the old point went with its marker
+        wait_for(page, "!document.body.dataset.pointChosen", timeout=10000)   # the old point went with its marker
         assert page.locator(".leaflet-marker-icon").count() == 0
         page.screenshot(path=str(artifacts / "phone-report-offline.png"), full_page=True)
         assert stored(engine, who) == {"incidents": [], "visits": []}
@@ -233,6 +233,8 @@ def test_after_logout_the_next_person_gets_nothing_of_the_last(live_server, brow
         login(page, base, first["name"], first["password"])
         wait_for(page, "document.body.dataset.dayLoaded === '1'", timeout=15000)
         controlled(page)
+        page.goto(f"{base}/day")                    # loaded through the worker this time
+        wait_for(page, "document.body.dataset.dayLoaded === '1'", timeout=15000)
         page.goto(f"{base}/report")
         wait_for(page, "window.anwangTest?.report", timeout=10000)
         urls = page.evaluate(cached)
@@ -274,8 +276,8 @@ def test_every_page_fits_a_phone(live_server, browser, browser_user, phones, art
                 login(page, base, *browser_user)
             for path in paths:
                 page.goto(f"{base}{path}")
-                page.wait_for_load_state("networkidle")
-                page.wait_for_timeout(300)
+                page.wait_for_load_state("load")     # /dispatch keeps a live stream open: never idle
+                page.wait_for_timeout(1500)
                 found = page.evaluate(CHECK)
                 slug = path.split("?")[0].strip("/").replace("/", "-") or "index"
                 page.screenshot(path=str(artifacts / f"phone-{who}-{slug}.png"), full_page=True)
