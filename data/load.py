@@ -58,6 +58,12 @@ def load(session: Session, demo: Demo, *, progress: Progress | None = None) -> d
         {"ids": incident_ids}).scalar_one()
     report("incident grids", summary["incidents_in_grids"], summary["incidents"])
     _load_patrols(cur, demo, area_ids, summary, report)
+    _load_visits(cur, demo, area_ids, person_ids, incident_ids, summary, report)
+    # A 回访 sits in the grid its matter was assigned to.
+    session.execute(text("UPDATE visits v SET grid_id = i.grid_id FROM incidents i "
+                         "WHERE v.incident_id = i.id AND i.id = ANY(:ids) "
+                         "AND v.grid_id IS DISTINCT FROM i.grid_id AND i.grid_id IS NOT NULL"),
+                    {"ids": incident_ids})
     summary["people"] = len(person_ids)
     return summary
 
@@ -78,6 +84,9 @@ def unload(session: Session) -> dict:
         "DELETE FROM area_versions WHERE area_id = ANY(:ids) OR code LIKE :prefix RETURNING change_id"),
         {**p, "prefix": f"{DISTRICT_CODE}%"}).scalars() if c is not None})
     steps = [
+        # The visits and households first, so nothing is set to NULL row by row below.
+        ("visits", "DELETE FROM visits WHERE grid_id = ANY(:ids)"),
+        ("households", "DELETE FROM households WHERE grid_id = ANY(:ids)"),
         ("positions", "DELETE FROM positions WHERE unit_id = ANY(:units)"),
         ("units", "DELETE FROM units WHERE id = ANY(:units)"),  # shifts, tracks, last positions cascade
         ("incidents", "DELETE FROM incidents WHERE district_code = :d OR grid_id = ANY(:ids) "
@@ -275,6 +284,41 @@ def _load_patrols(cur, demo: Demo, area_ids: dict[str, int], summary: dict, repo
                                 t["ends_at"], g, t["length_m"], t["points"], t["source"],
                                 _json(t["stats"])) for t, g in zip(demo.tracks, geoms)))
     report("tracks", summary["tracks"], summary["tracks"])
+
+
+def _load_visits(cur, demo: Demo, area_ids: dict[str, int], person_ids: dict[str, int],
+                 incident_ids: list[int], summary: dict, report: Progress) -> None:
+    """Write the households, the visits (the 回访 with their matters), the plans, the round-table
+    meetings and the 三色 logbooks."""
+    home_ids = _ids(cur, "households", len(demo.households))
+    geoms = _ewkb(shapely.points([(h["lon"], h["lat"]) for h in demo.households]))
+    summary["households"] = _copy(cur, "households", (
+        "id", "grid_id", "number", "head_name", "phone", "id_number", "members", "address", "geom"), (
+        (n, area_ids[h["grid_code"]], h["number"], h["head_name"], h["phone"], h["id_number"],
+         h["members"], h["address"], g) for n, h, g in zip(home_ids, demo.households, geoms)))
+    report("households", summary["households"], summary["households"])
+    geoms = _ewkb(shapely.points([(v["lon"], v["lat"]) for v in demo.visits]))
+    summary["visits"] = _copy(cur, "visits", (
+        "kind", "household_id", "incident_id", "grid_id", "geom", "occurred_at", "people", "notes",
+        "person_id"), (
+        (v["kind"], None if v["household"] is None else home_ids[v["household"]],
+         None if v["incident"] is None else incident_ids[v["incident"]],
+         area_ids.get(v["grid_code"]) if v["grid_code"] else None, g, v["occurred_at"], v["people"],
+         v["notes"], person_ids.get(v["person_key"]) if v["person_key"] else None)
+        for v, g in zip(demo.visits, geoms)))
+    report("visits", summary["visits"], summary["visits"])
+    summary["visit_plans"] = _copy(cur, "visit_plans", ("grid_id", "month", "households"), (
+        (area_ids[p["grid_code"]], p["month"], p["households"]) for p in demo.visit_plans))
+    summary["meetings"] = _copy(cur, "village_meetings", (
+        "area_id", "held_on", "topic", "participants", "problems_raised", "problems_solved",
+        "disputes_settled", "site_inspection", "incident_ids", "outcomes"), (
+        (area_ids[m["area_code"]], m["held_on"], m["topic"], _json(m["participants"]),
+         m["problems_raised"], m["problems_solved"], m["disputes_settled"], m["site_inspection"],
+         [incident_ids[n] for n in m["incidents"]], m["outcomes"]) for m in demo.meetings))
+    summary["logbook"] = _copy(cur, "village_logbook", (
+        "area_id", "colour", "recorded_on", "title", "body", "resolved_dispute"), (
+        (area_ids[e["area_code"]], e["colour"], e["recorded_on"], e["title"], e["body"],
+         e["resolved_dispute"]) for e in demo.logbook))
 
 
 def _last_positions(cur, units: list[int]) -> None:

@@ -39,7 +39,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("ANWANG_REALDATA", "tests/data/realdata", "another copy of the third-party test sets"),
     Setting("ANWANG_SECRET_KEY", "", "session signing key (random, kept in var/secret_key, when unset)"),
     Setting("ANWANG_SECURE_COOKIES", "0", "1 behind HTTPS", "SESSION_COOKIE_SECURE"),
-    Setting("ANWANG_BASEMAP", "osm", "default basemap: osm, tianditu or none", "BASEMAP"),
+    Setting("ANWANG_BASEMAP", "local", "default basemap: local (the self-served vector basemap, /tiles/basemap), "
+            "osm, tianditu or none", "BASEMAP"),
     Setting("ANWANG_TIANDITU_KEY", "", "Tianditu tk key; the Tianditu basemap appears when set",
             "TIANDITU_KEY"),
     Setting("ANWANG_OSM_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png",

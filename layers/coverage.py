@@ -100,3 +100,44 @@ def as_geojson(session: Session, rows: list[dict], tolerance: float = 0.00005) -
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": r["id"], "geometry": json.loads(geoms[r["id"]]) if geoms.get(r["id"]) else None,
          "properties": r} for r in rows]}
+
+
+# Fixes of units that came within this distance of a tile's grids feed that tile's figures: a
+# patrol crossing a grid between two fixes farther away than this (a long gap) is left out there.
+NEAR_M = 2000.0
+
+
+def in_bounds(session: Session, scope: Scope, bounds_sql: str, params: dict, hours: float = 24,
+              level: int = tracks.GRID_LEVEL, end: datetime | None = None) -> list[dict]:
+    """`coverage` of the grids (in scope) meeting `bounds_sql` (a WGS84 geometry expression), from
+    the fixes of the units that came near them: the figures a map tile shows."""
+    end = end or datetime.now(timezone.utc)
+    start = end - timedelta(hours=hours)
+    inside, scope_params = scope.sql()
+    grids = session.execute(text(f"""
+        SELECT a.id, a.code, a.name, coalesce(r.colour, 'unknown') AS risk, r.score
+          FROM areas a LEFT JOIN ({RISK_SQL}) r ON r.area_id = a.id
+         WHERE a.level = :level AND {inside} AND a.geom && {bounds_sql}
+         ORDER BY a.code"""), {**params, **scope_params, "level": level}).mappings().all()
+    if not grids:
+        return []
+    sample = sample_for(hours)
+    near = """
+        SELECT DISTINCT unit_id FROM positions
+         WHERE ts >= :s AND ts < :e AND flags = 0
+           AND geom && (SELECT ST_Expand(e, :near / (111320 * cos(radians(ST_Y(ST_Centroid(e))))), :near / 110540)
+                          FROM (SELECT ST_Extent(geom)::geometry AS e FROM areas WHERE id = ANY(:grid_ids)) x)"""
+    source = ("SELECT DISTINCT ON (unit_id, floor(extract(epoch FROM ts) / :sample)) unit_id, ts, geom "
+              f"FROM positions WHERE ts >= :s AND ts < :e AND flags = 0 AND unit_id IN ({near}) "
+              "ORDER BY unit_id, floor(extract(epoch FROM ts) / :sample), ts")
+    patrolled = {g["id"]: g for g in tracks.grid_time(
+        session, source, {"s": start, "e": end, "sample": sample, "near": NEAR_M,
+                          "grid_ids": [g["id"] for g in grids]},
+        max_gap=max(600, 3 * sample), level=level)}
+    out = []
+    for g in grids:
+        p = patrolled.get(g["id"], {})
+        out.append({"id": g["id"], "code": g["code"], "name": g["name"], "risk": g["risk"],
+                    "score": g["score"], "minutes": p.get("minutes", 0.0), "visits": p.get("visits", 0),
+                    "units": p.get("units", 0), "last_patrol": p.get("last_at")})
+    return out

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import numpy as np
+import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -33,9 +34,10 @@ from geo import audit
 from geo.errors import InvalidInput
 from geo.policy import Audience, home_area
 
-from . import selection
+from . import mvt, selection
 from .hexgrid import HexGrid, count
 from .metric import Plane
+from .mvt import BOUNDS, Built, TileAddress
 
 BASE = 5
 HEX_M = 1000.0
@@ -280,3 +282,66 @@ def _hex_view(session: Session, release_ids: list[int]) -> list[dict]:
             features[cid] = {"type": "Feature", "id": cid, "geometry": g,
                              "properties": {"id": cid, "count": n}}
     return [features[c] for c in sorted(features)]
+
+
+# -- the vector tile ---------------------------------------------------------------------------------
+def tile(session: Session, t: TileAddress, *, now: datetime | None = None,
+         actor: audit.Actor = SYSTEM) -> Built:
+    """The public map as one vector tile: the grids (`public_grids`) and 1 km hexagons
+    (`public_hexagons`) of the home jurisdiction with the published sums of the last 3 and 12
+    complete months; nothing else. It goes stale when the next month is due."""
+    now = now or datetime.now(selection.TZ)
+    releases = ensure(session, complete_months(12, now), actor=actor, now=now)
+    ids = [r.id for r in releases]
+    recent = ids[-3:]
+    grids = f"""
+        WITH cells AS (
+            SELECT c.area_id, c.cell, c.name, c.geom, c.published, r.month, c.release_id = ANY(:recent) AS recent
+              FROM public_release_cells c JOIN public_releases r ON r.id = c.release_id
+             WHERE c.release_id = ANY(:ids) AND c.level = 'grid'),
+        newest AS (
+            SELECT DISTINCT ON (area_id) area_id, cell, name, geom FROM cells ORDER BY area_id, month DESC),
+        sums AS (SELECT area_id, sum(published) FILTER (WHERE recent) AS n3, sum(published) AS n12
+                   FROM cells GROUP BY area_id)
+        SELECT COALESCE(a.code, w.cell) AS code, COALESCE(a.name, w.name) AS name,
+               COALESCE(s.n3, 0)::integer AS count_3, s.n12::integer AS count_12,
+               {mvt.geom('COALESCE(a.geom, w.geom)')} AS geom
+          FROM sums s JOIN newest w USING (area_id)
+          LEFT JOIN areas a ON a.id = s.area_id AND a.level = 4
+         WHERE COALESCE(a.geom, w.geom) && {BOUNDS}"""
+    cells, counts3, counts12, wkb = _hex_cells(session, ids, recent, t)
+    hexagons = f"""
+        SELECT h.id, h.count_3, h.count_12, {mvt.geom('ST_GeomFromWKB(h.wkb, 4326)')} AS geom
+          FROM unnest(CAST(:cells AS text[]), CAST(:n3 AS integer[]), CAST(:n12 AS integer[]),
+                      CAST(:wkb AS bytea[])) AS h(id, count_3, count_12, wkb)"""
+    body = session.execute(text(f"SELECT {mvt.layer('public_grids', grids)} || "
+                                f"{mvt.layer('public_hexagons', hexagons)}"),
+                           {**t.params, "ids": ids, "recent": recent, "cells": cells, "n3": counts3,
+                            "n12": counts12, "wkb": wkb}).scalar_one()
+    month_end = selection.parse_month(f"{now.astimezone(selection.TZ):%Y-%m}")[1]
+    return Built(bytes(body), month_end)
+
+
+def _hex_cells(session: Session, ids: list[int], recent: list[int], t: TileAddress):
+    """The hexagons of the releases meeting the tile: ids, sums over 3 and 12 months, WKB."""
+    rows = session.execute(text("""
+        SELECT c.cell, r.hex_m, sum(c.published) FILTER (WHERE c.release_id = ANY(:recent)) AS n3,
+               sum(c.published) AS n12
+          FROM public_release_cells c JOIN public_releases r ON r.id = c.release_id
+         WHERE c.release_id = ANY(:ids) AND c.level = 'hex'
+         GROUP BY c.cell, r.hex_m ORDER BY c.cell"""), {"ids": ids, "recent": recent}).all()
+    west, south, east, north = t.bounds()
+    tile_box = shapely.box(west, south, east, north)
+    out: tuple[list, list, list, list] = ([], [], [], [])
+    by_plane: dict[tuple[int, float], list] = defaultdict(list)
+    for r in rows:
+        epsg, q, rr = (int(p) for p in r.cell.split(":"))
+        by_plane[(epsg, float(r.hex_m))].append((r.cell, q, rr, int(r.n3 or 0), int(r.n12)))
+    for (epsg, size), cells in by_plane.items():
+        polygons = Plane(epsg).to_wgs84(HexGrid(size, Plane(epsg)).polygons([c[1] for c in cells],
+                                                                           [c[2] for c in cells]))
+        for (cid, _, _, n3, n12), polygon in zip(cells, polygons):
+            if polygon.intersects(tile_box):
+                for column, value in zip(out, (cid, n3, n12, shapely.to_wkb(polygon))):
+                    column.append(value)
+    return out

@@ -53,7 +53,15 @@ LABELS = {
            "method_text": "热力图为公制平面（EPSG:{epsg}）上的高斯核密度，带宽 {bandwidth} 米；热点为 Getis-Ord Gi*"
                           "（含自身，二值距离带），置换检验并经 Benjamini–Hochberg 错误发现率校正，按 90/95/99% 分级；"
                           "新兴热点按六边形×月的时空分箱计算 Gi*，以 Mann-Kendall 检验趋势，类别沿用 Esri 定义；"
-                          "四色等级按《风险政策》计分、保底与升降级规则（升级即时、降级需平稳周期与回访）。"},
+                          "四色等级按《风险政策》计分、保底与升降级规则（升级即时、降级需平稳周期与回访）。",
+           "visits": "走访与村务", "recorded": "系统记录（近12个月）", "reported": "通报数字",
+           "households_visited": "走访户数", "households_month": "本月走访户数",
+           "person_visits": "走访人次", "follow_ups": "已化解矛盾纠纷的回访",
+           "every_matter": "事事回访", "meetings": "“510”圆桌议事会（次）",
+           "problems_solved": "议事会解决问题（个）", "meeting_disputes": "议事会化解矛盾（个）",
+           "logbook_red": "红色记录簿（好人好事）", "logbook_black": "黑色记录簿（曝光）",
+           "logbook_blue": "蓝色记录簿（村庄记忆）", "settled": "其中化解纠纷",
+           "visits_note": "回访以登记的回访走访为准，办结本身不计为回访；通报数字为全区两年累计。"},
     "en": {"title": "Monthly review: the “three zeros” campaign", "subtitle": "weekly assignment, monthly review",
            "generated": "Generated", "overview": "1. The month at a glance", "weekly": "2. Week by week",
            "monthly": "3. Monthly review", "risk": "4. Four-colour warning", "sanling": "5. Three zeros",
@@ -81,7 +89,17 @@ LABELS = {
                           "inference with the Benjamini–Hochberg false discovery rate, binned at 90/95/99 %. "
                           "Emerging hot spots: Gi* on hexagon × month bins, Mann-Kendall trend, Esri's "
                           "pattern definitions. Four colours: the risk policy's score, floors and "
-                          "hysteresis (up at once, down after quiet periods and a follow-up visit)."},
+                          "hysteresis (up at once, down after quiet periods and a follow-up visit).",
+           "visits": "Visits and village records", "recorded": "Recorded (last 12 months)",
+           "reported": "Reported figure", "households_visited": "Households visited",
+           "households_month": "Households visited this month", "person_visits": "Person-visits (人次)",
+           "follow_ups": "Follow-up visits of resolved disputes", "every_matter": "every matter",
+           "meetings": "“510” round-table meetings", "problems_solved": "Problems solved at meetings",
+           "meeting_disputes": "Disputes settled at meetings", "logbook_red": "Red book (good deeds)",
+           "logbook_black": "Black book (misconduct)", "logbook_blue": "Blue book (village memory)",
+           "settled": "disputes settled", "visits_note": "A follow-up counts only as a logged "
+           "follow-up visit, never as a closing; the reported figures are the district's over two "
+           "years."},
 }
 
 

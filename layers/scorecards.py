@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.policy import Audience
+from geo.visits import coverage, seed
 from geo.vocabulary import RESOLVED_STATUSES
 
 from .selection import SYSTEM, TZ
@@ -47,6 +48,10 @@ def scorecard(session: Session, code: str, audience: Audience, *, as_of: datetim
         "rank": _rank(session, row, as_of),
         "disputes": _disputes(session, params, as_of, dispute_days, audience),
         "compliance": _compliance(session, params),
+        "visits": _visits(session, params, as_of),
+        "village": coverage.village_records(session, audience, row["code"],
+                                            as_of - timedelta(days=RANK_WINDOW_DAYS), as_of),
+        "seed": seed.figures(),
     }
 
 
@@ -124,7 +129,10 @@ def _disputes(session: Session, params: dict, as_of: datetime, days: int,
     """矛盾纠纷: how many, how many resolved, and at which level (the 三级过滤网 and above)."""
     params = {**params, "days": days}
     rows = session.execute(text(f"""
-        SELECT i.status, i.resolution_level, count(*) AS n
+        SELECT i.status, i.resolution_level, count(*) AS n,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM visits v WHERE v.incident_id = i.id AND v.kind = 'follow_up'
+                      AND v.occurred_at <= :as_of)) AS visited
           FROM {audience.incidents(params)} JOIN areas g ON g.id = i.grid_id
          WHERE g.path <@ CAST(:p AS ltree) AND i.category = 'dispute'
            AND i.occurred_at > :as_of - make_interval(days => :days) AND i.occurred_at <= :as_of
@@ -132,6 +140,8 @@ def _disputes(session: Session, params: dict, as_of: datetime, days: int,
     total = sum(r["n"] for r in rows)
     resolved = sum(r["n"] for r in rows if r["status"] in RESOLVED_STATUSES)
     escalated = sum(r["n"] for r in rows if r["status"] == "escalated")
+    # 回访: resolved disputes someone went back to, by a logged follow-up visit (not by closing).
+    followed_up = sum(r["visited"] for r in rows if r["status"] in RESOLVED_STATUSES)
     by_level = {lvl: sum(r["n"] for r in rows if r["status"] in RESOLVED_STATUSES and r["resolution_level"] == lvl)
                 for lvl in RESOLUTION_ORDER}
     in_village = by_level["group"] + by_level["village"]
@@ -139,6 +149,7 @@ def _disputes(session: Session, params: dict, as_of: datetime, days: int,
     return {
         "window_days": days, "total": total, "resolved": resolved, "open": total - resolved,
         "escalated": escalated, "resolution_rate": _pct(resolved, total),
+        "followed_up": followed_up, "follow_up_rate": _pct(followed_up, resolved),
         "by_level": [{"level": lvl, "label": RESOLUTION_ZH[lvl], "count": by_level[lvl],
                       "share": _pct(by_level[lvl], resolved)} for lvl in RESOLUTION_ORDER],
         # 小事不出村、大事不出乡、矛盾不上交
@@ -146,6 +157,29 @@ def _disputes(session: Session, params: dict, as_of: datetime, days: int,
         "within_township": _pct(in_township, resolved),
         "not_passed_up": _pct(total - escalated - by_level["district"], total),
     }
+
+
+def _visits(session: Session, params: dict, as_of: datetime) -> dict:
+    """走访: households in the registry; households visited and 人次 (residents met) over the last
+    year and in the month of `as_of`; 回访 logged. Counts only, so every audience sees the same."""
+    month_start = as_of.astimezone(TZ).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    params = {**params, "year_ago": as_of - timedelta(days=RANK_WINDOW_DAYS), "month": month_start}
+    row = session.execute(text("""
+        SELECT count(DISTINCT v.household_id) FILTER (WHERE v.occurred_at > :year_ago) AS households_year,
+               coalesce(sum(v.people) FILTER (WHERE v.occurred_at > :year_ago
+                                              AND v.household_id IS NOT NULL), 0) AS people_year,
+               count(DISTINCT v.household_id) FILTER (WHERE v.occurred_at >= :month) AS households_month,
+               coalesce(sum(v.people) FILTER (WHERE v.occurred_at >= :month
+                                              AND v.household_id IS NOT NULL), 0) AS people_month,
+               count(*) FILTER (WHERE v.kind = 'follow_up' AND v.occurred_at > :year_ago) AS follow_ups_year
+          FROM visits v JOIN areas g ON g.id = v.grid_id
+         WHERE g.path <@ CAST(:p AS ltree) AND v.occurred_at <= :as_of"""), params).mappings().one()
+    households = session.execute(text("""
+        SELECT count(*) FROM households h JOIN areas g ON g.id = h.grid_id
+         WHERE g.path <@ CAST(:p AS ltree)"""), params).scalar_one()
+    return {"households": households, **dict(row),
+            "coverage_year": _pct(row["households_year"], households),
+            "coverage_month": _pct(row["households_month"], households)}
 
 
 def _compliance(session: Session, params: dict) -> dict:

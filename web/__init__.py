@@ -9,6 +9,7 @@ def create_app(config: dict | None = None) -> Flask:
     from . import (
         api,
         auth,
+        compression,
         database,
         errors,
         i18n,
@@ -22,6 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
         responses,
         review,
         security,
+        tiles,
         vendor,
         visits,
     )
@@ -30,6 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(load(config))
     database.init_app(app)
+    compression.init_app(app)               # registered first, so it runs last: compresses what the rest made
     errors.register(app)
     responses.init_app(app)                 # strict JSON, no NUL in paths or queries
     security.init_app(app)
@@ -43,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
     patrol.init_app(app)                    # units, position ingest, /osmand, /dispatch
     app.register_blueprint(livefeed.bp)     # /api/live (Server-Sent Events)
     app.register_blueprint(review.bp)       # risk, scorecards, heat, hot spots, /review, /public
+    app.register_blueprint(tiles.bp)        # /tiles: vector tiles, TileJSON, the basemap
     app.register_blueprint(ogc.bp)          # OGC API – Features for GIS clients, /ogc
     app.register_blueprint(visits.bp)       # households, 走访 visits, coverage, a worker's day
     phone.init_app(app)                     # /day, the web manifest, the service worker

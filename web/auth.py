@@ -81,7 +81,7 @@ def public(view):
 
 def _is_api() -> bool:
     # A GIS client reading /ogc gets a 401 as the API does; a browser asking for its pages logs in.
-    return request.path.startswith("/api/") or (is_ogc() and not wants_html())
+    return request.path.startswith(("/api/", "/tiles/")) or (is_ogc() and not wants_html())
 
 
 def _basic_token(credentials: str) -> Principal | None:

@@ -38,7 +38,7 @@ def wants_html() -> bool:
 def _wants_json() -> bool:
     if is_ogc():
         return not wants_html()
-    return (request.path.startswith("/api/") or request.path.startswith("/osmand")
+    return (request.path.startswith(("/api/", "/tiles/", "/osmand"))
             or request.accept_mimetypes.best == "application/json")
 
 

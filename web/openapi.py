@@ -1,7 +1,7 @@
-"""The OpenAPI 3.1 description of /api: the kernel's routes here, each feature's beside its views."""
+"""The OpenAPI 3.1 description of /api and /tiles: the kernel's routes here, each feature's beside its views."""
 from __future__ import annotations
 
-from . import incidents, patrol, planner, review, visits
+from . import incidents, patrol, planner, review, tiles, visits
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -73,4 +73,5 @@ def _feature_paths(geojson: dict) -> dict:
     paths: dict = {}
     for module in (incidents, patrol, planner, review, visits):
         paths.update(module.openapi_paths(geojson, _param, _errors))
+    paths.update(tiles.openapi_paths(_param, _errors))
     return paths

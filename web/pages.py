@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, render_template, send_from_directory
 from geo import areas, policy
 from geo.errors import NotFound
 
-from . import database
+from . import database, tiles
 from .auth import ANY_USER, current_user, public, roles
 
 bp = Blueprint("pages", __name__)
@@ -17,9 +17,9 @@ def map_config() -> dict:
     the extent of the reader's own area (their scope, else the home jurisdiction), so importing
     another jurisdiction never moves anyone's map."""
     cfg = current_app.config
-    out = {"basemap": cfg["BASEMAP"], "osmUrl": cfg["OSM_TILE_URL"],
-           "tiandituKey": cfg["TIANDITU_KEY"], "home": None, "extent": None}
     user = current_user()
+    out = {"basemap": cfg["BASEMAP"], "osmUrl": cfg["OSM_TILE_URL"],
+           "tiandituKey": cfg["TIANDITU_KEY"], "tiles": tiles.for_pages(user), "home": None, "extent": None}
     s = database.session()
     try:
         home = user.scope.home(s) if user is not None else policy.home_area(s)

@@ -14,6 +14,7 @@ PACKAGES = {
     "leaflet.markercluster": "leaflet.markercluster/dist",
     "leaflet.heat": "leaflet.heat/dist",
     "leaflet-geoman": "@geoman-io/leaflet-geoman-free/dist",
+    "protomaps-leaflet": "protomaps-leaflet/dist",
 }
 
 

@@ -1,4 +1,5 @@
-"""Generate the deterministic 郾城区 demo: areas, staff, 三零 subjects, gazetteer, roads, incidents, patrols.
+"""Generate the deterministic 郾城区 demo: areas, staff, 三零 subjects, gazetteer, roads, incidents, patrols,
+households and visits.
 
 Real: the district outline (DataV, GCJ-02, converted to WGS84) and the 10 townships and 198
 villages/communities with their statistical codes and official names. Everything below the district
@@ -9,14 +10,15 @@ lon/lat; metric work is done in CGCS2000 / 3-degree Gauss-Kruger CM 114E (EPSG:4
 draws from its own generator seeded with (seed, step), so changing one step leaves the others alone.
 
 One module per step, in the order `generate` runs them: `areas` (with `streets` and `tiling`),
-`gazetteer`, `staff`, `entities`, `roads`, `incidents`, `patrols`. Below them: `world` (the state
+`gazetteer`, `staff`, `entities`, `roads`, `incidents`, `patrols`, `visits` (with the village
+records). Below them: `world` (the state
 every step extends), `reference` (the real inputs), `names`, `coordinates` and `period`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import areas, entities, gazetteer, incidents, patrols, roads, staff
+from . import areas, entities, gazetteer, incidents, patrols, roads, staff, visits
 from .areas import SHANGQIAO, SHANGQIAO_GRIDS
 from .coordinates import METRIC_EPSG, to_metric, to_wgs84
 from .entities import COMPLIANT_ENTERPRISES, COMPLIANT_VILLAGES, ENTERPRISES, SUBJECT_VILLAGES
@@ -36,7 +38,7 @@ __all__ = [
     "to_metric", "to_wgs84",
 ]
 
-DEMO_VERSION = "2"
+DEMO_VERSION = "3"
 SEED = 411103
 
 
@@ -59,12 +61,18 @@ class Demo:
     positions: list[dict] = field(default_factory=list)
     shifts: list[dict] = field(default_factory=list)
     tracks: list[dict] = field(default_factory=list)
+    households: list[dict] = field(default_factory=list)
+    visits: list[dict] = field(default_factory=list)
+    visit_plans: list[dict] = field(default_factory=list)
+    meetings: list[dict] = field(default_factory=list)
+    logbook: list[dict] = field(default_factory=list)
     version: str = DEMO_VERSION
 
     def counts(self) -> dict[str, int]:
         """Return the number of records of every kind."""
         names = ("areas", "groups", "people", "staff", "departments", "entities", "places", "roads",
-                 "incidents", "hotspots", "units", "positions", "shifts", "tracks")
+                 "incidents", "hotspots", "units", "positions", "shifts", "tracks", "households",
+                 "visits", "visit_plans", "meetings", "logbook")
         return {name: len(getattr(self, name)) for name in names}
 
 
@@ -79,6 +87,7 @@ def generate(seed: int = SEED) -> Demo:
     roads.build(world)
     incidents.build(world)
     patrols.build(world)
+    visits.build(world)
     return _demo(world)
 
 
@@ -90,4 +99,5 @@ def _demo(world: World) -> Demo:
                 departments=world.departments, entities=world.entities, places=world.places,
                 roads=world.roads, incidents=world.incidents, hotspots=world.hotspots,
                 units=world.units, positions=world.positions, shifts=world.shifts,
-                tracks=world.tracks)
+                tracks=world.tracks, households=world.households, visits=world.visits,
+                visit_plans=world.visit_plans, meetings=world.meetings, logbook=world.logbook)

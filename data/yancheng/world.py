@@ -58,6 +58,11 @@ class World:
         self.positions: list[dict] = []
         self.shifts: list[dict] = []
         self.tracks: list[dict] = []
+        self.households: list[dict] = []
+        self.visits: list[dict] = []
+        self.visit_plans: list[dict] = []
+        self.meetings: list[dict] = []
+        self.logbook: list[dict] = []
         self.graph: dict = {}
         self.staff_by_grid: dict[str, dict[str, dict]] = {}
         self.core = None  # the urban street grid's extent (metric)

@@ -6,6 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from geo.errors import InvalidInput
+from geo.inputs import check_text
 from geo.vocabulary import CATEGORIES, CATEGORY_BY_NAME, CATEGORY_ZH, SEVERITY_BY_NAME
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -50,7 +51,7 @@ def bounded_text(data: dict, name: str, required: bool = False) -> str | None:
         return None
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise InvalidInput(name, f"{name} must be text; got {type(value).__name__}")
-    value = str(value).strip()
+    value = check_text(str(value).strip(), name)
     limit = MAX_TEXT.get(name, 1000)
     if len(value) > limit:
         raise InvalidInput(name, f"{name} must be at most {limit} characters; got {len(value)}")

@@ -10,7 +10,7 @@ trigger, so a subtree is one indexed `path <@ :root` scan whatever the jurisdict
 """
 from __future__ import annotations
 
-from . import accounts, analytics, areas, incidents, patrol, places, visits  # noqa: F401 — each registers its tables
+from . import accounts, analytics, areas, incidents, patrol, places, tiles, visits  # noqa: F401 — each registers its tables
 from .base import SRID, Base, LTree
 
 __all__ = ["SRID", "Base", "LTree"]

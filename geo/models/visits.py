@@ -55,6 +55,8 @@ class Visit(Base):
         Index("visits_grid_idx", "grid_id", "occurred_at"),
         Index("visits_household_idx", "household_id", "occurred_at"),
         Index("visits_incident_idx", "incident_id", postgresql_where=text("incident_id IS NOT NULL")),
+        # Coverage per worker, and removing a person without scanning every visit.
+        Index("visits_person_idx", "person_id", postgresql_where=text("person_id IS NOT NULL")),
         Index("visits_geom_idx", "geom", postgresql_using="gist"),
         # A phone's retried write is stored once: the key is unique per user.
         Index("visits_idempotency_idx", "visitor_id", "idempotency_key", unique=True,

@@ -353,3 +353,46 @@ def test_patrol_units_and_their_day(demo):
     for t in tracks.values():
         assert t["points"] == sum(p["flags"] == 0 for p in by_unit[t["callsign"]]) == len(t["geom"].coords)
         assert 10_000 < t["length_m"] < 500_000
+
+
+def test_households_and_visits_reproduce_the_article(demo, areas):
+    from geo.visits import seed
+
+    per_grid = Counter(h["grid_code"] for h in demo.households)
+    assert per_grid == {c: a["households"] for c, a in areas.items() if a["level"] == 4}
+    ids = [h["id_number"] for h in demo.households[::997]]
+    assert all(len(i) == 18 and i.startswith("411103") for i in ids)
+    home = [v for v in demo.visits if v["household"] is not None]
+    households = len({v["household"] for v in home})
+    people = sum(v["people"] for v in home)
+    assert seed.HOUSEHOLDS_VISITED < households < seed.HOUSEHOLDS_VISITED + 10_000      # 6万余户
+    assert seed.PERSON_VISITS < people < seed.PERSON_VISITS + 10_000                  # 13万余人次
+    assert all(v["people"] <= demo.households[v["household"]]["members"] for v in home[::101])
+    start, end = yancheng.PERIOD_START, yancheng.PERIOD_END
+    assert all(start <= v["occurred_at"] <= end for v in demo.visits[::53])
+
+
+def test_a_follow_up_visit_after_every_resolved_matter(demo):
+    follow = {v["incident"]: v for v in demo.visits if v["kind"] == "follow_up"}
+    for n, i in enumerate(demo.incidents):
+        if i["status"] in ("followed_up", "closed"):
+            v = follow[n]
+            assert i["resolved_at"] <= v["occurred_at"] <= (i["closed_at"] or yancheng.PERIOD_END)
+        else:
+            assert n not in follow
+
+
+def test_village_records_reproduce_the_article(demo, areas):
+    from geo.visits import seed
+
+    meetings = demo.meetings
+    assert len(meetings) == seed.MEETINGS
+    assert sum(m["problems_solved"] for m in meetings) == seed.PROBLEMS_SOLVED
+    assert sum(m["disputes_settled"] for m in meetings) == seed.MEETING_DISPUTES_SETTLED
+    assert all(m["held_on"].day == seed.MEETING_DAY and m["area_code"].startswith("411103002")
+               for m in meetings)
+    black = [e for e in demo.logbook if e["colour"] == "black"]
+    red = [e for e in demo.logbook if e["colour"] == "red"]
+    assert seed.LOGBOOK_DISPUTES_SETTLED < sum(e["resolved_dispute"] for e in black) < 70
+    assert seed.LOGBOOK_GOOD_DEEDS < len(red) < 110
+    assert all(e["area_code"].startswith("411103103") for e in demo.logbook)

@@ -67,8 +67,9 @@ def test_the_document_is_standalone(session, tiny):
     review.check_offline(doc)
     assert "测试TZ" in doc and "周交办" in doc and "四色预警" in doc and "2026-05-31" in doc
     assert "EPSG:32632" in doc
+    assert "走访与村务" in doc and "“510”圆桌议事会（次）" in doc and "60000+" in doc   # beside the article
     english = report.build(session, "TZ", "2026-05", SYSTEM, locale="en", with_map=False)
-    assert "Week by week" in english
+    assert "Week by week" in english and "Visits and village records" in english
 
 
 def test_a_bad_output_name_is_refused(session, tiny, tmp_path):

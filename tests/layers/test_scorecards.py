@@ -87,6 +87,41 @@ def test_unknown_area(session, tiny):
         scorecards.scorecard(session, "NOPE", SYSTEM)
 
 
+def test_visits_and_village_records(session, tiny):
+    from tests.layers.incidents import add_follow_up
+
+    grid = "(SELECT id FROM areas WHERE code = 'TZ1A1')"
+    homes = [session.execute(text(f"INSERT INTO households (grid_id, number, members) VALUES ({grid}, :n, 3) "
+                                  "RETURNING id"), {"n": n}).scalar_one() for n in ("1", "2", "3", "4")]
+    for h, when, people in ((homes[0], datetime(2026, 6, 2, tzinfo=TZ), 2),
+                            (homes[0], datetime(2026, 5, 2, tzinfo=TZ), 1),
+                            (homes[1], datetime(2025, 1, 2, tzinfo=TZ), 3)):       # over a year ago
+        session.execute(text(f"INSERT INTO visits (kind, household_id, grid_id, occurred_at, people) "
+                             f"VALUES ('home', :h, {grid}, :t, :p)"), {"h": h, "t": when, "p": people})
+    done = add_incident(session, 10.005, 10.005, occurred_at=datetime(2026, 4, 1, tzinfo=TZ),
+                        resolution_level="group")
+    add_incident(session, 10.005, 10.005, occurred_at=datetime(2026, 4, 1, tzinfo=TZ), resolution_level="group")
+    add_follow_up(session, done, datetime(2026, 4, 20, tzinfo=TZ))
+    session.execute(text(f"""
+        INSERT INTO village_meetings (area_id, held_on, topic, participants, problems_raised, problems_solved,
+                                      disputes_settled, site_inspection)
+        VALUES ({grid}, '2026-06-10', '停车难', '{{"resident": 5}}', 4, 3, 2, true)"""))
+    session.execute(text(f"INSERT INTO village_logbook (area_id, colour, recorded_on, title, resolved_dispute) "
+                         f"VALUES ({grid}, 'black', '2026-05-01', '争吵', true), "
+                         f"({grid}, 'red', '2026-05-01', '好人好事', false)"))
+    card = scorecards.scorecard(session, "TZ1A", SYSTEM, as_of=AS_OF)
+    v = card["visits"]
+    assert (v["households"], v["households_year"], v["people_year"]) == (4, 1, 3)
+    assert (v["households_month"], v["people_month"], v["follow_ups_year"]) == (1, 2, 1)
+    assert v["coverage_year"] == 25.0
+    assert (card["disputes"]["followed_up"], card["disputes"]["resolved"]) == (1, 2)   # closings do not count
+    assert card["village"]["meetings"] == {"meetings": 1, "site_inspections": 1, "problems_raised": 4,
+                                           "problems_solved": 3, "disputes_settled": 2}
+    assert card["village"]["logbook"] == {"red": 1, "black": 1, "blue": 0, "disputes_settled": 1}
+    assert card["seed"]["households_visited"] == 60_000 and card["seed"]["meetings"] == 32
+    assert scorecards.scorecard(session, "TZ2", SYSTEM, as_of=AS_OF)["visits"]["households"] == 0
+
+
 def test_the_demo_reproduces_the_article(session, demo):
     card = scorecards.scorecard(session, "411103", SYSTEM, as_of=datetime(2026, 10, 31, 23, tzinfo=TZ))
     c = card["compliance"]
@@ -99,5 +134,11 @@ def test_the_demo_reproduces_the_article(session, demo):
     assert card["disputes"]["within_village"] > card["disputes"]["by_level"][0]["share"]
     for cat in ("petition", "accident", "criminal"):
         assert card["sanling"][cat]["days_since"] is not None
+    v, village = card["visits"], card["village"]
+    assert 60_000 < v["households_year"] < 70_000 and 130_000 < v["people_year"] < 140_000
+    assert v["households"] == sum(a["households"] for a in demo.areas if a["level"] == 4)
+    assert card["disputes"]["follow_up_rate"] > 98      # 回访 after every matter but the newest
+    assert (village["meetings"]["meetings"], village["meetings"]["problems_solved"],
+            village["meetings"]["disputes_settled"]) == (32, 106, 83)
     township = scorecards.scorecard(session, "411103102", SYSTEM, as_of=datetime(2026, 10, 31, tzinfo=TZ))
     assert township["rank"]["of"] == 10 and 1 <= township["rank"]["position"] <= 10

@@ -8,7 +8,8 @@ anonymous visitor, and the test asserts that
 - a request outside the scope is refused (403/404) or answered without anything of TZ2;
 - no body seen by an audience that does not act on incidents carries a sensitive incident's exact
   point, address or reporter, and no body seen by a scoped user carries an out-of-scope incident
-  id, unit, area code or exact point.
+  id, unit, area code or exact point. Vector tiles are decoded first: their properties are checked
+  as text and every vertex's position against the exact points.
 A new endpoint fails `test_every_endpoint_is_in_the_matrix` until it is added here.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from geo import audit
 from geo.boundaries import changes
 from geo.patrol import units
 from geo.policy import Scope
+from tests import mvt
 
 ROLES = ("admin", "dispatcher", "planner", "analyst", "grid_worker")
 EXACT = ("admin", "dispatcher", "grid_worker")
@@ -32,9 +34,13 @@ S_IN, P_IN, P_OUT, S_OUT = 9100001, 9100002, 9100003, 9100004
 SECRET_IN = ("10.0012345", "10.0023456", "秘密地址甲", "保密人甲", "13911112222")
 SECRET_OUT = ("10.0345678", "10.0356789", "秘密地址乙", "保密人乙")
 OUT_MARKS = ("9100003", "9100004", "OUT-1", "TZ2B1", "TZ2B2", "测试TZ2") + SECRET_OUT
+# Exact points as positions (lon, lat), for bodies that carry coordinates in another form (tiles).
+SECRET_POINTS = ((10.0012345, 10.0023456), (10.0345678, 10.0356789))
+OUT_POINTS = ((10.025, 10.025), (10.0345678, 10.0356789))
 # Routes that name places anywhere by design (the gazetteer and public aggregates): no scope.
 UNSCOPED = {"incidents.geocode", "incidents.reverse", "api.lookup", "review.public_stats",
-            "review.public_page", "api.openapi", "api.health", "review.layer_list"}
+            "review.public_page", "api.openapi", "api.health", "review.layer_list",
+            "tiles.public", "tiles.public_json", "tiles.basemap", "tiles.basemap_json"}
 # Reads whose answer is a redirect: to the page a role starts on.
 REDIRECTS = {"phone.start"}
 # Endpoints with their own tests and no scope: static files, sign-in, device ingest.
@@ -53,6 +59,11 @@ def _area_file(code: str, parent: str) -> bytes:
     ring = [[10.001, 10.001], [10.002, 10.001], [10.002, 10.002], [10.001, 10.002], [10.001, 10.001]]
     return json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
         "code": code, "parent": parent}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]}).encode()
+
+
+def _tile(layer: str, z: int, lon: float, lat: float) -> tuple:
+    x, y = mvt.tile_of(z, lon, lat)
+    return (f"/tiles/{layer}/{z}/{x}/{y}.mvt", None, None)
 
 
 def _report(lon: float, lat: float) -> dict:
@@ -149,6 +160,19 @@ ROUTES = {
     "patrol.unit_list": ("GET", ("/api/units", None, None), None),
     "patrol.unit_shifts": ("GET", ("/api/units/IN-1/shifts", None, None), ("/api/units/OUT-1/shifts", None, None)),
     "patrol.unit_trails": ("GET", ("/api/units/trails?minutes=60", None, None), None),
+    "tiles.areas": ("GET", _tile("areas", 13, 10.005, 10.01), _tile("areas", 15, 10.035, 10.035)),
+    "tiles.risk": ("GET", _tile("risk", 13, 10.005, 10.01), _tile("risk", 15, 10.035, 10.035)),
+    "tiles.coverage": ("GET", _tile("coverage", 13, 10.005, 10.01), _tile("coverage", 15, 10.035, 10.035)),
+    "tiles.incidents": ("GET", _tile("incidents", 16, 10.0012345, 10.0023456),
+                        _tile("incidents", 16, 10.0345678, 10.0356789)),
+    "tiles.public": ("GET", _tile("public", 12, 10.005, 10.005), None),
+    "tiles.basemap": ("GET", _tile("basemap", 14, 10.005, 10.005), None),
+    "tiles.areas_json": ("GET", ("/tiles/areas.json", None, None), None),
+    "tiles.risk_json": ("GET", ("/tiles/risk.json", None, None), None),
+    "tiles.coverage_json": ("GET", ("/tiles/coverage.json", None, None), None),
+    "tiles.incidents_json": ("GET", ("/tiles/incidents.json", None, None), None),
+    "tiles.public_json": ("GET", ("/tiles/public.json", None, None), None),
+    "tiles.basemap_json": ("GET", ("/tiles/basemap.json", None, None), None),
     "visits.household_list": ("GET", ("/api/households?grid=TZ1A1", None, None),
                               ("/api/households?grid=TZ2B1", None, None)),
     "visits.listing": ("GET", ("/api/visits?grid=TZ1A1", None, None), ("/api/visits?grid=TZ2B1", None, None)),
@@ -306,14 +330,28 @@ def _writes(session) -> int:
     return session.execute(text("SELECT count(*) FROM audit_log")).scalar()
 
 
+def _near(points, places, metres: float = 2.0) -> list:
+    return [(p, q) for p in points for q in places
+            if abs(p[0] - q[0]) * 109_600 < metres and abs(p[1] - q[1]) * 110_600 < metres]
+
+
 def _check_body(endpoint: str, role: str | None, scoped: bool, response) -> None:
-    body = response.get_data(as_text=True)
+    points: list = []
+    if response.mimetype != "application/vnd.mapbox-vector-tile":
+        body = response.get_data(as_text=True)
+    else:
+        z, x, y = (int(v) for v in response.request.path.rsplit(".", 1)[0].split("/")[-3:])
+        decoded = mvt.decode(response.get_data()) if response.get_data() else {}
+        body = json.dumps([f.properties for layer in decoded.values() for f in layer.features], ensure_ascii=False)
+        points = mvt.points(decoded, z, x, y)
     if role not in EXACT:
         for secret in SECRET_IN + SECRET_OUT:
             assert secret not in body, (endpoint, role, secret)
+        assert _near(points, SECRET_POINTS) == [], (endpoint, role)
     if scoped and endpoint not in UNSCOPED:
         for mark in OUT_MARKS:
             assert mark not in body, (endpoint, role, mark)
+        assert _near(points, OUT_POINTS) == [], (endpoint, role)
 
 
 def test_every_endpoint_is_in_the_matrix(app):

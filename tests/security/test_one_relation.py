@@ -18,6 +18,7 @@ WRITERS = {
     "geo/patrol/dispatch.py": "the distance stored with an assignment the audience may make",
     "layers/risk_policy.py": "the four-colour assessment, computed by the system and stored",
     "layers/risk.py": "the follow-up visits the hysteresis needs, read by the system",
+    "geo/visits/records.py": "locks the matter a 回访 moves, after the audience check",
 }
 PATTERN = re.compile(r"\b(?:FROM|JOIN)\s+incidents\b(?!_for|\w)", re.IGNORECASE)
 

@@ -129,14 +129,14 @@ def test_openapi_lists_the_endpoints(client):
     assert {"/api/areas", "/api/areas/{code}", "/api/lookup", "/api/health"} <= set(doc["paths"])
 
 
-def test_every_api_route_is_in_the_openapi_document(app, client):
+def test_every_api_and_tile_route_is_in_the_openapi_document(app, client):
     import re
 
     paths = client.get("/api/openapi.json").get_json()["paths"]
     shape = lambda p: re.sub(r"\{[^}]+\}", "{}", p)   # noqa: E731 — parameter names may differ
     documented = {(shape(p), m.upper()) for p, ops in paths.items() for m in ops}
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/"):
+        if rule.rule.startswith(("/api/", "/tiles/")):
             path = shape(re.sub(r"<(?:[a-z]+:)?[a-z_]+>", "{x}", rule.rule))
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 assert (path, method) in documented, (rule.rule, method)

@@ -8,19 +8,7 @@ from __future__ import annotations
 import click
 from flask.cli import FlaskGroup
 
-from . import (
-    accounts,
-    areas,
-    backups,
-    database,
-    demo,
-    incidents,
-    patrol,
-    public,
-    review,
-    server,
-    visits,
-)
+from . import accounts, areas, backups, database, demo, incidents, patrol, public, review, server, tiles, visits
 
 
 def _create_app():
@@ -38,6 +26,6 @@ def main():
 for command in (database.db_group, demo.demo, accounts.users_group, accounts.tokens_group,
                 areas.areas_group, patrol.units_group, patrol.tracks_group, patrol.simulate_group,
                 incidents.incidents_group, review.risk_group, review.report_cmd, public.public_group,
-                backups.backup_group, backups.restore_cmd, server.serve, server.trackers,
-                visits.households_group):
+                backups.backup_group, backups.restore_cmd, tiles.basemap_group, tiles.tiles_group,
+                server.serve, server.trackers, visits.households_group):
     main.add_command(command)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0016"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
@@ -69,6 +69,8 @@ CREATE TABLE visits (
 CREATE INDEX visits_grid_idx ON visits (grid_id, occurred_at);
 CREATE INDEX visits_household_idx ON visits (household_id, occurred_at);
 CREATE INDEX visits_incident_idx ON visits (incident_id) WHERE incident_id IS NOT NULL;
+-- Coverage per worker, and removing a person without scanning every visit.
+CREATE INDEX visits_person_idx ON visits (person_id) WHERE person_id IS NOT NULL;
 CREATE INDEX visits_geom_idx ON visits USING gist (geom);
 CREATE UNIQUE INDEX visits_idempotency_idx ON visits (visitor_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;

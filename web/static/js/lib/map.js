@@ -1,8 +1,10 @@
-/* The one map factory: every page's Leaflet map gets the same basemaps (OpenStreetMap, Tianditu
- * when a key is configured, or none for an offline intranet), remembers the reader's basemap choice
+/* The one map factory: every page's Leaflet map gets the same basemaps (the app's own vector
+ * basemap, OpenStreetMap, Tianditu when a key is configured, or none), remembers the reader's basemap choice
  * across pages, shows a metric scale, and opens on the reader's own area. */
 import { get } from "./api.js";
 import { t } from "./i18n.js";
+import { expose } from "./testhook.js";
+import { localBasemap } from "../layers/basemap.js";
 
 const STORE = "anwang.basemap";
 const TIANDITU = "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0" +
@@ -21,6 +23,9 @@ export function mapConfig() {
 
 function basemapLayers(cfg) {
   const layers = { none: L.layerGroup() };
+  const tiles = cfg.tiles || {};
+  const local = tiles.basemap && localBasemap(tiles.basemap.url, tiles.basemap);
+  if (local) { layers.local = local; }
   if (cfg.osmUrl) {
     layers.osm = L.tileLayer(cfg.osmUrl, { maxZoom: 19, attribution: "© OpenStreetMap contributors" });
   }
@@ -74,6 +79,7 @@ export function createMap(id, options = {}) {
   for (const [key, layer] of Object.entries(layers)) { named[t(`basemap_${key}`)] = layer; }
   const basemap = chosenBasemap(cfg, layers);
   layers[basemap].addTo(map);
+  expose("basemap", { key: basemap, layer: layers[basemap] });
   map.on("baselayerchange", (e) => {
     const key = Object.keys(layers).find((k) => layers[k] === e.layer);
     if (key) { store(key); }
