@@ -44,6 +44,11 @@ export default [
     },
   },
   {
+    // The service worker: a classic script whose first lines (VERSION, SHELL) the server writes.
+    files: ["web/static/js/worker/sw.js"],
+    languageOptions: { sourceType: "script", globals: { ...globals.serviceworker, VERSION: "readonly", SHELL: "readonly" } },
+  },
+  {
     files: ["eslint.config.js"],
     languageOptions: { ecmaVersion: 2022, sourceType: "module" },
   },

@@ -27,11 +27,12 @@ def open_page(browser, base_url, external: list, console_errors: list, **context
 
 
 def login(page, base_url, name, password):
+    """Log in through the login page; wait until the role's start page (a grid worker's: /day)."""
     page.goto(f"{base_url}/login")
     page.fill("input[name=username]", name)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/")
+    page.wait_for_url(lambda url: url.startswith(base_url) and "/login" not in url)
 
 
 def wait_for(page, expression: str, arg=None, timeout: float = 10000, polling: float = 100):

@@ -19,6 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
         ogc,
         pages,
         patrol,
+        phone,
         planner,
         responses,
         review,
@@ -50,5 +51,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(tiles.bp)        # /tiles: vector tiles, TileJSON, the basemap
     app.register_blueprint(ogc.bp)          # OGC API – Features for GIS clients, /ogc
     app.register_blueprint(visits.bp)       # households, 走访 visits, coverage, a worker's day
+    phone.init_app(app)                     # /day, the web manifest, the service worker
     auth.check_declared(app)
     return app

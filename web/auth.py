@@ -141,10 +141,20 @@ def require_scope(area_code, field: str = "area"):
     return user.scope.area(database.session(), area_code, field)
 
 
-def _safe_next(target: str | None) -> str:
-    # Only local paths: an absolute URL here would be an open redirect.
+# Where each role starts its work after login (and where the installed app opens).
+START = {"grid_worker": "phone.day"}
+
+
+def start_url(role: str | None) -> str:
+    """The page a role lands on: a grid worker's day, everyone else's map."""
+    return url_for(START.get(role or "", "pages.index"))
+
+
+def _safe_next(target: str | None, role: str | None = None) -> str:
+    # Only local paths: an absolute URL here would be an open redirect. Without one, each role
+    # lands on its own work.
     if not target or urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("pages.index")
+        return start_url(role)
     return target
 
 
@@ -169,7 +179,8 @@ def login():
         session.clear()
         session[SESSION_KEY] = attempt.session_key
         session.permanent = True
-        return redirect(_safe_next(request.args.get("next")))
+        user = logins.principal_for_session(s, attempt.session_key)
+        return redirect(_safe_next(request.args.get("next"), user.role if user else None))
     return render_template("login.html")
 
 

@@ -12,7 +12,7 @@ from .config import project_path
 COOKIE = "anwang_lang"
 # The kinds of domain words pages show (geo/vocabulary.py), handed to their scripts as one block.
 PAGE_WORDS = ("level", "category", "severity", "status", "staff", "risk", "unit_kind", "unit_status",
-              "resolution")
+              "resolution", "visit_kind")
 
 
 def select_locale() -> str:

@@ -3,7 +3,7 @@ geocoding and reverse geocoding, and the grid worker's report form. Views parse,
 caller's audience (geo.policy), commit."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, Response, render_template, request
 
 from geo import areas, idempotency
 from geo.errors import InvalidInput
@@ -13,6 +13,7 @@ from geo.incidents import (
     geocoding,
     intake,
     lifecycle,
+    photos,
     queries,
     stats,
 )
@@ -33,7 +34,12 @@ def create():
     body = json_body()
     key = idempotency.Key.of(request.headers.get(idempotency.HEADER), body)
     body.setdefault("source", "网格员上报" if current_user().role == "grid_worker" else "api")
+    taken = photos.parse(body.pop("photos", None))   # checked before anything is written
     result = intake.create(s, actor(), body, audience(), key)
+    if result["replayed"]:
+        result["photos"] = [p["id"] for p in photos.listing(s, result["id"], audience())]
+    else:
+        result["photos"] = photos.attach(s, actor(), int(result["id"]), taken)
     s.commit()
     return geojson_response(result, 200 if result["replayed"] else 201)
 
@@ -61,6 +67,19 @@ def statistics():
 @roles(*ANY_USER)
 def detail(incident_id: str):
     return geojson_response(queries.get(database.session(), incident_id, audience()))
+
+
+@bp.get("/api/incidents/<incident_id>/photos")
+@roles(*ANY_USER)
+def photo_list(incident_id: str):
+    return json_response({"photos": photos.listing(database.session(), incident_id, audience())})
+
+
+@bp.get("/api/incidents/<incident_id>/photos/<int:photo_id>")
+@roles(*ANY_USER)
+def photo(incident_id: str, photo_id: int):
+    content_type, data = photos.read(database.session(), incident_id, photo_id, audience())
+    return Response(data, mimetype=content_type, headers={"Cache-Control": "private, max-age=86400"})
 
 
 @bp.post("/api/incidents/<incident_id>/transitions")
@@ -144,6 +163,8 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
         "reporter": {"type": "object", "properties": {"name": {"type": "string"},
                                                       "phone": {"type": "string"}}},
         "sensitive": {"type": "boolean"}, "source": {"type": "string"},
+        "photos": {"type": "array", "maxItems": 4, "items": {
+            "type": "string", "description": "data:image/jpeg|png|webp;base64,… (at most 5 MB)"}},
         "external_id": {"type": "string"}}}
     return {
         "/api/incidents": {
@@ -177,6 +198,15 @@ def openapi_paths(geojson: dict, param, errors) -> dict:
             "summary": "One incident with its events, links, handling level and response targets",
             "parameters": [ident],
             "responses": {"200": {"description": "Feature", "content": geojson},
+                          **errors(400, 401, 404)}}},
+        "/api/incidents/{id}/photos": {"get": {
+            "summary": "The photos taken with a report (none for a reader who sees it generalised)",
+            "parameters": [ident], "responses": {"200": {"description": "id, content_type, bytes, "
+                                                                       "sha256, created_at"},
+                                                 **errors(400, 401, 404)}}},
+        "/api/incidents/{id}/photos/{photo}": {"get": {
+            "summary": "One photo's image", "parameters": [ident, {**ident, "name": "photo"}],
+            "responses": {"200": {"description": "image/jpeg, image/png or image/webp"},
                           **errors(400, 401, 404)}}},
         "/api/incidents/{id}/transitions": {"post": {
             "summary": "Move along reported → accepted → handling → resolved → followed_up → closed, "

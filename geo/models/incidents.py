@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -99,6 +100,22 @@ class IncidentEvent(Base):
     to_status: Mapped[str] = mapped_column(Text)
     level: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentPhoto(Base):
+    """A photo taken with a report (JPEG, PNG or WebP), kept with its incident."""
+
+    __tablename__ = "incident_photos"
+    __table_args__ = (Index("incident_photos_incident_idx", "incident_id"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    content_type: Mapped[str] = mapped_column(Text, CheckConstraint(
+        "content_type IN ('image/jpeg', 'image/png', 'image/webp')",
+        name="incident_photos_content_type_check"))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class IncidentLink(Base):

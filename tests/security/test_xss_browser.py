@@ -152,8 +152,11 @@ def fire_click(page, code: str, hook: str = "map") -> None:
 
 
 def sign_in(v: Visit, planted: Planted, role: str) -> None:
-    """Log in through the login page as the planted user of `role`."""
+    """Log in through the login page as the planted user of `role`, then open the dashboard (a grid
+    worker lands on their day)."""
     login(v.page, planted.base, planted.users[role], PASSWORD)
+    if v.page.url != f"{planted.base}/":
+        v.page.goto(f"{planted.base}/")
 
 
 MODES = [pytest.param(True, id="csp"), pytest.param(False, id="encoding-only")]

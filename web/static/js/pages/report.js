@@ -1,10 +1,14 @@
-/* The grid worker's report form: the map shows the worker's own grids; a click (or a located
- * address) sets the point; the report goes to POST /api/incidents. Whatever the server or the
- * reader wrote is shown as text. */
-import { ApiError, get, post, query } from "../lib/api.js";
+/* The grid worker's report form: the map shows the worker's own grids; a tap, the phone's own
+ * position or a located address sets the point; the report (with an optional photo) goes into the
+ * outbox, which sends it to POST /api/incidents now or when the network returns. Whatever the
+ * server or the reader wrote is shown as text. */
+import { get, query } from "../lib/api.js";
 import { byId, el, fill, setText, text } from "../lib/dom.js";
 import { t, wordOr } from "../lib/i18n.js";
 import { createMap } from "../lib/map.js";
+import { showOutbox } from "../lib/outbox.js";
+import { areaAt, gridOf, localIso, lonLat, myPosition, nowLocal, shrinkPhoto } from "../lib/place.js";
+import { discard, enqueue, entries, flush } from "../lib/queue.js";
 import { expose } from "../lib/testhook.js";
 import { label } from "../lib/vocabulary.js";
 
@@ -22,6 +26,7 @@ const gridLayer = L.geoJSON(grids, {
 if (gridLayer.getLayers().length) { map.fitBounds(gridLayer.getBounds(), { padding: [20, 20], animate: false }); }
 
 let marker = null;
+let accuracyCircle = null;
 let point = null;   // {lon, lat} in WGS84, or null when the address alone is sent
 
 function say(node, words, className = "hint") {
@@ -29,38 +34,49 @@ function say(node, words, className = "hint") {
   node.className = className;
 }
 
-// Ray casting over every ring of the grid's (multi)polygon; the server checks again.
-function pointInLayer(latlng, lyr) {
-  const rings = [];
-  const collect = (ll) => { if (ll.length && ll[0] instanceof L.LatLng) { rings.push(ll); } else { ll.forEach(collect); } };
-  collect(lyr.getLatLngs());
-  let inside = false;
-  for (const ring of rings) {
-    for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-      const a = ring[i];
-      const b = ring[j];
-      if ((a.lat > latlng.lat) !== (b.lat > latlng.lat) &&
-          latlng.lng < (b.lng - a.lng) * (latlng.lat - a.lat) / (b.lat - a.lat) + a.lng) {
-        inside = !inside;
-      }
-    }
-  }
-  return inside;
+function clearPoint() {
+  point = null;
+  if (marker) { marker.remove(); marker = null; }
+  if (accuracyCircle) { accuracyCircle.remove(); accuracyCircle = null; }
+  delete document.body.dataset.pointChosen;
+  say(where, t("none"));
 }
 
-function insideMyGrids(latlng) {
-  return gridLayer.getLayers().some((lyr) => lyr.getBounds().contains(latlng) && pointInLayer(latlng, lyr));
+async function outside(latlng) {
+  say(where, t("outside"), "error");
+  const area = await areaAt(latlng);
+  if (area) { say(where, t("outside_in", { name: area.name, code: area.code }), "error"); }
 }
 
-function choose(latlng, place) {
-  if (!insideMyGrids(latlng)) { say(where, t("outside"), "error"); return; }
-  point = { lon: Number(latlng.lng.toFixed(7)), lat: Number(latlng.lat.toFixed(7)) };
+function choose(latlng, place, accuracy = null) {
+  const grid = gridOf(gridLayer, latlng);
+  if (!grid) { outside(latlng); return false; }
+  point = lonLat(latlng);
   if (marker) { marker.setLatLng(latlng); } else { marker = L.marker(latlng).addTo(map); }
-  say(where, `${t("chosen")}: ${place ? `${place} · ` : ""}${point.lon.toFixed(6)}, ${point.lat.toFixed(6)}`);
+  if (accuracyCircle) { accuracyCircle.remove(); accuracyCircle = null; }
+  if (accuracy !== null) {
+    accuracyCircle = L.circle(latlng, { radius: accuracy, weight: 1, fillOpacity: 0.1 }).addTo(map);
+  }
+  const parts = [place, `${grid.properties.name} (${grid.properties.code})`,
+                 `${point.lon.toFixed(6)}, ${point.lat.toFixed(6)}`,
+                 accuracy !== null ? `${t("accuracy")} ±${Math.round(accuracy)} m` : null];
+  say(where, `${t("chosen")}: ${parts.filter(Boolean).join(" · ")}`);
   document.body.dataset.pointChosen = "1";
+  return true;
 }
 
 map.on("click", (e) => choose(e.latlng, null));
+
+byId("use-location").addEventListener("click", async () => {
+  say(where, t("locating"));
+  try {
+    const pos = await myPosition();
+    map.setView(pos.latlng, Math.max(map.getZoom(), 16), { animate: false });
+    choose(pos.latlng, null, pos.accuracy);
+  } catch {
+    say(where, t("no_position"), "error");
+  }
+});
 
 byId("locate").addEventListener("click", async () => {
   const address = form.elements.address.value.trim();
@@ -84,14 +100,6 @@ byId("locate").addEventListener("click", async () => {
   }
 });
 
-// datetime-local has no zone: send it with the browser's offset so the server knows the instant.
-function localIso(value) {
-  if (!value) { return ""; }
-  const offset = -new Date(value).getTimezoneOffset();
-  const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
-  return `${value}${value.length === 16 ? ":00" : ""}${offset >= 0 ? "+" : "-"}${pad(offset / 60)}:${pad(offset % 60)}`;
-}
-
 function showResult(saved) {
   const p = saved.properties;
   const duplicates = saved.duplicates && saved.duplicates.length
@@ -109,23 +117,63 @@ function showResult(saved) {
   result.dataset.savedId = String(saved.id);
 }
 
+function problem(f) {
+  if (!f.category.value) { return ["category", t("need_category")]; }
+  if (!f.occurred_at.value) { return ["occurred_at", t("need_time")]; }
+  if (!point && !f.address.value.trim()) { return ["where", t("need_place")]; }
+  return null;
+}
+
+function startOver() {
+  form.reset();
+  form.elements.occurred_at.value = nowLocal();
+  clearPoint();
+}
+
 form.addEventListener("submit", async (e) => {
   e.preventDefault();
   const f = form.elements;
+  const wrong = problem(f);
+  if (wrong) {
+    say(result, `${t("failed")}: ${wrong[1]}`, "error");
+    result.dataset.field = wrong[0];
+    return;
+  }
   const report = {
     category: f.category.value, subtype: f.subtype.value, severity: Number(f.severity.value),
     occurred_at: localIso(f.occurred_at.value), address: f.address.value, description: f.description.value,
     reporter: { name: f.reporter_name.value, phone: f.reporter_phone.value }, sensitive: f.sensitive.checked,
   };
   if (point) { Object.assign(report, { lon: point.lon, lat: point.lat, crs: "wgs84" }); }
-  try {
-    showResult(await post("/api/incidents", report));
-    form.reset();
-    point = null;
-  } catch (error) {
-    const field = error instanceof ApiError && error.field ? `[${error.field}] ` : "";
-    say(result, `${t("failed")}: ${field}${error.message || ""}`, "error");
+  if (f.photo.files && f.photo.files[0]) {
+    try {
+      report.photos = [await shrinkPhoto(f.photo.files[0])];
+    } catch {
+      say(result, `${t("failed")}: ${t("photo_failed")}`, "error");
+      return;
+    }
+  }
+  const words = `${t("report_label")} · ${label("category", report.category)} · ${f.occurred_at.value.replace("T", " ")}`;
+  delete result.dataset.savedId;
+  say(result, t("sending"));
+  const entry = await enqueue("report", "/api/incidents", report, words);
+  await flush();
+  const mine = (await entries()).find((e) => e.key === entry.key);
+  if (mine && mine.state === "sent") {
+    showResult(mine.result);
+    startOver();
+  } else if (mine && (mine.state === "conflict" || mine.state === "refused")) {
+    // Answered at once: the form keeps what was typed, to be corrected and sent as a new report.
+    say(result, `${t("failed")}: ${mine.field ? `[${mine.field}] ` : ""}${mine.message || ""}`, "error");
+    await discard(mine.key);
+  } else {
+    say(result, t("queued"));   // no network: it waits in the outbox
+    startOver();
   }
 });
 
+form.elements.occurred_at.value = nowLocal();
+showOutbox(byId("outbox"), byId("outbox-count"));
+
 expose("map", map);
+expose("report", { choose: (lat, lon) => choose(L.latLng(lat, lon), null), flush, entries });
