@@ -18,6 +18,7 @@ from layers.features import crs as crs_mod
 
 from . import database
 from . import ogc_api as api_document
+from . import tiles as tiles_view
 from .auth import ANY_USER, audience, current_user, public, roles
 from .errors import wants_html
 from .responses import GEOJSON, json_response
@@ -25,6 +26,7 @@ from .responses import GEOJSON, json_response
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 JSON = "application/json"
 HTML = "text/html"
+MVT = "application/vnd.mapbox-vector-tile"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA = "application/schema+json"
 FORMATS = ("json", "html")
@@ -118,8 +120,22 @@ def landing():
                       _link("service-desc", OPENAPI, "ogc.api", "OpenAPI 3.0"),
                       _link("service-doc", HTML, "ogc.api", "API documentation"),
                       _link("conformance", JSON, "ogc.conformance"),
-                      _link("data", JSON, "ogc.collections")]}
+                      _link("data", JSON, "ogc.collections"),
+                      *_tile_links()]}
     return _answer(body, fmt, "ogc/landing.html")
+
+
+def _tile_links() -> list[dict]:
+    """The vector tile layers this reader may read, for a GIS client's vector tile layer: the XYZ
+    template (QGIS: Vector Tiles → New Generic Connection) and its TileJSON 3.0."""
+    out = []
+    for name, layer in tiles_view.for_pages(current_user()).items():
+        root = request.host_url.rstrip("/")
+        out += [{"rel": "item", "type": MVT, "templated": True, "href": root + layer["url"],
+                 "title": f"vector tiles: {name} (z {layer['minzoom']}–{layer['maxzoom']})"},
+                {"rel": "describedby", "type": JSON, "href": root + layer["tilejson"],
+                 "title": f"vector tiles: {name} (TileJSON 3.0)"}]
+    return out
 
 
 @bp.get("/conformance")

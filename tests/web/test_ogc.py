@@ -23,10 +23,11 @@ def reader(session, make_user, tiny):
 
 
 def _links(body) -> list[dict]:
+    """Every link of an answer that is a URL (a templated one is a pattern, followed on its own)."""
     found = list(body.get("links", []))
     for nested in body.get("collections", []):
         found.extend(nested.get("links", []))
-    return found
+    return [link for link in found if not link.get("templated")]
 
 
 def test_a_qgis_session_on_the_demo_follows_every_link(client, session, make_user, demo):
@@ -53,6 +54,14 @@ def test_a_qgis_session_on_the_demo_follows_every_link(client, session, make_use
                                     "geom, ST_MakeEnvelope(:a, :b, :c, :d, 4326))"),
                                dict(zip("abcd", map(float, box.split(","))))).scalar()
     assert body["numberMatched"] == expected > 50 and body["numberReturned"] == 50
+    # The vector tile layers: an XYZ template a GIS client fills in, and its TileJSON.
+    templates = [link for link in landing["links"] if link.get("templated")]
+    assert {"areas", "incidents", "basemap"} <= {link["title"].split()[2] for link in templates}
+    for link in templates:
+        tile = client.get(link["href"].format(z=12, x=3372, y=1642), headers=headers)
+        assert tile.status_code in (200, 204) and tile.mimetype == link["type"], link
+    tilejson = [link for link in landing["links"] if link["rel"] == "describedby"]
+    assert len(tilejson) == len(templates)
     # Every link of every answer resolves, in the media type it announces.
     for source in (landing, conformance, listing, collection, body):
         for link in _links(source):
