@@ -8,8 +8,10 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 def open_page(browser, base_url, external: list, console_errors: list, **context_options):
     """A page in a new context (options for new_context may override the defaults)."""
+    # Service workers are off unless a test asks for them: what a worker fetches by itself passes
+    # neither the gate below nor a test's own routes.
     context = browser.new_context(**{"viewport": {"width": 1400, "height": 900}, "locale": "zh-CN",
-                                     **context_options})
+                                     "service_workers": "block", **context_options})
 
     def gate(route):
         host = urlsplit(route.request.url).hostname

@@ -9,6 +9,10 @@ from sqlalchemy import text
 
 # -- what points at areas: incidents, entities, staff, scopes … ------------------------------
 _REFERENCES: dict[str, list[dict]] = {}
+# Columns unique within their area (a household's 户号 within its grid): a row that moves to
+# another area keeps its number with the code of the area it came from, so that two grids merged
+# into one never hold the same number twice, and the number still says where it was given.
+UNIQUE_WITHIN_AREA = {"households": "number"}
 
 
 def _references(session) -> list[dict]:
@@ -54,9 +58,11 @@ def carry_references(session, successors: dict[int, int | None], region: bytes |
             # `&&` against the region's envelope lets the GiST index on geom pick the candidates.
             # Only rows whose area changes are written (`IS DISTINCT FROM`), so triggers on
             # those tables fire for real moves only.
+            renumber = UNIQUE_WITHIN_AREA.get(ref["tbl"])
+            keep = f", {renumber} = t.{renumber} || '/' || n.old_code" if renumber else ""
             moved = session.execute(text(f"""
-                UPDATE {tbl} t SET {col} = n.area
-                  FROM (SELECT r.ctid AS tid, COALESCE((
+                UPDATE {tbl} t SET {col} = n.area{keep}
+                  FROM (SELECT r.ctid AS tid, old.code AS old_code, COALESCE((
                                SELECT a.id FROM areas a
                                 WHERE a.level = old.level AND NOT a.id = ANY(:retired)
                                   AND ST_Intersects(a.geom, CASE WHEN GeometryType(r.geom) = 'POINT'
@@ -78,10 +84,14 @@ def carry_references(session, successors: dict[int, int | None], region: bytes |
             if succ is not None and ref["tbl"] in ("area_staff", "user_scopes"):
                 # 一长两员 and user scopes follow the area into its successor (no duplicates).
                 item["added"] = _copy_rows(session, ref["tbl"], rid, succ)
-            if ref["on_delete"] in ("c", "n", "d"):
+            renumber = UNIQUE_WITHIN_AREA.get(ref["tbl"])
+            if ref["on_delete"] in ("c", "n", "d") and not (renumber and succ is not None):
                 item["restore"] = "insert" if ref["on_delete"] == "c" else "update"
             else:
-                session.execute(text(f"UPDATE {tbl} SET {col} = :s WHERE {col} = :r"),
+                # A household without a point follows its grid's successor rather than go with it.
+                keep = (f", {renumber} = {renumber} || '/' || (SELECT code FROM areas WHERE id = :r)"
+                        if renumber else "")
+                session.execute(text(f"UPDATE {tbl} SET {col} = :s{keep} WHERE {col} = :r"),
                                 {"s": succ, "r": rid})
                 item["restore"] = "update"
             carried.append(item)

@@ -377,3 +377,17 @@ def test_problems_show_a_grid_left_in_pieces_and_workload(session, region):
     assert pieces and pieces[0]["codes"] == ["EV1001001"] and pieces[0]["geometry"]["type"]
     assert all(p["severity"] == "warning" for p in found)
     assert validation.as_geojson(found)["features"][0]["properties"]["kind"]
+
+
+def test_a_merge_keeps_every_household_and_their_numbers_apart(session, region):
+    # Both grids number their households from 1: the merged grid holds both, none lost or refused.
+    for code in ("EV1001001", "EV1001002"):
+        session.execute(text("""
+            INSERT INTO households (grid_id, number, geom)
+            SELECT a.id, n, CASE WHEN n = '0002' THEN NULL ELSE ST_PointOnSurface(a.geom) END
+              FROM areas a, (VALUES ('0001'), ('0002')) v(n) WHERE a.code = :c"""), {"c": code})
+    run(session, "merge", ["EV1001001", "EV1001002"])
+    numbers = session.execute(text(
+        "SELECT h.number FROM households h JOIN areas a ON a.id = h.grid_id WHERE a.code = 'EV1001001' "
+        "ORDER BY 1")).scalars().all()
+    assert numbers == ["0001", "0001/EV1001002", "0002", "0002/EV1001002"]

@@ -247,7 +247,7 @@ def test_dispatch_tooltips_boxes_toasts_and_echoed_errors(browser, planted, arti
         page.evaluate(f"{hook}.map.addLayer({hook}.layers.coverage)")
         wait_for(page, open_area_tooltip, ["coverage", planted.split_codes[0]], timeout=20000)
         shows(page, ".leaflet-tooltip", SPLIT_NAMES[0])
-        # Live: a risk alert naming the grid, and a new incident with its address, both as toasts.
+        # Live: a risk alert naming the grid as a toast, and a new incident with its address in the queue.
         with db.session_scope(planted.engine) as s:
             s.execute(text("SELECT live_publish('risk', CAST(:p AS ltree), CAST(:payload AS jsonb))"),
                       {"p": planted.path, "payload": json.dumps(
@@ -258,7 +258,7 @@ def test_dispatch_tooltips_boxes_toasts_and_echoed_errors(browser, planted, arti
             "category": "hazard", "severity": 1, "address": LIVE_ADDRESS, "description": DESCRIPTION,
             "occurred_at": (datetime.now(timezone.utc) - timedelta(minutes=5)).isoformat(),
             "lon": planted.point[0], "lat": planted.point[1], "crs": "wgs84"})
-        shows(page, "#toasts", LIVE_ADDRESS)
+        shows(page, "#queue-list", LIVE_ADDRESS)
         # The server's error message repeats the call sign typed into the GPX form.
         page.fill("#gpx-unit", CALLSIGN)
         page.set_input_files("#gpx-file", {"name": "track.gpx", "mimeType": "application/gpx+xml", "buffer": GPX})
@@ -274,9 +274,9 @@ def test_planner_choices_labels_history_and_preview(browser, planted, artifacts,
         sign_in(v, planted, role)
         page.goto(f"{planted.base}/planner")
         wait_for(page, "document.body.dataset.ready === '1'", timeout=20000)
+        # The township list is the home jurisdiction's (the imported one's names are shown, as
+        # text, on the dashboard's map).
         shows(page, "#township-select option", TOWNSHIP)
-        if role == "admin":
-            shows(page, "#township-select option", IMPORTED[1])
         page.select_option("#township-select", planted.township)
         wait_for(page, f"document.querySelector('#village-select option[value=\"{planted.village}\"]')")
         shows(page, "#village-select option", VILLAGE)
@@ -290,7 +290,9 @@ def test_planner_choices_labels_history_and_preview(browser, planted, artifacts,
         fire_click(page, planted.grid, hook="planner")
         fire_click(page, planted.neighbour, hook="planner")
         page.click("#preview-btn")
-        page.wait_for_selector("#preview-box:not([hidden])", timeout=20000)
+        wait_for(page, "!document.getElementById('preview-box').hidden || "
+                       "document.getElementById('live-check').textContent.startsWith('✕')", timeout=20000)
+        assert page.is_visible("#preview-box"), page.inner_text("#live-check")
         shows(page, "#preview-table", GRID)
         page.click("#cancel-btn")
         page.screenshot(path=str(artifacts / f"xss-planner-{role}.png"))

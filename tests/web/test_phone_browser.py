@@ -16,7 +16,7 @@ from tests.web.test_phone import png
 pytestmark = pytest.mark.browser
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
-         "has_touch": True}
+         "has_touch": True, "service_workers": "allow"}
 
 # What a page must satisfy on a phone, evaluated in it: every element inside the screen's width
 # (unless a scrolling or clipping box holds it), every control a target of at least 44 × 44 px

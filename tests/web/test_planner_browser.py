@@ -108,7 +108,8 @@ def test_split_a_grid_in_the_planner_offline(live_server, browser, browser_user,
         assert first.get_attribute("data-kind") == "split"
         assert "人口增长" in first.inner_text()
         change_id = int(first.get_attribute("data-change"))
-        assert "#" + str(change_id) in page.inner_text("#message")
+        # The saved message comes once the village has been drawn again.
+        wait_for(page, f"document.getElementById('message').textContent.includes('#{change_id}')", timeout=15000)
         page.screenshot(path=str(artifacts / "planner-split.png"))
     except Exception:
         page.screenshot(path=str(artifacts / "planner-failure.png"))
