@@ -58,9 +58,9 @@ class StrictJSONProvider(DefaultJSONProvider):
 
 
 def init_app(app: Flask) -> None:
-    """Read JSON strictly, and refuse a NUL in the path or the query before any view sees it
-    (PostgreSQL text cannot hold one; no code or name contains one). Bodies are left to their
-    readers: the OsmAnd port reads its raw body itself."""
+    """Read JSON strictly, and refuse a NUL in the path, the query or an upload's form fields
+    before any view sees it (PostgreSQL text cannot hold one; no code or name contains one).
+    Other bodies are left to their readers: the OsmAnd endpoint parses its raw body itself."""
     app.json = StrictJSONProvider(app)
 
     @app.before_request
