@@ -122,7 +122,11 @@ class VillageLogbookEntry(Base):
     """One entry of a village's 三色 logbooks: red honours, black misconduct, blue memory."""
 
     __tablename__ = "village_logbook"
-    __table_args__ = (Index("village_logbook_area_idx", "area_id", "recorded_on"),)
+    __table_args__ = (
+        Index("village_logbook_area_idx", "area_id", "recorded_on"),
+        # Deleting an incident looks for entries naming it (0018).
+        Index("village_logbook_incident_idx", "incident_id", postgresql_where=text("incident_id IS NOT NULL")),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     area_id: Mapped[int] = mapped_column(ForeignKey("areas.id", ondelete="CASCADE"))
     colour: Mapped[str] = mapped_column(Text, CheckConstraint(
