@@ -22,8 +22,10 @@ DEMO_USERS = [
 
 @click.command("demo")
 @click.option("--reset", is_flag=True, help="Delete the demo region and load it again.")
+@click.option("--scale", type=click.IntRange(0, 9999), default=None, metavar="N",
+              help="Also keep N copies of the district side by side (codes 99kkkk; 0 removes them).")
 @friendly
-def demo(reset: bool):
+def demo(reset: bool, scale: int | None):
     """Load the 郾城区 demo (idempotent) and print one login per role."""
     from data import load as demo_load
     from data import yancheng
@@ -46,6 +48,7 @@ def demo(reset: bool):
             click.echo("")
             _demo_risk(session)
         logins = _demo_users(session)
+    copies = _demo_scale(engine, scale) if scale is not None else None
     elapsed = time.monotonic() - started
     click.echo("")
     click.echo("─" * 64)
@@ -53,6 +56,10 @@ def demo(reset: bool):
         click.echo(f"郾城区 demo loaded in {elapsed:.1f} s")
         for key, value in summary.items():
             click.echo(f"  {key:<22} {value:>10,}" if isinstance(value, int) else f"  {key:<22} {value}")
+    if copies:
+        click.echo(f"copies of 郾城区 ({scale} wanted) in {copies.pop('seconds'):.1f} s")
+        for key, value in copies.items():
+            click.echo(f"  {key:<22} {value:>10,}")
     click.echo("Demo logins (passwords are new on every run):")
     for username, role, scope, password in logins:
         click.echo(f"  {username:<12} {password:<22} {role:<12} scope {scope or 'everywhere'}")
@@ -70,6 +77,28 @@ def _demo_risk(session) -> None:
     report = risk.update(session, actor)
     levels = ", ".join(f"{k} {v}" for k, v in report.levels.items())
     click.echo(f"  four-colour risk: {levels} ({time.monotonic() - t0:.1f} s)")
+
+
+def _demo_scale(engine, n: int) -> dict:
+    """Keep copies 1..n of the district (data.scale) in a transaction of their own, audited once."""
+    from data import scale as demo_scale
+
+    t0 = time.monotonic()
+    with db.session_scope(engine) as session:
+        before = demo_scale.present(session)
+        click.echo(f"copies of 郾城区: {len(before)} present, {n} wanted …")
+        if n == 0:
+            summary = {"copies removed": len(before)} if before else {}
+            removed = demo_scale.remove(session)
+            summary.update({f"{k} removed": v for k, v in removed.items()})
+        else:
+            summary = demo_scale.replicate(session, n, progress=_progress)
+        if before or n:
+            # One entry for the whole load: a row per copied incident would be millions.
+            audit.record(session, audit.Actor.cli(), "demo.scale", target_type="area",
+                         target_id=demo_scale.copy_code(1), details={"copies": n, **summary})
+    summary["seconds"] = time.monotonic() - t0
+    return summary
 
 
 def _progress(step: str, done: int, total: int) -> None:
