@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import gzip
 import time
-from datetime import UTC, datetime
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
