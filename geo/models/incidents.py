@@ -37,7 +37,7 @@ class Incident(Base):
         Index("incidents_geom_idx", "geom", postgresql_using="gist"),
         Index("incidents_occurred_idx", "occurred_at"),
         Index("incidents_grid_idx", "grid_id", "occurred_at"),
-        # Deleting an area looks for incidents still in it (0018).
+        # Deleting an area looks for incidents still in it (0019).
         Index("incidents_area_idx", "area_id", postgresql_where=text("area_id IS NOT NULL")),
         Index("incidents_category_idx", "category", "occurred_at"),
         Index("incidents_status_idx", "status", "reported_at"),
@@ -127,7 +127,7 @@ class IncidentLink(Base):
     # One row per pair, whichever report was linked to which.
     __table_args__ = (
         CheckConstraint("incident_a < incident_b", name="incident_links_check"),
-        # Deleting an incident looks for links naming it second (the key covers the first) (0018).
+        # Deleting an incident looks for links naming it second (the key covers the first) (0019).
         Index("incident_links_b_idx", "incident_b"),
     )
     incident_a: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)

@@ -33,7 +33,7 @@ class Unit(Base):
     __tablename__ = "units"
     __table_args__ = (
         Index("units_status_idx", "status"),
-        # Deleting an area looks for units homed there (0018).
+        # Deleting an area looks for units homed there (0019).
         Index("units_home_area_idx", "home_area_id"),
         # Devices authenticate by token; a hash names exactly one unit.
         Index("units_token_hash_idx", "token_hash", unique=True),

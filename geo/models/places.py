@@ -45,7 +45,7 @@ class AreaStaff(Base):
     __table_args__ = (
         UniqueConstraint("area_id", "person_id", "role"),
         Index("area_staff_area_idx", "area_id"),
-        # Deleting a person looks for their roles (0018).
+        # Deleting a person looks for their roles (0019).
         Index("area_staff_person_idx", "person_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -124,7 +124,7 @@ class VillageLogbookEntry(Base):
     __tablename__ = "village_logbook"
     __table_args__ = (
         Index("village_logbook_area_idx", "area_id", "recorded_on"),
-        # Deleting an incident looks for entries naming it (0018).
+        # Deleting an incident looks for entries naming it (0019).
         Index("village_logbook_incident_idx", "incident_id", postgresql_where=text("incident_id IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -6,15 +6,15 @@ scan of the whole referring table per row deleted, so removing a region of 54,00
 people and 2 million incidents (the copies of `anwang demo --scale`, or any district) would take
 hours instead of minutes.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 """
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0018"
-down_revision = "0017"
+revision = "0019"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
