@@ -36,15 +36,12 @@ COLUMNS = 10  # copies per row, the first row just east of the county, further r
 GAP = 0.05  # between neighbouring copies, as a fraction of the district's width and height
 CHUNK = 10  # copies per statement for the large tables, so progress shows and memory stays small
 CHANGE_REASON = "郾城区演示数据副本"
+NAME = f"{DISTRICT_NAME} 副本 "  # and the copy's number: 郾城区 副本 7
 
 
 def copy_code(k: int) -> str:
     """The county code of copy k: `99` and k in four digits."""
     return f"{PREFIX}{k:04d}"
-
-
-def copy_name(k: int) -> str:
-    return f"{DISTRICT_NAME} 副本 {k}"
 
 
 def present(session: Session) -> list[int]:
@@ -173,7 +170,7 @@ def _areas(session: Session, root, summary: dict, report: Progress) -> None:
     """Areas level by level (the path trigger reads the parent), their first versions and groups,
     and `scale_areas (k, old, new)` mapping each real area to its copies."""
     conn = session.connection()
-    p = {"path": str(root.path), "suffix": f"{DISTRICT_NAME} 副本 "}
+    p = {"path": str(root.path), "name": NAME}
     levels = list(conn.execute(text(
         "SELECT DISTINCT level FROM areas WHERE path <@ CAST(:path AS ltree) ORDER BY 1"), p).scalars())
     total = 0
@@ -182,7 +179,7 @@ def _areas(session: Session, root, summary: dict, report: Progress) -> None:
             INSERT INTO areas (code, name, level, kind, parent_id, geom, households, population, urban,
                                version, attrs)
             SELECT s.code || substr(a.code, 7),
-                   CASE WHEN a.id = r.id THEN :suffix || s.k ELSE a.name END,
+                   CASE WHEN a.id = r.id THEN :name || s.k ELSE a.name END,
                    a.level, a.kind, c.id, ST_Translate(a.geom, s.dx, s.dy), a.households, a.population,
                    a.urban, 1,
                    (COALESCE(a.attrs, '{}'::jsonb) - 'demo_version' - 'seed')
