@@ -31,6 +31,9 @@ def current(session: Session, family: str) -> int:
 
 def claim(session: Session, family: str) -> bool:
     """Claim the right to keep what this transaction reads of the family from now on; True when no
-    write of it is in flight (none can then commit before this transaction ends)."""
-    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(hashtext('anwang.reads'), hashtext(:f))"),
-                                {"f": _family(family)}).scalar_one())
+    write of it is in flight (none can then commit before this transaction ends) and this
+    transaction has written none (it may yet roll back)."""
+    return bool(session.execute(text(
+        "SELECT pg_try_advisory_xact_lock(hashtext('anwang.reads'), hashtext(:f)) "
+        "AND current_setting('anwang.wrote_' || :f, true) IS DISTINCT FROM 'yes'"),
+        {"f": _family(family)}).scalar_one())

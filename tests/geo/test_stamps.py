@@ -56,6 +56,14 @@ def test_a_claim_fails_while_a_write_is_in_flight_and_holds_writers_off(two):
     assert stamps.current(reader, stamps.INCIDENTS) == kept
 
 
+def test_a_transaction_that_wrote_the_family_never_keeps(two):
+    writer, _ = two
+    assert stamps.claim(writer, stamps.AREAS)
+    writer.execute(text("UPDATE incidents SET status = status WHERE id = (SELECT min(id) FROM incidents)"))
+    assert not stamps.claim(writer, stamps.INCIDENTS)        # its own write may yet roll back
+    assert stamps.claim(writer, stamps.AREAS)                # it wrote no area
+
+
 def test_an_unknown_family_is_refused(session):
     with pytest.raises(ValueError):
         stamps.current(session, "users")

@@ -8,8 +8,10 @@
   reader that claims the key exclusively without waiting knows that no change of the family is in
   flight and that none can commit before its own transaction ends: the stamp it then reads names
   exactly the rows it reads, and it may keep the body. A reader that fails to claim serves what it
-  built without keeping it. (`max(id)` of an insert-only table, as `area_changes` was, cannot say
-  this: a transaction holding a smaller id may commit after a larger one has been read.)
+  built without keeping it, as does a transaction that has itself written the family (the trigger
+  marks it in a transaction-local setting): it may yet roll back. (`max(id)` of an insert-only
+  table, as `area_changes` was, cannot say this: a transaction holding a smaller id may commit
+  after a larger one has been read.)
 - `area_changes` (0015), one row per statement and never trimmed, is replaced by the areas' sequence.
 
 Revision ID: 0018
@@ -42,6 +44,8 @@ BEGIN
     FOREACH family IN ARRAY TG_ARGV LOOP
         PERFORM pg_advisory_xact_lock_shared(hashtext('anwang.reads'), hashtext(family));
         PERFORM nextval(('read_stamp_' || family)::regclass);
+        -- What this transaction reads of the family now includes its own uncommitted writes.
+        PERFORM set_config('anwang.wrote_' || family, 'yes', true);
     END LOOP;
     RETURN NULL;
 END $$;
