@@ -146,8 +146,7 @@ def detail(session: Session, code: str, scope: Scope) -> dict:
     row = area_row(session, code, "code")
     inside = scope.covers(row["path"])
     if not inside and not any(p.startswith(row["path"] + ".") for p in scope.paths):
-        raise Forbidden(f"area {row['code']} is outside your scope ({', '.join(scope.codes)})",
-                        field="area")
+        raise Forbidden(scope.outside(row["code"]), field="area")
     feature = session.execute(
         text(f"SELECT {_FEATURE_SQL} FROM areas a LEFT JOIN areas p ON p.id = a.parent_id "
              "LEFT JOIN area_groups g ON g.id = a.group_id WHERE a.id = :id"),

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from .errors import InvalidInput
+from .messages import msg
 
 # I-JSON (RFC 7493 §2.2): integers beyond ±(2^53 − 1) are not exchanged exactly between
 # implementations, and no value of this system (ids, counts, seconds) comes near them.
@@ -23,21 +24,14 @@ MAX_REASON = 500
 MAX_DEPTH = 32
 
 
-def unsafe_character(value: str) -> str | None:
-    """Why `value` cannot be stored as text — a NUL (PostgreSQL text cannot hold it) or a lone
-    surrogate (no UTF-8 form; I-JSON forbids it) — or None."""
-    if "\x00" in value:
-        return "must not contain a NUL character"
-    if any("\ud800" <= c <= "\udfff" for c in value):
-        return "must not contain a lone surrogate (not Unicode text)"
-    return None
-
-
 def check_text(value: str, field: str) -> str:
-    """`value` unchanged, or InvalidInput if it holds a character that text cannot."""
-    problem = unsafe_character(value)
-    if problem:
-        raise InvalidInput(field, f"{field} {problem}")
+    """`value` unchanged, or InvalidInput if it holds a character that text cannot: a NUL
+    (PostgreSQL text cannot hold it) or a lone surrogate (no UTF-8 form; I-JSON forbids it)."""
+    if "\x00" in value:
+        raise InvalidInput(field, msg("{field} must not contain a NUL character", field=field))
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        raise InvalidInput(field, msg("{field} must not contain a lone surrogate (not Unicode text)",
+                                      field=field))
     return value
 
 
@@ -45,13 +39,14 @@ def text_value(value: Any, field: str, *, required: bool = False, max_length: in
     """A string (stripped; empty counts as absent), or InvalidInput naming the field."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise InvalidInput(field, f"{field} is required")
+            raise InvalidInput(field, msg("{field} is required", field=field))
         return None
     if not isinstance(value, str):
-        raise InvalidInput(field, f"{field} must be text; got {_kind(value)}")
+        raise InvalidInput(field, msg("{field} must be text; got {kind}", field=field, kind=_kind(value)))
     value = check_text(value.strip(), field)
     if max_length is not None and len(value) > max_length:
-        raise InvalidInput(field, f"{field} must be at most {max_length} characters; got {len(value)}")
+        raise InvalidInput(field, msg("{field} must be at most {most} characters; got {got}", field=field,
+                                      most=max_length, got=len(value)))
     return value
 
 
@@ -119,7 +114,8 @@ def check_json_tree(obj: Any, path: str = "body", depth: int = 0) -> None:
 
 
 def _kind(value: Any) -> str:
-    return {bool: "true/false", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    kinds = {bool: msg("true/false"), list: msg("a list"), dict: msg("an object")}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _shown(value: Any) -> str:

@@ -2,7 +2,8 @@
 
 A `Message` is the English string wherever a string goes (JSON, the change history, the CLI), and
 keeps the template it came from, so that the web layer can show it in the reader's language
-(`web.i18n.localize`). Templates are `str.format` patterns; a translation has the same fields.
+(`web.i18n.localize`). Templates are `str.format` patterns; a translation has the same fields. A
+value may itself be a Message (said in the same language), and `joined` says several in a row.
 """
 from __future__ import annotations
 
@@ -22,3 +23,19 @@ class Message(str):
 def msg(template: str, **values) -> Message:
     """The message `template` filled with `values` (extracted for translation as `msg`)."""
     return Message(template, **values)
+
+
+class Joined(Message):
+    """Messages said one after another, with a separator that is itself translated ("; " → "；")."""
+
+    parts: list
+
+    def __new__(cls, parts: list, separator: str = "; ") -> Joined:
+        self = str.__new__(cls, separator.join(parts))
+        self.template, self.values, self.parts = separator, {}, list(parts)
+        return self
+
+
+def joined(parts, separator: str = "; ") -> Joined:
+    """`parts` (Messages or plain words such as codes) as one Message, separated by `separator`."""
+    return Joined(list(parts), separator)

@@ -43,6 +43,7 @@ from geo.boundaries.ingest_read import read
 from geo.boundaries.ingest_report import Feature, Hints, Report
 from geo.errors import Forbidden, InvalidInput
 from geo.incidents import assignment
+from geo.messages import joined, msg
 from geo.policy import Scope
 from geo.vocabulary import STAFF_ROLE_NAMES
 
@@ -75,11 +76,11 @@ def load(session: Session, path, *, level, parent: str | None = None,
     hints = hints or Hints()
     level = parse_level(level)
     if level is None:
-        raise InvalidInput("level", "level is required (1 district … 4 grid)")
+        raise InvalidInput("level", msg("level is required (1 district … 4 grid)"))
     report = Report(path=name or str(path), level=level, dry_run=dry_run, hints=hints)
     if parent is None and not scope.everywhere:
-        raise Forbidden("only an administrator without area limits may import areas without a "
-                        "parent in scope", field="parent")
+        raise Forbidden(msg("only an administrator without area limits may import areas without a "
+                            "parent in scope"), field="parent")
     step = _stepper(progress)
     step("read")
     meta, wkbs, fields = read(path, layer, Path(report.path).name, hints.field("path"))
@@ -94,8 +95,7 @@ def load(session: Session, path, *, level, parent: str | None = None,
     code_field = _choose_field(hints, code_field, fields, "code", "code_field", required=True)
     name_field = _choose_field(hints, name_field, fields, "name", "name_field", required=False)
     if parent_field and attributes.values(fields, parent_field) is None:
-        raise InvalidInput("parent_field", f"no field {parent_field!r}; the file has "
-                                           f"{', '.join(fields) or 'none'}",
+        raise InvalidInput("parent_field", _no_field(parent_field, fields),
                            details={"ways": [{"parent_field": f} for f in fields]})
     features = _features(report, fields, wkbs, code_field, name_field, parent_field, code_prefix)
     features = _this_level(report, fields, features, level)
@@ -159,35 +159,42 @@ def _skip(report: Report, features: list[Feature]) -> None:
 def _parent_row(session, hints: Hints, parent, level, parent_field, by_location):
     if level == 1 and (parent or by_location):
         said = "parent" if parent else "parent_by_location"
-        raise InvalidInput(said, "level 1 areas are roots of a jurisdiction: no "
-                                 + hints.option(said, None if parent else True))
+        raise InvalidInput(said, msg("level 1 areas are roots of a jurisdiction: no {option}",
+                                     option=hints.option(said, None if parent else True)))
     if level > 1 and not parent and not parent_field and not by_location:
         ways: list[dict] = [{"parent": None}, {"parent_field": None}, {"parent_by_location": True}]
-        raise InvalidInput("parent", f"level {level} areas need a parent: {hints.way(ways[0])} "
-                                     f"(the parent of every feature), {hints.way(ways[1])} (the "
-                                     f"field holding each feature's parent code), or "
-                                     f"{hints.way(ways[2])} (the level-{level - 1} area each "
-                                     "overlaps most)", details={"ways": ways})
+        raise InvalidInput("parent", msg("level {level} areas need a parent: {a} (the parent of every "
+                                         "feature), {b} (the field holding each feature's parent code), "
+                                         "or {c} (the level-{above} area each overlaps most)",
+                                         level=level, a=hints.way(ways[0]), b=hints.way(ways[1]),
+                                         c=hints.way(ways[2]), above=level - 1), details={"ways": ways})
     if not parent:
         return None
     row = area_row(session, parent, "parent")
     if parent_field is None and not by_location and row["level"] != level - 1:
-        raise InvalidInput("parent", f"{parent} is at level {row['level']}; level-{level} areas "
-                                     f"need a parent at level {level - 1}",
+        raise InvalidInput("parent", msg("{code} is at level {level}; level-{own} areas need a parent "
+                                         "at level {wanted}", code=parent, level=row["level"], own=level,
+                                         wanted=level - 1),
                            details={"ways": [{"level": row["level"] + 1}]})
     return row
+
+
+def _no_field(given: str, fields) -> str:
+    return msg("no field {given}; the file has {fields}", given=repr(given),
+               fields=joined(fields, ", ") if fields else msg("no fields"))
 
 
 def _choose_field(hints: Hints, given, fields, column, arg, *, required):
     if given:
         if attributes.values(fields, given) is None:
-            raise InvalidInput(arg, f"no field {given!r}; the file has {', '.join(fields) or 'none'}",
+            raise InvalidInput(arg, _no_field(given, fields),
                                details={"ways": [{arg: f} for f in fields]})
         return given
     found = attributes.find(fields, column)
     if found is None and required:
-        raise InvalidInput(arg, f"say which field holds the codes ({hints.option(arg, None)}); "
-                                f"the file has {', '.join(fields) or 'no fields'}",
+        raise InvalidInput(arg, msg("say which field holds the codes ({option}); the file has {fields}",
+                                    option=hints.option(arg, None),
+                                    fields=joined(fields, ", ") if fields else msg("no fields")),
                            details={"ways": [{arg: f} for f in fields]})
     return found
 

@@ -11,6 +11,7 @@ import shapely
 from geo import crs as crs_mod
 from geo.boundaries.ingest_report import add_bad
 from geo.errors import InvalidInput
+from geo.messages import msg
 
 # A coordinate further than this outside a CRS's published area of use does not belong to it.
 AREA_OF_USE_MARGIN = 1.0
@@ -41,8 +42,8 @@ def source_crs(report, meta, given, features):
         try:
             source = CRS.from_user_input(name)
         except CRSError:
-            raise InvalidInput("crs", f"crs must be wgs84, cgcs2000, gcj02, bd09 or EPSG:n; "
-                                      f"got {given!r}") from None
+            raise InvalidInput("crs", msg("crs must be wgs84, cgcs2000, gcj02, bd09 or EPSG:n; got {got}",
+                                          got=repr(given))) from None
         report.source_crs = source.to_string()
     else:
         tag = meta.get("crs")
@@ -111,8 +112,8 @@ def to_wgs84(report, source, features) -> None:
             continue
         g = shapely.from_wkb(f.wkb)
         if not np.isfinite(shapely.get_coordinates(g)).all():
-            raise InvalidInput("file", f"feature {f.index}: coordinates must be finite numbers (found NaN or "
-                                       "infinity)")
+            raise InvalidInput("file", msg("feature {feature}: coordinates must be finite numbers (found "
+                                           "NaN or infinity)", feature=f.index))
         if transformer is not None:
             g = shapely.transform(g, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
             f.wkb = shapely.to_wkb(g)
@@ -134,11 +135,11 @@ def to_wgs84(report, source, features) -> None:
         swapped_near = math.hypot(cy - median[0], cx - median[1]) < 5
         if out_of_range or (far and swapped_near):
             swapped = -90 <= x0 <= x1 <= 90 and -180 <= y0 <= y1 <= 180
-            msg = (f"coordinates around ({cx:.4f}, {cy:.4f}) "
-                   + ("look like lat, lon swapped (a latitude beyond ±90, or the swap lands beside "
-                      "the other features): GeoJSON is lon, lat" if swapped
-                      else "are outside ±180/±90 degrees"))
-            add_bad(report, f, "swapped_coordinates" if swapped else "out_of_range", msg,
+            said = (f"coordinates around ({cx:.4f}, {cy:.4f}) "
+                    + ("look like lat, lon swapped (a latitude beyond ±90, or the swap lands beside "
+                       "the other features): GeoJSON is lon, lat" if swapped
+                       else "are outside ±180/±90 degrees"))
+            add_bad(report, f, "swapped_coordinates" if swapped else "out_of_range", said,
                     advice="fix the file (lon, lat order)" if swapped else "fix the file")
 
 
