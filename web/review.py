@@ -13,6 +13,7 @@ from flask_babel import get_locale
 from geo.errors import InvalidInput
 from layers import basemap, heat, hotspots, public, report, review, risk, scorecards, selection
 from layers.registry import LAYERS
+from layers.review_basemaps import Basemaps
 
 from . import database
 from .auth import ANY_USER, actor, audience, current_user, require_scope, roles
@@ -192,14 +193,14 @@ def review_map_document():
     return response
 
 
-def _basemaps() -> review.Basemaps:
+def _basemaps() -> Basemaps:
     cfg = current_app.config
     wanted = request.args.get("basemap")
     local = for_pages(current_user()).get("basemap") or {}
-    return review.Basemaps(chosen=wanted if wanted in basemap.CHOICES else cfg["BASEMAP"],
-                           local_url=local.get("url"), local_maxzoom=local.get("maxzoom", basemap.MAXZOOM),
-                           local_attribution=local.get("attribution", ""),
-                           osm_url=cfg["OSM_TILE_URL"] or None, tianditu_key=cfg["TIANDITU_KEY"] or None)
+    return Basemaps(chosen=wanted if wanted in basemap.CHOICES else cfg["BASEMAP"],
+                    local_url=local.get("url"), local_maxzoom=local.get("maxzoom", basemap.MAXZOOM),
+                    local_attribution=local.get("attribution", ""),
+                    osm_url=cfg["OSM_TILE_URL"] or None, tianditu_key=cfg["TIANDITU_KEY"] or None)
 
 
 SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S)

@@ -107,10 +107,11 @@ def revert(session: Session, change_id: int, *, reason: str | None, actor: audit
     stale += [i for i in payload.get("retired", {}) if int(i) in current]
     if stale:
         later = _later_changes(session, [int(i) for i in stale], change_id)
-        said = joined([msg("change #{id} ({kind}, {author}) touched {codes} since", id=c["id"],
+        said: Message = joined([msg("change #{id} ({kind}, {author}) touched {codes} since", id=c["id"],
                            kind=_kind(c["kind"]), author=c["author"] or msg("someone"),
-                           codes=joined(c["codes"], ", ")) for c in later]) if later else \
-            msg("its areas changed since")
+                           codes=joined(c["codes"], ", ")) for c in later])
+        if not later:
+            said = msg("its areas changed since")
         raise Conflict(msg("change #{id} cannot be reverted: {said} — revert the later changes first",
                            id=change_id, said=said), details={"changes": later})
     plan = Plan("revert")

@@ -2,6 +2,7 @@
 an unchanged database after bad input, a public endpoint that leaks nothing, the CLI commands."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 
@@ -276,7 +277,8 @@ def test_the_review_map_offers_every_basemap_and_opens_on_the_readers(client, lo
     assert "window.anwangLocalBasemap" in local and '"/tiles/basemap/{z}/{x}/{y}.mvt"' in local
     assert "export " not in local.split("window.anwangLocalBasemap", 1)[1].split("</script>", 1)[0]
     assert 'document.body.dataset.basemap = "local"' in local
-    assert "本地地图" in local and "无底图" in local and "OpenStreetMap" in local
+    # The layer switch's names, as folium writes them (JSON, non-ASCII escaped).
+    assert all(json.dumps(name) in local for name in ("本地地图", "OpenStreetMap", "无底图"))
     review.check_offline(local)
     # An unknown choice falls back to the configured basemap; each one offered once.
     other = framed("&basemap=satellite")
