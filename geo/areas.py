@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from . import crs as crs_mod
 from .errors import Forbidden, InvalidInput
 from .inputs import number_value, text_value
+from .messages import msg
 from .policy import Scope, area_row
 from .vocabulary import LEVEL_BY_NAME, LEVELS, STAFF_ROLES
 
@@ -55,7 +56,7 @@ def parse_point(lon, lat, crs: str | None = "wgs84") -> tuple[float, float, str]
     """Parse a lon/lat pair in a named coordinate system; return WGS84 lon, lat and the system."""
     values: list[float] = []
     for name, raw, limit in (("lon", lon, 180), ("lat", lat, 90)):
-        v = number_value(raw, name, required=True, what="decimal degrees")
+        v = number_value(raw, name, required=True, what=msg("decimal degrees"))
         assert v is not None   # required
         if abs(v) > limit:
             hint = ""

@@ -58,7 +58,7 @@ def area_row(session: Session, code, field: str = "area"):
     row = session.execute(text("SELECT id, code, name, level, path::text AS path FROM areas "
                                "WHERE code = :c"), {"c": key}).mappings().first()
     if row is None:
-        raise NotFound(msg("no area with code {code}", code=key), field=field)
+        raise NotFound(msg("no area with code {code!r}", code=key), field=field)
     return row
 
 

@@ -42,7 +42,7 @@ def _scope_of_change(codes: list[str]) -> None:
     if current or scope.everywhere:
         return
     if not history.known_codes(s, codes):
-        raise NotFound(msg("no area with code {code}", code=codes[0]), field="areas")
+        raise NotFound(msg("no area with code {code!r}", code=codes[0]), field="areas")
     raise Forbidden(msg("{codes} no longer exist; only an administrator may act on them",
                         codes=joined(codes, ", ")), field="areas")
 

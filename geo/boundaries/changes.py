@@ -336,7 +336,7 @@ def _lock(session, codes: list[str]) -> dict[str, dict]:
           FROM areas a WHERE a.code = ANY(:codes)"""), {"codes": codes}).mappings()}
     missing = [c for c in codes if c not in rows]
     if missing:
-        raise NotFound(msg("no area with code {code}", code=missing[0]), field="areas")
+        raise NotFound(msg("no area with code {code!r}", code=missing[0]), field="areas")
     parents = {r["parent_id"] for r in rows.values() if r["parent_id"]} | {r["id"] for r in rows.values()}
     session.execute(text(
         "SELECT id FROM areas WHERE id = ANY(:p) OR parent_id = ANY(:p) ORDER BY id FOR UPDATE"),

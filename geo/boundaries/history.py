@@ -201,7 +201,7 @@ def features_as_of(session: Session, when: datetime, scope: Scope, *, level: int
     if parent and not session.execute(text(
             "SELECT 1 FROM area_versions WHERE code = :c UNION SELECT 1 FROM areas WHERE code = :c"),
             {"c": parent}).first():
-        raise NotFound(msg("no area with code {code}", code=parent), field="parent")
+        raise NotFound(msg("no area with code {code!r}", code=parent), field="parent")
     return session.execute(text(sql), params).scalar_one()
 
 

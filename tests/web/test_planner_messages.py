@@ -191,7 +191,7 @@ def test_every_planner_refusal_reaches_the_page_in_its_language(client, session,
         assert re.search(r"\b[a-z]{3,}\b", en) and zh != en, (kind, en)
         said[kind] = zh
     # The refusals a planner meets most, in the words a Chinese page shows.
-    assert "没有编码为 NOPE 的区域" == said["no such area"]
+    assert said["no such area"] == "没有编码为 'NOPE' 的区域"
     assert said["stale version"].startswith("您载入之后边界已被修改：EV1001001 现为第")
     assert "划转" in said["stale version"] and "先前的划转" in said["stale version"]
     assert said["reason too long"] == "reason 最多 500 个字符；收到 501 个"
