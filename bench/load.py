@@ -9,7 +9,9 @@ and session cookie of an analyst of the district) read as fast as they are answe
 percentile as a ratio to the single client's. The issue's figure is 200 clients for 60 s
 (`--clients 200 --duration 60`); the defaults finish in about two minutes with the demo loaded.
 
-Usage: python bench/load.py [--clients 200] [--duration 20] [--baseline 8] [--reuse]
+Readers ask for gzip, as every browser does (--identity asks for uncompressed bodies).
+
+Usage: python bench/load.py [--clients 200] [--duration 20] [--baseline 8] [--reuse] [--workers N] [--identity]
   --reuse keeps the benchmark database (and its demo) for the next run instead of rebuilding it.
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ from positions import Server  # noqa: E402
 BENCH_DB = "anwang_bench_load"
 USER, PASSWORD = "bench_analyst", "bench-pass-123"
 PROCS = 4
+ENCODING = "gzip"      # what every browser sends; --identity measures uncompressed bodies
 
 
 def prepare(reuse: bool) -> tuple[str, str]:
@@ -95,7 +98,8 @@ def reader(port: int, cookie: str, urls: list[str], start: float, until: float, 
         i += 1
         t0 = time.perf_counter()
         try:
-            conn.request("GET", urls[k], headers={"Cookie": cookie, "Accept": "application/json"})
+            conn.request("GET", urls[k], headers={"Cookie": cookie, "Accept": "application/json",
+                                                  "Accept-Encoding": ENCODING})
             r = conn.getresponse()
             r.read()
             out.append((k, time.perf_counter() - t0 if r.status == 200 else None))
@@ -152,14 +156,18 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of concurrent load")
     ap.add_argument("--baseline", type=float, default=8.0, help="seconds of the single client")
     ap.add_argument("--reuse", action="store_true", help="keep and reuse the benchmark database")
+    ap.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: ANWANG_WORKERS)")
+    ap.add_argument("--identity", action="store_true", help="ask for uncompressed bodies (no Accept-Encoding: gzip)")
     args = ap.parse_args()
+    global ENCODING
+    ENCODING = "identity" if args.identity else ENCODING
     print(f"read load bench: {args.clients} clients for {args.duration:g} s against anwang serve on 127.0.0.1, "
-          f"after one client for {args.baseline:g} s", flush=True)
+          f"after one client for {args.baseline:g} s; Accept-Encoding: {ENCODING}", flush=True)
     urls = prepare(args.reuse)
     print("  reads: " + "  ".join(urls), flush=True)
     server = None
     try:
-        server = Server(BENCH_DB, threads=128)
+        server = Server(BENCH_DB, threads=128, workers=args.workers)
         cookies = [login(server.port) for _ in range(min(args.clients, 20))]
         for url in urls:                                   # warm the server's caches and plans
             reader(server.port, cookies[0], [url], 0, time.time() + 1.0, [])

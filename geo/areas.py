@@ -135,12 +135,6 @@ def features(session: Session, scope: Scope, *, level: int | None = None,
     return session.execute(text(sql), params).scalar_one()
 
 
-def change_stamp(session: Session) -> int:
-    """A number that grows whenever an area, group or staff row changes (table area_changes): the
-    same stamp means the same `features` for the same arguments."""
-    return int(session.execute(text("SELECT COALESCE(max(id), 0) FROM area_changes")).scalar_one())
-
-
 def detail(session: Session, code: str, scope: Scope) -> dict:
     """Return one area as a GeoJSON Feature with its ancestors, children count and staff (whose
     phone numbers only a scope holding the area may read)."""

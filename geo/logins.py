@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from . import audit
-from .users import Principal, authenticate, principal_of
+from .users import SCOPE_COLUMNS, SEEN_EVERY, Caller, Principal, authenticate, principal_of
 
 USER_FAILURES = 5
 ADDRESS_FAILURES = 20
@@ -31,8 +31,6 @@ WINDOW = timedelta(minutes=15)
 LOCKOUT = timedelta(minutes=15)
 # Attempts older than this decide nothing any more; the audit log keeps the record.
 KEEP_ATTEMPTS = timedelta(days=1)
-# last_seen_at is written at most this often, not on every request.
-SEEN_EVERY = timedelta(minutes=1)
 # A username as tried is kept at this length: the form field is not bounded by the schema.
 MAX_TRIED = 200
 
@@ -142,20 +140,21 @@ def open_session(session: Session, principal: Principal, *, remote_addr: str | N
     return key
 
 
-def principal_for_session(session: Session, key: str) -> Principal | None:
-    """The user of a live session key, or None (expired, revoked, unknown or user disabled)."""
-    row = session.execute(text("""
+def principal_for_session(session: Session, key: str) -> Caller:
+    """The user of a live session key (nobody if expired, revoked, unknown or the user disabled);
+    its last_seen_at is kept to within SEEN_EVERY."""
+    row = session.execute(text(f"""
         SELECT s.id AS sid, s.last_seen_at < now() - :every AS stale,
-               u.id, u.username, u.role, u.display_name
+               u.id, u.username, u.role, u.display_name, {SCOPE_COLUMNS}
           FROM user_sessions s JOIN users u ON u.id = s.user_id
          WHERE s.key_hash = :h AND s.revoked_at IS NULL AND s.expires_at > now() AND u.active"""),
         {"h": _hash(key), "every": SEEN_EVERY}).mappings().first()
     if row is None:
-        return None
+        return Caller(None)
     if row["stale"]:
         session.execute(text("UPDATE user_sessions SET last_seen_at = now() WHERE id = :id"),
                         {"id": row["sid"]})
-    return principal_of(session, row)
+    return Caller(principal_of(session, row), bool(row["stale"]))
 
 
 def close_session(session: Session, key: str, remote_addr: str | None = None) -> bool:

@@ -10,6 +10,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -131,14 +132,30 @@ def add_user(session: Session, actor: audit.Actor, username: str, role: str, *,
     return user_id
 
 
+# Columns of a query on `users u` giving a user's scopes (codes, and their paths in the same order),
+# so that reading who calls is one round trip.
+SCOPE_COLUMNS = """
+    ARRAY(SELECT a.code FROM user_scopes s JOIN areas a ON a.id = s.area_id
+           WHERE s.user_id = u.id ORDER BY a.code) AS scope_codes,
+    ARRAY(SELECT a.path::text FROM user_scopes s JOIN areas a ON a.id = s.area_id
+           WHERE s.user_id = u.id ORDER BY a.code) AS scope_paths"""
+# How often a session's last_seen_at or a token's last_used_at is written: a request that only
+# reads then writes nothing, and answers from one round trip for who calls.
+SEEN_EVERY = timedelta(minutes=1)
+
+
 def principal_of(session: Session, row) -> Principal:
-    """The Principal of a users row (id, username, role, display_name), with its scopes."""
-    scopes = session.execute(
-        text("SELECT a.code, a.path::text AS path FROM user_scopes s JOIN areas a ON a.id = s.area_id "
-             "WHERE s.user_id = :u ORDER BY a.code"), {"u": row["id"]}).mappings().all()
+    """The Principal of a users row (id, username, role, display_name), with its scopes (read
+    unless the row has them, as SCOPE_COLUMNS gives them)."""
+    if "scope_codes" in row:
+        codes, paths = list(row["scope_codes"]), list(row["scope_paths"])
+    else:
+        scopes = session.execute(
+            text("SELECT a.code, a.path::text AS path FROM user_scopes s JOIN areas a ON a.id = s.area_id "
+                 "WHERE s.user_id = :u ORDER BY a.code"), {"u": row["id"]}).mappings().all()
+        codes, paths = [s["code"] for s in scopes], [s["path"] for s in scopes]
     return Principal(id=row["id"], username=row["username"], role=row["role"],
-                     display_name=row["display_name"], scope_codes=[s["code"] for s in scopes],
-                     scope_paths=[s["path"] for s in scopes])
+                     display_name=row["display_name"], scope_codes=codes, scope_paths=paths)
 
 
 @functools.cache
@@ -174,14 +191,29 @@ def create_token(session: Session, actor: audit.Actor, username: str, name: str 
     return token
 
 
-def principal_for_token(session: Session, token: str) -> Principal | None:
-    """Return the user behind a bearer token, or None if unknown or revoked."""
-    row = session.execute(
-        text("UPDATE api_tokens t SET last_used_at = now() FROM users u "
-             "WHERE t.token_hash = :h AND t.revoked_at IS NULL AND u.id = t.user_id AND u.active "
-             "RETURNING u.id, u.username, u.role, u.display_name"),
-        {"h": hash_token(token)}).mappings().first()
-    return principal_of(session, row) if row else None
+@dataclass(frozen=True)
+class Caller:
+    """Who a credential belongs to (None: nobody), and whether reading it wrote a last-seen time
+    that the caller must commit."""
+
+    principal: Principal | None
+    wrote: bool = False
+
+
+def principal_for_token(session: Session, token: str) -> Caller:
+    """The user behind a bearer token (nobody if unknown or revoked); its last_used_at is kept to
+    within SEEN_EVERY."""
+    row = session.execute(text(f"""
+        SELECT t.id AS tid, t.last_used_at IS NULL OR t.last_used_at < now() - :every AS stale,
+               u.id, u.username, u.role, u.display_name, {SCOPE_COLUMNS}
+          FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = :h AND t.revoked_at IS NULL AND u.active"""),
+        {"h": hash_token(token), "every": SEEN_EVERY}).mappings().first()
+    if row is None:
+        return Caller(None)
+    if row["stale"]:
+        session.execute(text("UPDATE api_tokens SET last_used_at = now() WHERE id = :id"), {"id": row["tid"]})
+    return Caller(principal_of(session, row), bool(row["stale"]))
 
 
 def _user_row(session: Session, username: str):

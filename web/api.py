@@ -2,15 +2,12 @@
 Views parse, call geo/ with the caller's scope, serialise."""
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+from flask import Blueprint, jsonify, request
 
-from flask import Blueprint, current_app, jsonify, request
-
-from geo import areas, db, policy
+from geo import areas, db, policy, stamps
 from geo.boundaries import history
 
-from . import database
+from . import database, readcache
 from . import openapi as openapi_document
 from .auth import ANY_USER, current_user, public, roles
 from .responses import geojson_response, json_response
@@ -56,38 +53,9 @@ def area_list():
     if bbox is not None:
         return geojson_response(areas.features(s, scope, level=level, parent=parent, bbox=bbox))
     # The map's area layers are the same few bodies for everyone of a scope, rebuilt only when an
-    # area, group or staff row has changed since (one index probe instead of ~300 kB of GeoJSON).
-    cache = current_app.extensions["anwang"].setdefault("area_layers", LayerCache())
-    key, stamp = (scope, level, parent), areas.change_stamp(s)
-    body = cache.get(key, stamp)
-    if body is None:
-        body = areas.features(s, scope, level=level, parent=parent)
-        cache.put(key, stamp, body)
-    return geojson_response(body)
-
-
-class LayerCache:
-    """The newest bodies of a few keys, each valid for one change stamp (per process)."""
-
-    def __init__(self, size: int = 64):
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key, stamp: int) -> str | None:
-        with self.lock:
-            item = self.items.get(key)
-            if item is None or item[0] != stamp:
-                return None
-            self.items.move_to_end(key)
-            return item[1]
-
-    def put(self, key, stamp: int, body: str) -> None:
-        with self.lock:
-            if key not in self.items or self.items[key][0] <= stamp:
-                self.items[key] = (stamp, body)
-                self.items.move_to_end(key)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
+    # area, group or staff row has changed since (one sequence read instead of ~300 kB of GeoJSON).
+    return readcache.geojson(s, stamps.AREAS, (scope, level, parent),
+                             lambda: areas.features(s, scope, level=level, parent=parent))
 
 
 @bp.get("/areas/<code>")

@@ -94,8 +94,16 @@ def _basic_token(credentials: str) -> Principal | None:
         username, _, token = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")
     except (ValueError, UnicodeDecodeError):
         return None
-    principal = users_core.principal_for_token(database.session(), token) if token else None
+    caller = users_core.principal_for_token(database.session(), token) if token else users_core.Caller(None)
+    _keep(caller)
+    principal = caller.principal
     return principal if principal is not None and principal.username == username else None
+
+
+def _keep(caller) -> None:
+    """Commit the last-seen time reading a credential wrote (a read-only request writes nothing)."""
+    if caller.wrote:
+        database.session().commit()
 
 
 def current_user() -> Principal | None:
@@ -105,14 +113,15 @@ def current_user() -> Principal | None:
     principal = None
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
-        principal = users_core.principal_for_token(database.session(), header[7:].strip())
-        database.session().commit()  # keep last_used_at
+        caller = users_core.principal_for_token(database.session(), header[7:].strip())
+        _keep(caller)
+        principal = caller.principal
     elif header.lower().startswith("basic ") and is_ogc() and request.method in ("GET", "HEAD"):
         principal = _basic_token(header[6:].strip())
-        database.session().commit()  # keep last_used_at
     elif session.get(SESSION_KEY):
-        principal = logins.principal_for_session(database.session(), session[SESSION_KEY])
-        database.session().commit()  # keep last_seen_at
+        caller = logins.principal_for_session(database.session(), session[SESSION_KEY])
+        _keep(caller)
+        principal = caller.principal
     g.principal = principal
     return principal
 
@@ -179,7 +188,7 @@ def login():
         session.clear()
         session[SESSION_KEY] = attempt.session_key
         session.permanent = True
-        user = logins.principal_for_session(s, attempt.session_key)
+        user = logins.principal_for_session(s, attempt.session_key).principal
         return redirect(_safe_next(request.args.get("next"), user.role if user else None))
     return render_template("login.html")
 

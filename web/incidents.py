@@ -7,7 +7,7 @@ import logging
 
 from flask import Blueprint, Flask, Response, render_template, request
 
-from geo import areas, idempotency
+from geo import areas, idempotency, stamps
 from geo.errors import InvalidInput
 from geo.incidents import (
     duplicates,
@@ -20,7 +20,7 @@ from geo.incidents import (
     stats,
 )
 
-from . import database
+from . import database, readcache
 from .auth import ANY_USER, actor, audience, current_user, require_scope, roles
 from .pages import map_config
 from .responses import geojson_response, json_body, json_response, time_arg
@@ -61,8 +61,11 @@ def create():
 @bp.get("/api/incidents")
 @roles(*ANY_USER)
 def listing():
-    filters = queries.parse_filters(request.args)
-    return geojson_response(queries.features_text(database.session(), audience(), filters))
+    filters, reader, s = queries.parse_filters(request.args), audience(), database.session()
+    # A dashboard's district view is the same question for everyone of a scope: kept until an
+    # incident or an area changes.
+    return readcache.geojson(s, stamps.INCIDENTS, (reader.exact, reader.scope, filters),
+                             lambda: queries.features_text(s, reader, filters))
 
 
 @bp.get("/api/incidents/stats")

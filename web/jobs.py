@@ -21,9 +21,10 @@ bp = Blueprint("jobs", __name__)
 @bp.get("/api/jobs/<int:job_id>")
 @roles(*ANY_USER)
 def job_detail(job_id: int):
-    user = current_user()
-    return json_response(jobs.read(database.session(), job_id, user_id=user.id, role=user.role,
-                                   scope=user.scope))
+    user, s = current_user(), database.session()
+    job = jobs.read(s, job_id, user_id=user.id, role=user.role, scope=user.scope)
+    s.commit()      # a lost job, found so on the way, stays failed
+    return json_response(job)
 
 
 def start(kind: str, area_code: str | None, work: Callable[..., dict]) -> dict:

@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 
+from geo import db
 from geo.policy import Audience
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,9 @@ class Hub:
         last_prune = 0.0
         while not self.stopping.is_set():
             try:
-                with psycopg.connect(self.conninfo, autocommit=True, application_name=self.name) as conn:
+                # The request role's bounds: the backfill after a reconnect is a read like any other.
+                with psycopg.connect(self.conninfo, autocommit=True, application_name=self.name,
+                                     options=db.connect_options("request")) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     # Listening first, then reading the table: an event committed in between is
                     # both read and notified (and kept once), never neither.

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Blueprint, Response, current_app, make_response, request
 
+from geo.inputs import number_value, whole_number
 from geo.policy import Audience
 
 from . import database
@@ -56,8 +57,12 @@ def live():
     """Server-Sent Events: position, unit_status, incident(s), risk, assignment."""
     user = current_user()
     viewer = Audience.of(user)
-    last_id = _number(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"), int)
-    max_seconds = _number(request.args.get("max_seconds"), float)
+    # A resuming viewer's id is one this stream gave: anything else is a client's mistake, told.
+    header = request.headers.get("Last-Event-ID")
+    last_id = whole_number(header if header is not None else request.args.get("last_event_id"),
+                           "Last-Event-ID" if header is not None else "last_event_id", lo=0)
+    max_seconds = number_value(request.args.get("max_seconds"), "max_seconds", lo=0.001,
+                               what="a number of seconds")
     if request.method == "HEAD":
         return Response(mimetype="text/event-stream")
     app = current_app._get_current_object()
@@ -91,13 +96,6 @@ def live():
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"
     return resp
-
-
-def _number(raw, kind):
-    try:
-        return kind(raw) if raw not in (None, "") else None
-    except ValueError:
-        return None
 
 
 def _conninfo() -> str:

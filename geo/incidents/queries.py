@@ -23,7 +23,7 @@ LIST_LIMIT = 500
 LIST_MAX = 5000
 
 
-@dataclass
+@dataclass(frozen=True)
 class Filters:
     bbox: tuple[float, float, float, float] | None = None
     start: datetime | None = None

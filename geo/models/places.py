@@ -131,12 +131,3 @@ class GazetteerChange(Base):
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     source: Mapped[str] = mapped_column(Text)
 
-
-class AreaChange(Base):
-    """One statement that changed what an area's GeoJSON shows (areas, area_groups, area_staff):
-    tells processes keeping the map's area layers to rebuild them."""
-
-    __tablename__ = "area_changes"
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    source: Mapped[str] = mapped_column(Text)

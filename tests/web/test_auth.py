@@ -67,6 +67,31 @@ def test_bearer_token_is_accepted_and_stored_hashed(client, session, make_user, 
     assert bad.status_code == 401 and bad.get_json()["error"]["code"] == "unauthorized"
 
 
+def test_a_credential_is_read_in_one_query_and_its_last_use_kept_once_a_minute(client, session, make_user, tiny):
+    from geo import logins
+
+    name, _ = make_user("analyst", "TZ")
+    token = users.create_token(session, audit.Actor("test"), name)
+    first = users.principal_for_token(session, token)
+    assert first.wrote and first.principal.username == name and first.principal.scope_codes == ["TZ"]
+    used = session.execute(text("SELECT last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id "
+                                "WHERE u.username = :u"), {"u": name}).scalar_one()
+    again = users.principal_for_token(session, token)     # within the minute: nothing written
+    assert not again.wrote and again.principal == first.principal
+    assert session.execute(text("SELECT last_used_at FROM api_tokens WHERE last_used_at = :t"),
+                           {"t": used}).scalar_one() == used
+    session.execute(text("UPDATE api_tokens SET last_used_at = now() - interval '2 minutes'"))
+    assert users.principal_for_token(session, token).wrote
+    assert users.principal_for_token(session, "anw_wrong") == users.Caller(None)
+    # The same for a browser session, whose scopes come in the same row.
+    principal = first.principal
+    key = logins.open_session(session, principal)
+    seen = logins.principal_for_session(session, key)
+    assert not seen.wrote and seen.principal == principal
+    session.execute(text("UPDATE user_sessions SET last_seen_at = now() - interval '2 minutes'"))
+    assert logins.principal_for_session(session, key).wrote
+
+
 def test_every_route_declares_its_roles(app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint != "static":

@@ -3,8 +3,10 @@
 background job whose progress and outcome its owner (or an administrator) reads at /api/jobs/{id}."""
 from __future__ import annotations
 
+import gzip
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -207,3 +209,50 @@ def test_the_kept_area_layer_follows_every_change_it_shows(client, login, sessio
     login("analyst", "TZ2")
     codes = {f["id"] for f in client.get("/api/areas?level=4").get_json()["features"]}
     assert codes and not any(c.startswith("TZ1") for c in codes)
+
+
+def test_the_kept_incident_list_follows_every_change_it_shows(client, login, session, tiny):
+    """/api/incidents is kept per process, audience and question, and answers the change after
+    any write to an incident or an area — with one body per audience: an analyst never gets the
+    dispatcher's exact point of a sensitive incident."""
+    from tests.layers.incidents import add_incident
+
+    when = datetime(2026, 5, 1, 8, tzinfo=UTC)
+    quiet = add_incident(session, 10.005, 10.005, occurred_at=when, status="reported")
+    hidden = add_incident(session, 10.006, 10.004, occurred_at=when, status="reported", sensitive=True)
+    url = "/api/incidents?bbox=9.99,9.99,10.05,10.05&limit=50"
+
+    def listed():
+        return {f["id"]: f for f in client.get(url).get_json()["features"]}
+
+    login("dispatcher", "TZ")
+    first = listed()
+    assert first[hidden]["geometry"]["coordinates"] == [10.006, 10.004]
+    assert listed() == first                                   # the kept body
+    session.execute(text("UPDATE incidents SET status = 'accepted' WHERE id = :i"), {"i": quiet})
+    assert listed()[quiet]["properties"]["status"] == "accepted"
+    session.execute(text("UPDATE areas SET name = '改名网格' WHERE code = 'TZ1A1'"))
+    assert listed()[quiet]["properties"]["area_name"] == "改名网格"
+    added = add_incident(session, 10.007, 10.006, occurred_at=when)
+    assert added in listed()
+    # Same question, other audience: its own body.
+    login("analyst", "TZ")
+    seen = listed()
+    assert seen[hidden]["properties"]["generalised"] and seen[hidden]["geometry"]["coordinates"] != [10.006, 10.004]
+    assert seen[hidden]["properties"]["address"] is None
+
+
+def test_a_kept_list_is_sent_compressed_and_revalidated(client, login, tiny):
+    login("analyst", "TZ")
+    for url in ("/api/areas?level=4", "/api/incidents?bbox=9.99,9.99,10.05,10.05"):
+        first = client.get(url, headers={"Accept-Encoding": "gzip"})
+        assert first.status_code == 200
+        etag = first.headers["ETag"]
+        assert first.headers["Cache-Control"] == "private, no-cache"
+        again = client.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
+        assert again.status_code == 304 and again.data == b""
+        plain = client.get(url)
+        assert "Content-Encoding" not in plain.headers and plain.get_json()["type"] == "FeatureCollection"
+        if len(plain.data) >= 1024:
+            assert first.headers["Content-Encoding"] == "gzip"
+            assert gzip.decompress(first.data) == plain.data

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from shapely.geometry import shape
 from sqlalchemy import text
 
@@ -190,18 +191,31 @@ def test_analyst_month_layers_and_figures(lang, live_server, browser, browser_us
         sections = inner.evaluate("""() => [...document.querySelectorAll('.anwang-legend-section')]
                                           .map(s => s.hidden)""")
         assert sections.count(False) >= 3          # risk, heat and hot spots shown; emerging off
-        point = inner.evaluate("""() => {
+        # Hover hot-spot hexagons whose centre is in view and inside the hexagon, one after the
+        # other, until a tooltip opens (a legend or a control may lie over the first).
+        points = inner.evaluate("""() => {
             const map = Object.keys(window).filter(k => k.startsWith("map_")).map(k => window[k])
                               .find(v => v instanceof L.Map);
-            let hot = null;
-            map.eachLayer(l => { if (!hot && l.feature && l.feature.properties.class_label) { hot = l; } });
-            const p = map.latLngToContainerPoint(hot.getBounds().getCenter());
-            return [p.x, p.y];
+            const size = map.getSize();
+            const found = [];
+            map.eachLayer(l => {
+                if (!l.feature || !l.feature.properties.class_label) { return; }
+                const p = map.latLngToContainerPoint(l.getBounds().getCenter());
+                if (p.x > 40 && p.y > 40 && p.x < size.x - 40 && p.y < size.y - 40) { found.push([p.x, p.y]); }
+            });
+            return found.slice(0, 8);
         }""")
+        assert points, "no hot-spot hexagon in view"
         box = page.locator("iframe.review-map").bounding_box()
-        page.mouse.move(box["x"] + point[0], box["y"] + point[1])
         tip = frame.locator(".leaflet-tooltip")
-        tip.first.wait_for(timeout=5000)
+        for x, y in points:
+            page.mouse.move(box["x"] + x, box["y"] + y)
+            try:
+                tip.first.wait_for(timeout=2000)
+            except PlaywrightTimeout:
+                continue
+            if "z =" in tip.first.inner_text():
+                break
         said = tip.first.inner_text()
         assert "z =" in said and words["reasons"] in said
 

@@ -11,6 +11,8 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
+
 from geo.policy import Audience, Scope
 from tests.web.patrol_common import cleanup, committed_unit, now
 
@@ -196,3 +198,16 @@ def test_the_thread_held_stream_is_under_the_same_cap(live_server, browser_user)
     finally:
         for r in held:
             r.close()
+
+
+@pytest.mark.parametrize(("headers", "query", "field"), [
+    ({"Last-Event-ID": "abc"}, "", "Last-Event-ID"),
+    ({"Last-Event-ID": "-3"}, "", "Last-Event-ID"),
+    ({}, "?last_event_id=1.5", "last_event_id"),
+    ({}, "?max_seconds=nan", "max_seconds"),
+    ({}, "?max_seconds=0", "max_seconds"),
+])
+def test_a_malformed_resume_or_bound_is_a_400_naming_it(client, login, tiny, headers, query, field):
+    login("dispatcher", "TZ")
+    answer = client.get(f"/api/live{query}", headers=headers)
+    assert answer.status_code == 400 and answer.get_json()["error"]["field"] == field

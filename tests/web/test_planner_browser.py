@@ -69,7 +69,9 @@ def test_split_a_grid_in_the_planner_offline(live_server, browser, browser_user,
             wait_for(page, f"document.getElementById('selection').textContent.includes('{grid['code']}')")
             page.mouse.click(*at(*grid["start"]))         # draw the line across it …
             page.mouse.click(*at(*grid["end"]))
-            page.mouse.click(*at(*grid["end"]))           # … and finish on the last point
+            # … and finish it with the page's control (clicking the last point again would too,
+            # unless snapping moved that point onto a neighbour's edge).
+            page.click("#finish-shape")
             page.wait_for_selector("#preview-box:not([hidden])", timeout=15000)
 
         draw_split()
