@@ -74,6 +74,7 @@ def prepare(keep: bool):
             with db.session_scope(engine) as s:
                 if not load.is_loaded(s):
                     raise LookupError
+            db.migrate(engine)       # kept by an earlier version, perhaps
             databases.step("reusing the kept demo database")
         except Exception:  # noqa: BLE001 — no database yet, or no demo in it: build it
             if engine is not None:
