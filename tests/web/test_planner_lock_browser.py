@@ -1,6 +1,7 @@
 """A village someone else is editing, in /planner in the system Chromium with the network closed:
-the lock is said in the page's language with its holder's name, and an administrator takes it
-over (audited) and is told so in that language."""
+the lock is said in the page's language with its holder's name, an administrator takes it over
+(audited) and is told so in that language, and a lock that changes hands later (ours lapsed and
+someone took the village, or theirs ended) is said at the next look."""
 from __future__ import annotations
 
 import re
@@ -13,8 +14,9 @@ from tests.browser import login, open_page, wait_for
 
 pytestmark = pytest.mark.browser
 HOLDER = "lock_holder"
-SAID = {"zh": ("正在编辑本村", "已解除 lock_holder 的锁定"),
-        "en": ("is editing this village since", "The lock of lock_holder is released")}
+SAID = {"zh": ("正在编辑本村", "已解除 lock_holder 的锁定", "您对本村的锁定已过期", "lock_holder 已不再编辑本村"),
+        "en": ("is editing this village since", "The lock of lock_holder is released", "Your lock on this village lapsed",
+               "lock_holder is no longer editing this village")}
 # Two English words in a row: a sentence left untranslated (a name on its own is not one).
 SENTENCE = re.compile(r"[A-Za-z]{2,}[ \-][A-Za-z]{2,}")
 
@@ -45,12 +47,12 @@ def locked_village(engine, demo):
 
 @pytest.mark.parametrize("lang", ("zh", "en"))
 def test_someone_elses_lock_is_said_in_the_pages_language_and_taken_over(lang, live_server, browser, browser_user,
-                                                                         locked_village, artifacts):
+                                                                         locked_village, engine, artifacts):
     township, village = locked_village
     base = live_server(BASEMAP="none")
     external, errors = [], []
     page = open_page(browser, base, external, errors)
-    held, released = SAID[lang]
+    held, released, lapsed, ended = SAID[lang]
     try:
         login(page, base, *browser_user)
         page.goto(f"{base}/planner?lang={lang}")
@@ -76,6 +78,25 @@ def test_someone_elses_lock_is_said_in_the_pages_language_and_taken_over(lang, l
         if lang == "zh":
             assert not SENTENCE.search(told.replace(HOLDER, "")), told
         assert page.is_hidden("#lock-override")
+
+        # Our lock lapses and the other planner takes the village: the next look says so …
+        with db.session_scope(engine) as s:
+            s.execute(text("""UPDATE area_locks SET user_id = u.id, username = u.username FROM users u
+                               WHERE u.username = :u
+                                 AND area_id = (SELECT id FROM areas WHERE code = :v)"""),
+                      {"u": HOLDER, "v": village})
+        page.evaluate("anwangTest.planner.takeLock()")
+        wait_for(page, "document.querySelector('#message.conflict') && document.querySelector('#lock-state.theirs')",
+                 timeout=10000)
+        assert lapsed in page.inner_text("#message") and HOLDER in page.inner_text("#message")
+        # … and when they are done, the village is ours again.
+        with db.session_scope(engine) as s:
+            s.execute(text("DELETE FROM area_locks WHERE area_id = (SELECT id FROM areas WHERE code = :v)"),
+                      {"v": village})
+        page.evaluate("anwangTest.planner.takeLock()")
+        wait_for(page, "document.querySelector('#message.ok') && document.querySelector('#lock-state.mine')",
+                 timeout=10000)
+        assert ended in page.inner_text("#message")
     except Exception:
         page.screenshot(path=str(artifacts / f"planner-lock-{lang}-failure.png"))
         raise

@@ -27,7 +27,7 @@ map.pm.setLang(locale());
 
 const state = { townships: [], villages: [], village: null, grids: {}, versions: {}, op: null,
                 selection: [], drawn: [], reshape: null, preview: null, previewBody: null, lockTimer: null,
-                lockMine: false, lockHolder: null };
+                lockMine: false, lockHolder: null, lockVillage: null };
 
 function gridStyle(feature) {
   const picked = state.selection.indexOf(feature.properties.code);
@@ -236,6 +236,15 @@ async function takeLock() {
     state.lockMine = false;
     return;
   }
+  // A lock that changed hands since the last look: ours lapsed and someone took it, or theirs ended.
+  if (state.lockVillage === state.village.code) {
+    if (state.lockMine && !lock.mine) {
+      say(t("lock_lost", { holder: lock.username }), "conflict");
+    } else if (!state.lockMine && state.lockHolder && lock.mine) {
+      say(t("lock_ended", { holder: state.lockHolder }), "ok");
+    }
+  }
+  state.lockVillage = state.village.code;
   state.lockMine = lock.mine;
   state.lockHolder = lock.mine ? null : lock.username;
   box.hidden = false;
@@ -265,6 +274,7 @@ async function overrideLock() {
 function releaseLock() {
   clearTimeout(state.lockTimer);
   // Someone else's lock is theirs to release: asking would only be refused.
+  state.lockVillage = null;
   if (!state.village || !state.lockMine) { return; }
   state.lockMine = false;
   remove(`/api/areas/${encodeURIComponent(state.village.code)}/lock`, { keepalive: true }).catch(() => {});
@@ -621,7 +631,7 @@ document.getElementById("lock-override")?.addEventListener("click", overrideLock
 byId("save-btn").addEventListener("click", save);
 
 expose("planner", {
-  map, state, chooseTownship, chooseVillage, liveVerdict, preview: previewLayer,
+  map, state, chooseTownship, chooseVillage, liveVerdict, preview: previewLayer, takeLock,
   townships: townshipLayer, villages: villageLayer,
   pixel: (lon, lat) => map.latLngToContainerPoint([lat, lon]),
 });
