@@ -19,6 +19,11 @@ class Message(str):
         self.template, self.values = template, values
         return self
 
+    def __reduce__(self):
+        # Copied (dataclasses.asdict deep-copies) or pickled as the text with its template and
+        # values, never re-made from the text alone, which need not be a template.
+        return _restore, (type(self), str(self), dict(self.__dict__))
+
 
 def msg(template: str, **values) -> Message:
     """The message `template` filled with `values` (extracted for translation as `msg`)."""
@@ -39,3 +44,9 @@ class Joined(Message):
 def joined(parts, separator: str = "; ") -> Joined:
     """`parts` (Messages or plain words such as codes) as one Message, separated by `separator`."""
     return Joined(list(parts), separator)
+
+
+def _restore(cls: type[Message], text: str, state: dict) -> Message:
+    self: Message = str.__new__(cls, text)
+    self.__dict__.update(state)
+    return self

@@ -135,12 +135,19 @@ def to_wgs84(report, source, features) -> None:
         swapped_near = math.hypot(cy - median[0], cx - median[1]) < 5
         if out_of_range or (far and swapped_near):
             swapped = -90 <= x0 <= x1 <= 90 and -180 <= y0 <= y1 <= 180
-            said = (f"coordinates around ({cx:.4f}, {cy:.4f}) "
-                    + ("look like lat, lon swapped (a latitude beyond ±90, or the swap lands beside "
-                       "the other features): GeoJSON is lon, lat" if swapped
-                       else "are outside ±180/±90 degrees"))
-            add_bad(report, f, "swapped_coordinates" if swapped else "out_of_range", said,
-                    advice="fix the file (lon, lat order)" if swapped else "fix the file")
+            _bad_coordinates(report, f, swapped, cx, cy)
+
+
+def _bad_coordinates(report, f, swapped: bool, x: float, y: float) -> None:
+    if swapped:
+        add_bad(report, f, "swapped_coordinates",
+                msg("coordinates around ({x:.4f}, {y:.4f}) look like lat, lon swapped (a latitude beyond "
+                    "±90, or the swap lands beside the other features): GeoJSON is lon, lat", x=x, y=y),
+                advice=msg("fix the file (lon, lat order)"))
+    else:
+        add_bad(report, f, "out_of_range",
+                msg("coordinates around ({x:.4f}, {y:.4f}) are outside ±180/±90 degrees", x=x, y=y),
+                advice=msg("fix the file"))
 
 
 def _box(bounds) -> str:

@@ -72,6 +72,8 @@ def _cases(client, session, login, make_user, monkeypatch) -> list[tuple]:
     outline = _outline(session, "EV1001003")
     twice = json.dumps({"type": "FeatureCollection", "features": [
         feature("HD1", square(34.0, 34.0)), feature("HD1", square(34.01, 34.0))]}).encode()
+    swapped = json.dumps({"type": "FeatureCollection", "features": [
+        feature("SW1", square(20.01, 20.01)), feature("SW2", square(20.01, 100.0))]}).encode()
     post = "POST"
     return [
         ("unknown op", post, "/api/changes", {"json": {"op": "fly", "areas": ["EV1001001"]}}, 400, "op"),
@@ -164,6 +166,8 @@ def _cases(client, session, login, make_user, monkeypatch) -> list[tuple]:
          _upload("村界.geojson", twice, level=4, parent="EV1"), 400, "parent"),
         ("import refused by its report", post, "/api/areas/import",
          _upload("村界.geojson", twice, level=4, parent="EV1001"), 422, "file"),
+        ("import of swapped coordinates", post, "/api/areas/import", _upload("村界.geojson", swapped, level=4,
+                                                                              parent="EV1001"), 422, "file"),
         ("export without a parent", "GET", "/api/areas/export", {}, 400, "parent"),
         ("export in an unknown format", "GET", "/api/areas/export?parent=EV1001&format=dwg", {}, 400, "format"),
     ]
@@ -185,7 +189,9 @@ def test_every_planner_refusal_reaches_the_page_in_its_language(client, session,
             error = response.get_json()["error"]
             if field:
                 assert error["field"] == field, (kind, error)
-            answers[lang] = error["message"]
+            # An import's report: each problem and its ways through, in the page's language too.
+            problems = [e["message"] for e in error.get("details", {}).get("errors", [])]
+            answers[lang] = " | ".join([error["message"], *problems])
         zh, en = answers["zh"], answers["en"]
         assert CJK.search(zh) and not SENTENCE.search(zh), (kind, zh)
         assert re.search(r"\b[a-z]{3,}\b", en) and zh != en, (kind, en)
