@@ -255,14 +255,16 @@ def _this_level(report, fields, features, level) -> list[Feature]:
     if not other:
         return features
     if level not in levels:
-        report.error("other_level", f"no feature is at level {level}: the file's field {field!r} "
-                                    f"holds level(s) {', '.join(map(str, other))}",
+        report.error("other_level", msg("no feature is at level {level}: the file's field {field!r} holds "
+                                        "level(s) {levels}", level=level, field=field,
+                                        levels=joined(map(str, other), ", ")),
                      ways=[{"level": lv} for lv in other])
         return []
     kept = [f for f, lv in zip(features, levels) if lv == level]
-    report.warn("other_level", f"{len(features) - len(kept)} feature(s) at level(s) "
-                               f"{', '.join(map(str, other))} left out (field {field!r}): import "
-                               "them on their own", ways=[{"level": lv} for lv in other])
+    report.warn("other_level", msg("{count} feature(s) at level(s) {levels} left out (field {field!r}): "
+                                   "import them on their own", count=len(features) - len(kept),
+                                   levels=joined(map(str, other), ", "), field=field),
+                ways=[{"level": lv} for lv in other])
     return kept
 
 
@@ -287,9 +289,10 @@ def _swapped_fields(report, features, code_field, name_field) -> None:
     names = [f.name for f in features if f.name]
     if codes and names and all(re.fullmatch(r"[A-Za-z .'-]+", c) for c in codes) \
             and all(re.fullmatch(r"\d+", n) for n in names):
-        report.warn("swapped_fields", f"the code field {code_field!r} holds words ({codes[0]!r}) "
-                                      f"while the name field {name_field!r} holds numbers "
-                                      f"({names[0]!r}): are the two fields swapped?",
+        report.warn("swapped_fields", msg("the code field {code_field!r} holds words ({code!r}) while the "
+                                          "name field {name_field!r} holds numbers ({name!r}): are the two "
+                                          "fields swapped?", code_field=code_field, code=codes[0],
+                                          name_field=name_field, name=names[0]),
                     ways=[{"code_field": name_field, "name_field": code_field}])
 
 

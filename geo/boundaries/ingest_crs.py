@@ -33,8 +33,9 @@ def source_crs(report, meta, given, features):
                 report.source_crs = system
                 if bounds is not None and crs_mod.out_of_china((bounds[0] + bounds[2]) / 2,
                                                                (bounds[1] + bounds[3]) / 2):
-                    report.error("crs_mismatch", f"{system.upper()} is only used inside China, "
-                                 f"but the coordinates lie at {_box(bounds)}", ways=[{"crs": None}])
+                    report.error("crs_mismatch", msg("{crs} is only used inside China, but the coordinates "
+                                                     "lie at {box}", crs=system.upper(), box=_box(bounds)),
+                                 ways=[{"crs": None}])
                 return system
             name = "EPSG:4326" if system == crs_mod.WGS84 else "EPSG:4490"
         except ValueError:
@@ -49,8 +50,8 @@ def source_crs(report, meta, given, features):
         tag = meta.get("crs")
         if not tag:
             report.source_crs = "EPSG:4326"
-            report.warn("no_crs", "the file has no CRS tag: reading it as WGS84 lon/lat (or "
-                        "say which: EPSG:n, gcj02, bd09)", ways=[{"crs": None}])
+            report.warn("no_crs", msg("the file has no CRS tag: reading it as WGS84 lon/lat (or say which: "
+                                      "EPSG:n, gcj02, bd09)"), ways=[{"crs": None}])
             source = CRS.from_epsg(4326)
         else:
             source = CRS.from_user_input(tag)
