@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from . import crs as crs_mod
 from .errors import Forbidden, InvalidInput
 from .inputs import number_value, text_value
+from .messages import msg
 from .policy import Scope, area_row
 from .vocabulary import LEVEL_BY_NAME, LEVELS, STAFF_ROLES
 
@@ -55,7 +56,7 @@ def parse_point(lon, lat, crs: str | None = "wgs84") -> tuple[float, float, str]
     """Parse a lon/lat pair in a named coordinate system; return WGS84 lon, lat and the system."""
     values: list[float] = []
     for name, raw, limit in (("lon", lon, 180), ("lat", lat, 90)):
-        v = number_value(raw, name, required=True, what="decimal degrees")
+        v = number_value(raw, name, required=True, what=msg("decimal degrees"))
         assert v is not None   # required
         if abs(v) > limit:
             hint = ""
@@ -140,8 +141,7 @@ def detail(session: Session, code: str, scope: Scope) -> dict:
     row = area_row(session, code, "code")
     inside = scope.covers(row["path"])
     if not inside and not any(p.startswith(row["path"] + ".") for p in scope.paths):
-        raise Forbidden(f"area {row['code']} is outside your scope ({', '.join(scope.codes)})",
-                        field="area")
+        raise Forbidden(scope.outside(row["code"]), field="area")
     feature = session.execute(
         text(f"SELECT {_FEATURE_SQL} FROM areas a LEFT JOIN areas p ON p.id = a.parent_id "
              "LEFT JOIN area_groups g ON g.id = a.group_id WHERE a.id = :id"),

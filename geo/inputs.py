@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from .errors import InvalidInput
+from .messages import msg
 
 # I-JSON (RFC 7493 §2.2): integers beyond ±(2^53 − 1) are not exchanged exactly between
 # implementations, and no value of this system (ids, counts, seconds) comes near them.
@@ -23,21 +24,14 @@ MAX_REASON = 500
 MAX_DEPTH = 32
 
 
-def unsafe_character(value: str) -> str | None:
-    """Why `value` cannot be stored as text — a NUL (PostgreSQL text cannot hold it) or a lone
-    surrogate (no UTF-8 form; I-JSON forbids it) — or None."""
-    if "\x00" in value:
-        return "must not contain a NUL character"
-    if any("\ud800" <= c <= "\udfff" for c in value):
-        return "must not contain a lone surrogate (not Unicode text)"
-    return None
-
-
 def check_text(value: str, field: str) -> str:
-    """`value` unchanged, or InvalidInput if it holds a character that text cannot."""
-    problem = unsafe_character(value)
-    if problem:
-        raise InvalidInput(field, f"{field} {problem}")
+    """`value` unchanged, or InvalidInput if it holds a character that text cannot: a NUL
+    (PostgreSQL text cannot hold it) or a lone surrogate (no UTF-8 form; I-JSON forbids it)."""
+    if "\x00" in value:
+        raise InvalidInput(field, msg("{field} must not contain a NUL character", field=field))
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        raise InvalidInput(field, msg("{field} must not contain a lone surrogate (not Unicode text)",
+                                      field=field))
     return value
 
 
@@ -45,49 +39,56 @@ def text_value(value: Any, field: str, *, required: bool = False, max_length: in
     """A string (stripped; empty counts as absent), or InvalidInput naming the field."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise InvalidInput(field, f"{field} is required")
+            raise InvalidInput(field, msg("{field} is required", field=field))
         return None
     if not isinstance(value, str):
-        raise InvalidInput(field, f"{field} must be text; got {_kind(value)}")
+        raise InvalidInput(field, msg("{field} must be text; got {kind}", field=field, kind=_kind(value)))
     value = check_text(value.strip(), field)
     if max_length is not None and len(value) > max_length:
-        raise InvalidInput(field, f"{field} must be at most {max_length} characters; got {len(value)}")
+        raise InvalidInput(field, msg("{field} must be at most {most} characters; got {got}", field=field,
+                                      most=max_length, got=len(value)))
     return value
 
 
 def number_value(value: Any, field: str, *, lo: float | None = None, hi: float | None = None,
-                 required: bool = False, what: str = "a number") -> float | None:
+                 required: bool = False, what: str = msg("a number")) -> float | None:
     """A finite number within [lo, hi], from a JSON number or a numeric string; never from a
     boolean, list or object."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise InvalidInput(field, f"{field} is required ({what})")
+            raise InvalidInput(field, msg("{field} is required ({what})", field=field, what=what))
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise InvalidInput(field, f"{field} must be {what}; got {_kind(value)}")
+        raise InvalidInput(field, msg("{field} must be {what}; got {got}", field=field, what=what,
+                                      got=_kind(value)))
     try:
         number = float(value)
     except (ValueError, OverflowError):
-        raise InvalidInput(field, f"{field} must be {what}; got {_shown(value)}") from None
+        raise InvalidInput(field, msg("{field} must be {what}; got {got}", field=field, what=what,
+                                      got=_shown(value))) from None
     if not math.isfinite(number):
-        raise InvalidInput(field, f"{field} must be a finite number; got {_shown(value)}")
+        raise InvalidInput(field, msg("{field} must be a finite number; got {got}", field=field,
+                                      got=_shown(value)))
     if (lo is not None and number < lo) or (hi is not None and number > hi):
-        raise InvalidInput(field, f"{field} must be {_range(lo, hi)}; got {_shown(value)}")
+        raise InvalidInput(field, msg("{field} must be {range}; got {got}", field=field, range=_range(lo, hi),
+                                      got=_shown(value)))
     return number
 
 
 def whole_number(value: Any, field: str, *, lo: int | None = None, hi: int | None = None,
                  required: bool = False) -> int | None:
     """A whole number within [lo, hi] (default: what JSON carries exactly)."""
-    number = number_value(value, field, required=required, what="a whole number")
+    number = number_value(value, field, required=required, what=msg("a whole number"))
     if number is None:
         return None
     if not number.is_integer():
-        raise InvalidInput(field, f"{field} must be a whole number; got {_shown(value)}")
+        raise InvalidInput(field, msg("{field} must be a whole number; got {got}", field=field,
+                                      got=_shown(value)))
     lo = -MAX_SAFE_INTEGER if lo is None else lo
     hi = MAX_SAFE_INTEGER if hi is None else hi
     if not lo <= number <= hi:
-        raise InvalidInput(field, f"{field} must be a whole number {_range(lo, hi)}; got {_shown(value)}")
+        raise InvalidInput(field, msg("{field} must be a whole number {range}; got {got}", field=field,
+                                      range=_range(lo, hi), got=_shown(value)))
     return int(number)
 
 
@@ -96,18 +97,18 @@ def check_json_tree(obj: Any, path: str = "body", depth: int = 0) -> None:
     than MAX_DEPTH, integers beyond ±MAX_SAFE_INTEGER, non-finite numbers, NUL or lone surrogates
     in strings (keys included). The field named is the path to the value, e.g. `names[1]`."""
     if depth > MAX_DEPTH:
-        raise InvalidInput(path, f"the JSON is nested more than {MAX_DEPTH} levels deep")
+        raise InvalidInput(path, msg("the JSON is nested more than {depth} levels deep", depth=MAX_DEPTH))
     if isinstance(obj, str):
         check_text(obj, path)
     elif isinstance(obj, bool) or obj is None:
         return
     elif isinstance(obj, int):
         if abs(obj) > MAX_SAFE_INTEGER:
-            raise InvalidInput(path, f"{path} is a whole number beyond ±{MAX_SAFE_INTEGER:,}, which JSON "
-                                     "does not carry exactly")
+            raise InvalidInput(path, msg("{field} is a whole number beyond ±{most:,}, which JSON does not "
+                                         "carry exactly", field=path, most=MAX_SAFE_INTEGER))
     elif isinstance(obj, float):
         if not math.isfinite(obj):
-            raise InvalidInput(path, f"{path} must be a finite number")
+            raise InvalidInput(path, msg("{field} must be a finite number", field=path))
     elif isinstance(obj, dict):
         for key, value in obj.items():
             check_text(key, path)          # a bad key is named by where it is, not by itself
@@ -119,7 +120,8 @@ def check_json_tree(obj: Any, path: str = "body", depth: int = 0) -> None:
 
 
 def _kind(value: Any) -> str:
-    return {bool: "true/false", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    kinds = {bool: msg("true/false"), list: msg("a list"), dict: msg("an object")}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _shown(value: Any) -> str:
@@ -129,5 +131,7 @@ def _shown(value: Any) -> str:
 
 def _range(lo: float | None, hi: float | None) -> str:
     if lo is not None and hi is not None:
-        return f"from {lo:g} to {hi:g}"
-    return f"at least {lo:g}" if lo is not None else f"at most {hi:g}" if hi is not None else "a number"
+        return msg("from {lo:g} to {hi:g}", lo=lo, hi=hi)
+    if lo is not None:
+        return msg("at least {lo:g}", lo=lo)
+    return msg("at most {hi:g}", hi=hi) if hi is not None else msg("any number")

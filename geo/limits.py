@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from geo.errors import TooComplex, TooLarge
+from geo.messages import msg
 
 
 def check_bytes(size: int | None, maximum: int, field: str, limit: str = "ANWANG_MAX_CHANGE_BYTES") -> None:
     """Refuse a body of more than `maximum` bytes."""
     if size is not None and size > maximum:
-        raise TooLarge(field, f"the request has {size:,} bytes; at most {maximum:,} are accepted ({limit})",
+        raise TooLarge(field, msg("the request has {size:,} bytes; at most {maximum:,} are accepted ({limit})",
+                                  size=size, maximum=maximum, limit=limit),
                        limit=limit, maximum=maximum, got=size)
 
 
@@ -20,8 +22,9 @@ def check_features(count: int, maximum: int, field: str = "file",
                    limit: str = "ANWANG_MAX_IMPORT_FEATURES") -> None:
     """Refuse a file of more than `maximum` features."""
     if count > maximum:
-        raise TooLarge(field, f"the file has {count:,} features; at most {maximum:,} are accepted in one "
-                              f"import ({limit}): split it", limit=limit, maximum=maximum, got=count)
+        raise TooLarge(field, msg("the file has {count:,} features; at most {maximum:,} are accepted in one "
+                                  "import ({limit}): split it", count=count, maximum=maximum, limit=limit),
+                       limit=limit, maximum=maximum, got=count)
 
 
 def geojson_vertices(obj, stop: int | None = None) -> int:
@@ -48,7 +51,8 @@ def check_geojson(geometry, maximum: int, field: str = "geometry",
     """Refuse a GeoJSON geometry of more than `maximum` vertices (counted without parsing it)."""
     count = geojson_vertices(geometry, stop=maximum)
     if count > maximum:
-        raise TooComplex(field, f"the geometry has more than {maximum:,} vertices ({limit}); simplify it",
+        raise TooComplex(field, msg("the geometry has more than {maximum:,} vertices ({limit}); simplify it",
+                                    maximum=maximum, limit=limit),
                          limit=limit, maximum=maximum, got=count)
 
 
@@ -63,6 +67,7 @@ def check_wkbs(wkbs: Sequence[bytes | None], maximum: int, field: str = "file",
     counts = shapely.get_num_coordinates(shapely.from_wkb(np.asarray(wkbs, dtype=object), on_invalid="ignore"))
     worst = int(np.argmax(counts))
     if counts[worst] > maximum:
-        raise TooComplex(field, f"feature {worst + 1} has {int(counts[worst]):,} vertices; at most {maximum:,} "
-                                f"are accepted per geometry ({limit}): simplify it",
+        raise TooComplex(field, msg("feature {feature} has {count:,} vertices; at most {maximum:,} are "
+                                    "accepted per geometry ({limit}): simplify it", feature=worst + 1,
+                                    count=int(counts[worst]), maximum=maximum, limit=limit),
                          limit=limit, maximum=maximum, got=int(counts[worst]))

@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from .errors import Forbidden, InvalidInput, NotFound
+from .messages import joined, msg
 from .vocabulary import PUBLIC, ROLES
 
 # The roles that act on incidents and so see a sensitive one exactly (within their scope).
@@ -46,8 +47,8 @@ CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.\-]{0,39}")
 def parse_code(value, field: str = "area") -> str:
     """An area code exactly as given, or InvalidInput: nothing is trimmed or guessed."""
     if not isinstance(value, str) or not CODE.fullmatch(value):
-        raise InvalidInput(field, f"{field} must be an area code (letters, digits, '.', '_' or '-', "
-                                  f"no spaces); got {value!r}")
+        raise InvalidInput(field, msg("{field} must be an area code (letters, digits, '.', '_' or '-', "
+                                      "no spaces); got {got}", field=field, got=repr(value)))
     return value
 
 
@@ -57,7 +58,7 @@ def area_row(session: Session, code, field: str = "area"):
     row = session.execute(text("SELECT id, code, name, level, path::text AS path FROM areas "
                                "WHERE code = :c"), {"c": key}).mappings().first()
     if row is None:
-        raise NotFound(f"no area with code {key!r}", field=field)
+        raise NotFound(msg("no area with code {code!r}", code=key), field=field)
     return row
 
 
@@ -100,8 +101,7 @@ class Scope:
         """Resolve an area code from outside and check it: NotFound, then Forbidden if outside."""
         row = area_row(session, code, field)
         if not self.covers(row["path"]):
-            raise Forbidden(f"area {row['code']} is outside your scope ({', '.join(self.codes)})",
-                            field=field)
+            raise Forbidden(self.outside(row["code"]), field=field)
         return row
 
     def require_ids(self, session: Session, ids, field: str = "areas") -> None:
@@ -113,8 +113,12 @@ class Scope:
             f"SELECT a.code FROM areas a WHERE a.id = ANY(:ids) AND NOT ({where}) ORDER BY a.code"),
             {"ids": sorted(set(ids)), **params}).scalars().all()
         if outside:
-            raise Forbidden(f"this would change {', '.join(outside)}, outside your scope "
-                            f"({', '.join(self.codes)})", field=field)
+            raise Forbidden(msg("this would change {codes}, outside your scope ({scope})",
+                                codes=joined(outside, ", "), scope=joined(self.codes, ", ")), field=field)
+
+    def outside(self, code: str):
+        """What a reader is told of an area outside the scope."""
+        return msg("area {code} is outside your scope ({scope})", code=code, scope=joined(self.codes, ", "))
 
     def home(self, session: Session) -> str:
         """The area a map or a report opens on: the first root of the scope, else the home area."""
@@ -131,7 +135,7 @@ def home_area(session: Session) -> str:
          ORDER BY (SELECT count(*) FROM areas g WHERE g.path <@ d.path) DESC, d.code
          LIMIT 1""")).scalar()
     if code is None:
-        raise NotFound("no area has been loaded yet", field="area")
+        raise NotFound(msg("no area has been loaded yet"), field="area")
     return code
 
 

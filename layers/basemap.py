@@ -17,6 +17,13 @@ from . import mvt
 from .mvt import BOUNDS, Built, TileAddress
 
 LAYERS = ("water", "landuse", "buildings", "roads", "railways", "places")
+# The basemaps a map offers, in the order of its layer switch: this app's own, OpenStreetMap's
+# tiles, Tianditu's (with a key), none.
+CHOICES = ("local", "osm", "tianditu", "none")
+# Tianditu's WMTS in Web Mercator: {layer} vec (roads) under cva (their labels); {tk} is the key.
+TIANDITU_URL = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+                "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+                "&TILECOL={x}&tk={tk}")
 MINZOOM = 0
 MAXZOOM = 16
 

@@ -30,14 +30,18 @@ from geo.policy import Audience, Scope
 from geo.vocabulary import CATEGORIES
 
 from . import heat, hotspots, risk, selection
+from .review_basemaps import Basemaps, add_basemaps
 
 # The npm packages folium's assets come from; the folders must match web/vendor.py's PACKAGES.
-PACKAGE_DIRS = {"leaflet": "leaflet/dist", "leaflet.heat": "leaflet.heat/dist"}
+PACKAGE_DIRS = {"leaflet": "leaflet/dist", "leaflet.heat": "leaflet.heat/dist",
+                "protomaps-leaflet": "protomaps-leaflet/dist"}
 ASSETS = {  # folium's asset name → (package, file)
     "leaflet": ("leaflet", "leaflet.js"),
     "leaflet_css": ("leaflet", "leaflet.css"),
     "leaflet-heat.js": ("leaflet.heat", "leaflet-heat.js"),
+    "protomaps-leaflet": ("protomaps-leaflet", "protomaps-leaflet.js"),
 }
+
 # folium's defaults for markers and Bootstrap widgets: nothing on these maps uses them.
 UNUSED = {"jquery", "bootstrap", "awesome_markers", "bootstrap_css", "glyphicons_css",
           "awesome_markers_font_css", "awesome_markers_css", "awesome_rotate_css"}
@@ -65,7 +69,9 @@ LABELS = {
            "inference_permutation": "p 值取自 {n} 次置换，FDR 校正",
            "hot_why": "z = {z}，p = {p}，{k} 个邻近六边形（含自身）共 {sum} 起",
            "pattern_why": "近 {n} 个月逐月数量：{counts}", "heat_legend": "核密度（起/平方公里）",
-           "heat_low": "低", "heat_high": "高（≥ {top}）", "months": "逐月"},
+           "heat_low": "低", "heat_high": "高（≥ {top}）", "months": "逐月",
+           "basemap_local": "本地地图", "basemap_osm": "OpenStreetMap", "basemap_tianditu": "天地图",
+           "basemap_none": "无底图"},
     "en": {"risk": "Four-colour risk", "heat": "Heat map", "heat_png": "Kernel density (image)",
            "hot": "Hot spots (Gi*, 12 months)", "emerging": "Emerging hot spots", "change": "Month-on-month change",
            "villages": "Village boundaries", "level": "Level", "score": "Score", "name": "Name",
@@ -83,7 +89,9 @@ LABELS = {
            "inference_permutation": "p-values from {n} permutations, FDR-corrected",
            "hot_why": "z = {z}, p = {p}; {k} hexagons in the band (itself included) hold {sum}",
            "pattern_why": "Counts per month over {n} months: {counts}", "heat_legend": "Kernel density (per km²)",
-           "heat_low": "low", "heat_high": "high (≥ {top})", "months": "Per month"},
+           "heat_low": "low", "heat_high": "high (≥ {top})", "months": "Per month",
+           "basemap_local": "Local map", "basemap_osm": "OpenStreetMap", "basemap_tianditu": "Tianditu",
+           "basemap_none": "No basemap"},
 }
 
 
@@ -308,7 +316,7 @@ class BottomLayer(MacroElement):
 
 
 def review_map(session: Session, area: str, start: datetime, end: datetime, audience: Audience, *,
-               locale: str = "zh", basemap_url: str | None = None, emerging: bool = True,
+               locale: str = "zh", basemaps: Basemaps | None = None, emerging: bool = True,
                bandwidth_m: float = heat.DEFAULT_BANDWIDTH_M) -> folium.Map:
     """The month's review map of an area: risk, heat, hot spots, emerging hot spots, change,
     boundaries — as `audience` may read them. Every text in a tooltip or popup is escaped, since
@@ -320,9 +328,7 @@ def review_map(session: Session, area: str, start: datetime, end: datetime, audi
     m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=11, tiles=None,
                    control_scale=False, prefer_canvas=True)
     MetricScale().add_to(m)
-    if basemap_url:
-        folium.TileLayer(basemap_url, attr="© OpenStreetMap contributors", name="OpenStreetMap",
-                         max_zoom=19).add_to(m)
+    add_basemaps(m, basemaps or Basemaps(), t)
     m.fit_bounds([[south, west], [north, east]])
 
     # The village outlines go first, and back to the bottom whenever switched on again (BottomLayer):

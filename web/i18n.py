@@ -5,7 +5,7 @@ from flask import Flask, current_app, request
 from flask_babel import Babel, gettext
 
 from geo import vocabulary
-from geo.messages import Message
+from geo.messages import Joined, Message
 
 from .config import project_path
 
@@ -25,9 +25,11 @@ def select_locale() -> str:
 
 def localize(obj):
     """`obj` with every Message in it in the reader's language (English where no translation is)."""
+    if isinstance(obj, Joined):
+        return gettext(obj.template).join(str(localize(p)) for p in obj.parts)
     if isinstance(obj, Message):
         try:
-            return gettext(obj.template).format(**obj.values)
+            return gettext(obj.template).format(**{k: localize(v) for k, v in obj.values.items()})
         except (KeyError, IndexError, ValueError):     # a translation whose fields do not fit
             return str(obj)
     if isinstance(obj, dict):

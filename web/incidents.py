@@ -3,7 +3,9 @@ geocoding and reverse geocoding, and the grid worker's report form. Views parse,
 caller's audience (geo.policy), commit."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, request
+import logging
+
+from flask import Blueprint, Flask, Response, render_template, request
 
 from geo import areas, idempotency, stamps
 from geo.errors import InvalidInput
@@ -25,6 +27,18 @@ from .responses import geojson_response, json_body, json_response, time_arg
 
 bp = Blueprint("incidents", __name__)
 REPORTERS = ("admin", "dispatcher", "grid_worker")
+log = logging.getLogger(__name__)
+
+
+def warm(app: Flask) -> None:
+    """Build the geocoding gazetteer before the first report needs it: a report with an address
+    reads it, and building it takes seconds that the first new matter of the day would otherwise
+    wait before it reaches the dispatcher's queue. Run in a thread of its own as a worker starts."""
+    try:
+        with app.app_context():
+            geocoding.gazetteer(database.session())
+    except Exception:  # noqa: BLE001 — the first report builds it instead, as it always could
+        log.exception("the geocoding gazetteer could not be built ahead of the first report")
 
 
 @bp.post("/api/incidents")

@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, render_template, send_from_directory
 
 from geo import areas, policy
 from geo.errors import NotFound
+from layers import basemap
 
 from . import database, tiles
 from .auth import ANY_USER, current_user, public, roles
@@ -18,8 +19,8 @@ def map_config() -> dict:
     another jurisdiction never moves anyone's map."""
     cfg = current_app.config
     user = current_user()
-    out = {"basemap": cfg["BASEMAP"], "osmUrl": cfg["OSM_TILE_URL"],
-           "tiandituKey": cfg["TIANDITU_KEY"], "tiles": tiles.for_pages(user), "home": None, "extent": None}
+    out = {"basemap": cfg["BASEMAP"], "osmUrl": cfg["OSM_TILE_URL"], "tiandituKey": cfg["TIANDITU_KEY"],
+           "tiandituUrl": basemap.TIANDITU_URL, "tiles": tiles.for_pages(user), "home": None, "extent": None}
     s = database.session()
     try:
         home = user.scope.home(s) if user is not None else policy.home_area(s)

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 
 from geo.errors import InvalidInput
 from geo.inputs import number_value
+from geo.messages import msg
 from geo.patrol import dispatch, events, fixes, gpx, ingest, tracks, units
 from geo.patrol.filters import Limits
 from layers import coverage
@@ -131,7 +132,7 @@ def unit_shift_add(callsign):
     body = json_body()
     starts = fixes.parse_time(body.get("starts_at"), "starts_at") if body.get("starts_at") else \
         datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    hours = number_value(body.get("hours", 24), "hours", required=True, what="a number of hours")
+    hours = number_value(body.get("hours", 24), "hours", required=True, what=msg("a number of hours"))
     s = database.session()
     sid = units.add_shift(s, actor(), callsign, starts, hours, body.get("task"))
     s.commit()

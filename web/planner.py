@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 from geo import limits
 from geo.boundaries import changes, export, history, ingest, ingest_report, locks, plans, validation
 from geo.errors import Forbidden, ImportRefused, InvalidInput, NotFound
+from geo.messages import joined, msg
 
 from . import database, jobs
 from .auth import ANY_USER, actor, current_user, require_scope, roles
@@ -41,9 +42,9 @@ def _scope_of_change(codes: list[str]) -> None:
     if current or scope.everywhere:
         return
     if not history.known_codes(s, codes):
-        raise NotFound(f"no area with code {codes[0]!r}", field="areas")
-    raise Forbidden(f"{', '.join(codes)} no longer exist; only an administrator may act on them",
-                    field="areas")
+        raise NotFound(msg("no area with code {code!r}", code=codes[0]), field="areas")
+    raise Forbidden(msg("{codes} no longer exist; only an administrator may act on them",
+                        codes=joined(codes, ", ")), field="areas")
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ def change_list():
     if area:
         require_scope(area)
     elif not current_user().everywhere:
-        raise InvalidInput("area", "area is required: the code of an area in your scope")
+        raise InvalidInput("area", msg("area is required: the code of an area in your scope"))
     limit = int_arg("limit", 50, 1, 1000)
     return json_response({"changes": history.change_list(database.session(), area=area, limit=limit)})
 
@@ -134,7 +135,8 @@ def area_diff(code: str):
     for name in ("from", "to"):
         raw = request.args.get(name, "")
         if not raw.isdigit():
-            raise InvalidInput(name, f"{name} must be a version number; got {raw!r}")
+            raise InvalidInput(name, msg("{field} must be a version number; got {got}", field=name,
+                                         got=repr(raw)))
         versions.append(int(raw))
     return geojson_response(history.diff(database.session(), code, *versions))
 
@@ -176,12 +178,13 @@ def area_import():
     more than IMPORT_INLINE_FEATURES features is imported as a background job (202)."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        raise InvalidInput("file", "upload the boundary file as multipart field 'file' "
-                                   "(GeoJSON, GeoPackage, zipped Shapefile, CSV or XLSX)")
+        raise InvalidInput("file", msg("upload the boundary file as multipart field 'file' "
+                                       "(GeoJSON, GeoPackage, zipped Shapefile, CSV or XLSX)"))
     # The upload's own name is what the report calls the file; it is stored under a safe one.
     shown = PurePath(upload.filename.replace("\\", "/")).name or "upload"
     if not shown.lower().endswith(IMPORT_SUFFIXES):
-        raise InvalidInput("file", f"expected {', '.join(IMPORT_SUFFIXES)}; got {shown!r}")
+        raise InvalidInput("file", msg("expected {suffixes}; got {got}", suffixes=", ".join(IMPORT_SUFFIXES),
+                                       got=repr(shown)))
     form, config = request.form, current_app.config
     options = dict(
         level=form.get("level"), parent=form.get("parent") or None,
@@ -249,14 +252,15 @@ def _unzip_shapefile(path: Path) -> Path:
     import zipfile
 
     if not zipfile.is_zipfile(path):
-        raise InvalidInput("file", "a .zip upload must be a zip archive holding one Shapefile "
-                                   "(.shp, .shx, .dbf, .prj)")
+        raise InvalidInput("file", msg("a .zip upload must be a zip archive holding one Shapefile "
+                                       "(.shp, .shx, .dbf, .prj)"))
     with zipfile.ZipFile(path) as zf:
         members = [m for m in zf.namelist() if not m.endswith("/") and ".." not in m
                    and not m.startswith("/")]
         shp = [m for m in members if m.lower().endswith(".shp")]
         if len(shp) != 1:
-            raise InvalidInput("file", f"a zipped Shapefile must hold exactly one .shp; found {len(shp)}")
+            raise InvalidInput("file", msg("a zipped Shapefile must hold exactly one .shp; found {count}",
+                                           count=len(shp)))
         target = path.parent / "unzipped"
         for m in members:
             zf.extract(m, target)
@@ -271,7 +275,7 @@ def area_export():
     if parent:
         require_scope(parent)
     elif not current_user().everywhere:
-        raise InvalidInput("parent", "parent is required: the code of an area in your scope")
+        raise InvalidInput("parent", msg("parent is required: the code of an area in your scope"))
     content, filename, mime = export.export_bytes(database.read_session(), level=args.get("level"),
                                                   parent=parent, fmt=args.get("format", "geojson"))
     return Response(content, mimetype=mime,

@@ -11,14 +11,16 @@ from flask import Blueprint, Response, current_app, render_template, request
 from flask_babel import get_locale
 
 from geo.errors import InvalidInput
-from layers import heat, hotspots, public, report, review, risk, scorecards, selection
+from layers import basemap, heat, hotspots, public, report, review, risk, scorecards, selection
 from layers.registry import LAYERS
+from layers.review_basemaps import Basemaps
 
 from . import database
 from .auth import ANY_USER, actor, audience, current_user, require_scope, roles
 from .auth import public as public_view
 from .pages import map_config
 from .responses import geojson_response, json_body, json_response
+from .tiles import for_pages
 
 bp = Blueprint("review", __name__)
 
@@ -177,18 +179,28 @@ def review_page():
 @roles("analyst")
 def review_map_document():
     """The month's folium map as a document of its own, framed by /review. Its inline scripts are
-    allowed by their hashes only (CSP), and every text in it is escaped."""
+    allowed by their hashes only (CSP), and every text in it is escaped. It offers the basemaps
+    every page offers and opens on `basemap` (the reader's choice, which the page passes on), else
+    the configured one."""
     s = database.session()
     area = require_scope(area_arg())["code"]
     start, end = month_arg()
-    cfg = current_app.config
-    basemap = cfg["OSM_TILE_URL"] if cfg["BASEMAP"] == "osm" else None
-    m = review.review_map(s, area, start, end, audience(), locale=locale(), basemap_url=basemap)
-    document = review.render(m)
+    document = review.render(review.review_map(s, area, start, end, audience(), locale=locale(),
+                                               basemaps=_basemaps()))
     response = Response(document, mimetype="text/html")
     response.headers["Content-Security-Policy"] = inline_script_policy(document)
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response
+
+
+def _basemaps() -> Basemaps:
+    cfg = current_app.config
+    wanted = request.args.get("basemap")
+    local = for_pages(current_user()).get("basemap") or {}
+    return Basemaps(chosen=wanted if wanted in basemap.CHOICES else cfg["BASEMAP"],
+                    local_url=local.get("url"), local_maxzoom=local.get("maxzoom", basemap.MAXZOOM),
+                    local_attribution=local.get("attribution", ""),
+                    osm_url=cfg["OSM_TILE_URL"] or None, tianditu_key=cfg["TIANDITU_KEY"] or None)
 
 
 SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S)

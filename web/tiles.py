@@ -69,6 +69,9 @@ def _tile_view(layer: tiles.TileLayer):
         s.commit()
         headers = {"ETag": f'"{tile.etag}"', "Cache-Control": layer.cache_control, "Vary": "Accept-Encoding",
                    "X-Tile-Cache": tile.cache}
+        if layer.anonymous:
+            # Anyone's map may draw it, a sandboxed one (the review's framed map) included.
+            headers["Access-Control-Allow-Origin"] = "*"
         if _not_modified(tile.etag):
             return Response(status=304, headers=headers)
         body = tile.body

@@ -20,6 +20,7 @@ from concurrent import futures
 
 from gunicorn.workers.gthread import ThreadWorker
 
+from . import incidents
 from .livefeed import HANDOVER, HandedOver
 
 
@@ -43,6 +44,7 @@ class LiveWorker(ThreadWorker):
     def load_wsgi(self):
         super().load_wsgi()
         app = self.wsgi
+        threading.Thread(target=incidents.warm, args=(app,), name="anwang-warm", daemon=True).start()
 
         def offering_handover(environ, start_response):
             if getattr(self.local, "plain", False):

@@ -32,11 +32,11 @@ from geo.boundaries.impact import (
 )
 from geo.boundaries.operations import PLANNERS, parents_of
 from geo.boundaries.partition import verify
-from geo.boundaries.plans import OPS, NewArea, Plan, Result
+from geo.boundaries.plans import KIND_NAMES, OPS, NewArea, Plan, Result
 from geo.boundaries.references import carry_references, restore_references
 from geo.errors import Conflict, InvalidInput, NotFound
 from geo.inputs import MAX_REASON, text_value
-from geo.messages import Message
+from geo.messages import Message, joined, msg
 from geo.policy import Scope, parse_code
 
 
@@ -53,7 +53,7 @@ def apply(session: Session, op: str, *, areas: list[str], geometry=None,
         Conflict: `base_versions` are stale; the details say what changed meanwhile.
     """
     if op not in OPS:
-        raise InvalidInput("op", f"op must be one of {', '.join(OPS)}; got {op!r}")
+        raise InvalidInput("op", msg("op must be one of {ops}; got {got}", ops=", ".join(OPS), got=repr(op)))
     codes = _codes(areas)
     if not preview:
         _require_reason(reason)
@@ -80,11 +80,12 @@ def revert(session: Session, change_id: int, *, reason: str | None, actor: audit
     change = _change_row(session, change_id)
     payload = change["payload"] or {}
     if change["kind"] == "import" or "after" not in payload:
-        raise InvalidInput("change", f"change #{change_id} ({change['kind']}) cannot be reverted here")
+        raise InvalidInput("change", msg("change #{id} ({kind}) cannot be reverted here", id=change_id,
+                                         kind=_kind(change["kind"])))
     done = session.execute(text("SELECT id FROM boundary_changes WHERE reverts_id = :c"),
                            {"c": change_id}).scalar()
     if done:
-        raise Conflict(f"change #{change_id} was already reverted by change #{done}",
+        raise Conflict(msg("change #{id} was already reverted by change #{done}", id=change_id, done=done),
                        details={"reverted_by": done})
     after = {int(k): v for k, v in payload["after"].items()}
     before = {int(k): v for k, v in payload["before"].items()}
@@ -106,12 +107,13 @@ def revert(session: Session, change_id: int, *, reason: str | None, actor: audit
     stale += [i for i in payload.get("retired", {}) if int(i) in current]
     if stale:
         later = _later_changes(session, [int(i) for i in stale], change_id)
-        raise Conflict(f"change #{change_id} cannot be reverted: "
-                       + ("; ".join(f"change #{c['id']} ({c['kind']}, {c['author'] or 'unknown'}) "
-                                    f"touched {', '.join(c['codes'])} since" for c in later)
-                          or "its areas changed since")
-                       + " — revert the later changes first",
-                       details={"changes": later})
+        said: Message = joined([msg("change #{id} ({kind}, {author}) touched {codes} since", id=c["id"],
+                           kind=_kind(c["kind"]), author=c["author"] or msg("someone"),
+                           codes=joined(c["codes"], ", ")) for c in later])
+        if not later:
+            said = msg("its areas changed since")
+        raise Conflict(msg("change #{id} cannot be reverted: {said} — revert the later changes first",
+                           id=change_id, said=said), details={"changes": later})
     plan = Plan("revert")
     versions = {(r["area_id"], r["version"]): r for r in session.execute(text(
         "SELECT area_id, version, code, name, level, parent_id, households, population "
@@ -123,7 +125,8 @@ def revert(session: Session, change_id: int, *, reason: str | None, actor: audit
     for area_id, version in before.items():
         old = versions.get((area_id, version))
         if old is None:
-            raise Conflict(f"version {version} of area {area_id} is missing from the history")
+            raise Conflict(msg("version {version} of area {area} is missing from the history",
+                               version=version, area=area_id))
         plan.parents.add(old["parent_id"])
         if area_id in current:
             plan.parents.add(current[area_id]["parent_id"])
@@ -312,16 +315,16 @@ def _codes(areas) -> list[str]:
     """The codes a change names, exactly as written (never trimmed: a code with a stray space is
     not a code, and must not slip past the scope check that looks codes up)."""
     if not isinstance(areas, (list, tuple)) or not areas:
-        raise InvalidInput("areas", f"areas must be a list of area codes; got {areas!r}")
+        raise InvalidInput("areas", msg("areas must be a list of area codes; got {got}", got=repr(areas)))
     codes = [parse_code(c, "areas") for c in areas]
     if len(set(codes)) != len(codes):
-        raise InvalidInput("areas", f"an area is named twice in {codes}")
+        raise InvalidInput("areas", msg("an area is named twice in {codes}", codes=joined(codes, ", ")))
     return codes
 
 
 def _require_reason(reason) -> None:
     if not isinstance(reason, str) or len(reason.strip()) < 2:
-        raise InvalidInput("reason", "a reason is required: say why the boundary changes")
+        raise InvalidInput("reason", msg("a reason is required: say why the boundary changes"))
 
 
 def _lock(session, codes: list[str]) -> dict[str, dict]:
@@ -333,7 +336,7 @@ def _lock(session, codes: list[str]) -> dict[str, dict]:
           FROM areas a WHERE a.code = ANY(:codes)"""), {"codes": codes}).mappings()}
     missing = [c for c in codes if c not in rows]
     if missing:
-        raise NotFound(f"no area with code {missing[0]!r}", field="areas")
+        raise NotFound(msg("no area with code {code!r}", code=missing[0]), field="areas")
     parents = {r["parent_id"] for r in rows.values() if r["parent_id"]} | {r["id"] for r in rows.values()}
     session.execute(text(
         "SELECT id FROM areas WHERE id = ANY(:p) OR parent_id = ANY(:p) ORDER BY id FOR UPDATE"),
@@ -343,7 +346,7 @@ def _lock(session, codes: list[str]) -> dict[str, dict]:
         "SELECT id, version FROM areas WHERE code = ANY(:codes)"), {"codes": codes}).mappings()}
     for r in rows.values():
         if r["id"] not in fresh:
-            raise Conflict(f"area {r['code']} was removed meanwhile", details={"code": r["code"]})
+            raise Conflict(msg("area {code} was removed meanwhile", code=r["code"]), details={"code": r["code"]})
         r["version"] = fresh[r["id"]]
     return rows
 
@@ -351,15 +354,15 @@ def _lock(session, codes: list[str]) -> dict[str, dict]:
 def _check_versions(session, rows, codes, base_versions, *, required: bool) -> None:
     if base_versions is None or base_versions == {}:
         if required:
-            raise InvalidInput("base_versions", "base_versions is required: {code: version} for "
-                                                "every area in `areas`, as you saw them")
+            raise InvalidInput("base_versions", msg("base_versions is required: {{code: version}} for "
+                                                    "every area in `areas`, as you saw them"))
         return
     if not isinstance(base_versions, dict):
-        raise InvalidInput("base_versions", f"base_versions must be an object {{code: version}}; "
-                                            f"got {base_versions!r}")
+        raise InvalidInput("base_versions", msg("base_versions must be an object {{code: version}}; "
+                                                "got {got}", got=repr(base_versions)))
     missing = [c for c in codes if c not in base_versions]
     if missing and required:
-        raise InvalidInput("base_versions", f"base_versions lacks {', '.join(missing)}")
+        raise InvalidInput("base_versions", msg("base_versions lacks {codes}", codes=joined(missing, ", ")))
     stale = []
     current = {r["code"]: r for r in session.execute(text(
         "SELECT id, code, version FROM areas WHERE code = ANY(:c)"),
@@ -368,7 +371,8 @@ def _check_versions(session, rows, codes, base_versions, *, required: bool) -> N
         try:
             seen = int(seen)
         except (TypeError, ValueError):
-            raise InvalidInput("base_versions", f"version of {code} must be an integer; got {seen!r}") from None
+            raise InvalidInput("base_versions", msg("version of {code} must be an integer; got {got}",
+                                                    code=code, got=repr(seen))) from None
         now = current.get(code)
         if now is None or now["version"] != seen:
             stale.append((code, seen, now))
@@ -391,14 +395,16 @@ def _check_versions(session, rows, codes, base_versions, *, required: bool) -> N
                             "current_version": now and now["version"],
                             "changes": [{**dict(c), "created_at": c["created_at"].isoformat()}
                                         for c in list(changes) + list(retired)]})
-        said = "; ".join(
-            f"{d['code']} is now " + (f"version {d['current_version']}" if d["current_version"]
-                                      else "gone") + f" (you had {d['your_version']})"
-            + "".join(f", changed by {c['author'] or 'someone'} in change #{c['id']} ({c['kind']}: "
-                      f"{c['reason']})" for c in d["changes"][-2:])
-            for d in details)
-        raise Conflict(f"the boundaries changed since you loaded them: {said}. Reload and redo "
-                       "the edit.", field="base_versions", details={"stale": details})
+        said = joined(joined([
+            msg("{code} is now version {current} (you had {yours})", code=d["code"],
+                current=d["current_version"], yours=d["your_version"]) if d["current_version"]
+            else msg("{code} no longer exists (you had version {yours})", code=d["code"],
+                     yours=d["your_version"]),
+            *(msg("changed by {author} in change #{id} ({kind}: {reason})",
+                  author=c["author"] or msg("someone"), id=c["id"], kind=_kind(c["kind"]),
+                  reason=c["reason"]) for c in d["changes"][-2:])], ", ") for d in details)
+        raise Conflict(msg("the boundaries changed since you loaded them: {said}. Reload and redo "
+                           "the edit.", said=said), field="base_versions", details={"stale": details})
 
 
 def _later_changes(session, area_ids: list[int], after_id: int) -> list[dict]:
@@ -413,15 +419,20 @@ def _later_changes(session, area_ids: list[int], after_id: int) -> list[dict]:
     return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows]
 
 
+def _kind(kind: str):
+    """A kind of change by name (a kind this version does not know, as it is written)."""
+    return KIND_NAMES.get(kind, kind)
+
+
 def _change_row(session, change_id) -> dict:
     try:
         change_id = int(change_id)
     except (TypeError, ValueError):
-        raise InvalidInput("id", f"a change id is an integer; got {change_id!r}") from None
+        raise InvalidInput("id", msg("a change id is a whole number; got {got}", got=repr(change_id))) from None
     row = session.execute(text("SELECT id, kind, payload FROM boundary_changes WHERE id = :c FOR UPDATE"),
                           {"c": change_id}).mappings().first()
     if row is None:
-        raise NotFound(f"no change #{change_id}", field="id")
+        raise NotFound(msg("no change #{id}", id=change_id), field="id")
     return row
 
 

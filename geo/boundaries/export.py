@@ -23,6 +23,7 @@ from geo.areas import parse_level, subtree_filter
 from geo.boundaries import fields as attributes
 from geo.boundaries.fields import EXPORT_FIELDS
 from geo.errors import InvalidInput
+from geo.messages import msg
 
 FORMATS = {"geojson": ("GeoJSON", ".geojson", "application/geo+json"),
            "gpkg": ("GPKG", ".gpkg", "application/geopackage+sqlite3"),
@@ -99,7 +100,8 @@ def _format(fmt: str) -> str:
     fmt = fmt.lower()
     fmt = "geojson" if fmt == "json" else fmt
     if fmt not in FORMATS:
-        raise InvalidInput("format", f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+        raise InvalidInput("format", msg("format must be one of {formats}; got {got}",
+                                         formats=", ".join(FORMATS), got=repr(fmt)))
     return fmt
 
 

@@ -29,9 +29,10 @@ def parse_geojson(geometry):
         try:
             geometry = json.loads(geometry)
         except ValueError:
-            raise InvalidInput("geometry", "geometry must be GeoJSON") from None
+            raise InvalidInput("geometry", msg("geometry must be GeoJSON")) from None
     if not isinstance(geometry, dict) or "type" not in geometry:
-        raise InvalidInput("geometry", f"geometry must be a GeoJSON object; got {geometry!r:.80}")
+        raise InvalidInput("geometry", msg("geometry must be a GeoJSON object; got {got:.80}",
+                                           got=repr(geometry)))
     try:
         if geometry["type"] == "FeatureCollection":
             geom = shapely.GeometryCollection([shape(f["geometry"]) for f in geometry["features"]])
@@ -40,13 +41,15 @@ def parse_geojson(geometry):
         else:
             geom = shape(geometry)
     except Exception as exc:  # shapely raises several types for malformed GeoJSON
-        raise InvalidInput("geometry", f"geometry is not valid GeoJSON: {exc}") from None
+        raise InvalidInput("geometry", msg("geometry is not valid GeoJSON: {reason}", reason=str(exc))) from None
     if geom.is_empty:
         raise InvalidInput("geometry", msg("the drawn geometry is empty"))
     xs, ys = shapely.get_coordinates(geom).T
     if (abs(xs) > 180).any() or (abs(ys) > 90).any():
-        hint = " — are lon and lat swapped?" if (abs(ys) <= 180).all() and (abs(xs) <= 90).all() else ""
-        raise InvalidInput("geometry", f"coordinates must be lon, lat in degrees{hint}")
+        if (abs(ys) <= 180).all() and (abs(xs) <= 90).all():
+            raise InvalidInput("geometry", msg("coordinates must be lon, lat in degrees — are lon and "
+                                               "lat swapped?"))
+        raise InvalidInput("geometry", msg("coordinates must be lon, lat in degrees"))
     return geom
 
 
@@ -57,7 +60,7 @@ def polygons_of(geom) -> list:
         flat.extend(getattr(g, "geoms", [g]))
     polys = [g for g in flat if g.geom_type == "Polygon"]
     if not polys or len(polys) != len(flat):
-        raise InvalidInput("geometry", f"expected polygons; got {geom.geom_type}")
+        raise InvalidInput("geometry", msg("expected polygons; got {kind}", kind=geom.geom_type))
     for p in polys:
         if not p.is_valid:
             raise InvalidInput("geometry", msg("the drawn polygon is not valid: {reason} — it must not "

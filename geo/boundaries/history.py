@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from geo.areas import GEOJSON_DIGITS, area_row, parse_bbox, visible_sql
 from geo.boundaries.partition import OVERLAP_TOLERANCE_M2
 from geo.errors import InvalidInput, NotFound
-from geo.messages import Message
+from geo.messages import Message, msg
 from geo.policy import Scope, parse_code
 
 
@@ -52,7 +52,7 @@ def change_detail(session: Session, change_id: int) -> dict:
           FROM boundary_changes c LEFT JOIN users u ON u.id = c.author_id WHERE c.id = :c"""),
         {"c": change_id}).mappings().first()
     if row is None:
-        raise NotFound(f"no change #{change_id}", field="id")
+        raise NotFound(msg("no change #{id}", id=change_id), field="id")
     out = _change_dict(row)
     payload = row["payload"] or {}
     before = {int(k): v for k, v in payload.get("before", {}).items()}
@@ -130,7 +130,7 @@ def _diff_features(session, area_id: int, v1: int | None, v2: int | None, strict
             {"id": area_id, "a": v1, "b": v2}).scalar() or []
         missing = [v for v in (v1, v2) if v not in found]
         if missing:
-            raise NotFound(f"no version {missing[0]} of this area", field="version")
+            raise NotFound(msg("no version {version} of this area", version=missing[0]), field="version")
     return [{"type": "Feature", "geometry": json.loads(r["gj"]),
              "properties": {"kind": r["kind"], "code": r["code"], "area_id": area_id,
                             "area_m2": round(r["m2"], 2), "from_version": v1, "to_version": v2}}
@@ -147,8 +147,8 @@ def parse_as_of(value) -> datetime:
             return datetime.combine(date.fromisoformat(raw), time.max, tzinfo=timezone.utc)
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput("as_of", f"as_of must be an ISO date or date-time (2026-01-31 or "
-                                    f"2026-01-31T12:00:00+08:00); got {value!r}") from None
+        raise InvalidInput("as_of", msg("as_of must be an ISO date or date-time (2026-01-31 or "
+                                        "2026-01-31T12:00:00+08:00); got {got}", got=repr(value))) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
@@ -201,7 +201,7 @@ def features_as_of(session: Session, when: datetime, scope: Scope, *, level: int
     if parent and not session.execute(text(
             "SELECT 1 FROM area_versions WHERE code = :c UNION SELECT 1 FROM areas WHERE code = :c"),
             {"c": parent}).first():
-        raise NotFound(f"no area with code {parent!r}", field="parent")
+        raise NotFound(msg("no area with code {code!r}", code=parent), field="parent")
     return session.execute(text(sql), params).scalar_one()
 
 

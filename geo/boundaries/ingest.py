@@ -43,6 +43,7 @@ from geo.boundaries.ingest_read import read
 from geo.boundaries.ingest_report import Feature, Hints, Report
 from geo.errors import Forbidden, InvalidInput
 from geo.incidents import assignment
+from geo.messages import joined, msg
 from geo.policy import Scope
 from geo.vocabulary import STAFF_ROLE_NAMES
 
@@ -75,11 +76,11 @@ def load(session: Session, path, *, level, parent: str | None = None,
     hints = hints or Hints()
     level = parse_level(level)
     if level is None:
-        raise InvalidInput("level", "level is required (1 district … 4 grid)")
+        raise InvalidInput("level", msg("level is required (1 district … 4 grid)"))
     report = Report(path=name or str(path), level=level, dry_run=dry_run, hints=hints)
     if parent is None and not scope.everywhere:
-        raise Forbidden("only an administrator without area limits may import areas without a "
-                        "parent in scope", field="parent")
+        raise Forbidden(msg("only an administrator without area limits may import areas without a "
+                            "parent in scope"), field="parent")
     step = _stepper(progress)
     step("read")
     meta, wkbs, fields = read(path, layer, Path(report.path).name, hints.field("path"))
@@ -94,8 +95,7 @@ def load(session: Session, path, *, level, parent: str | None = None,
     code_field = _choose_field(hints, code_field, fields, "code", "code_field", required=True)
     name_field = _choose_field(hints, name_field, fields, "name", "name_field", required=False)
     if parent_field and attributes.values(fields, parent_field) is None:
-        raise InvalidInput("parent_field", f"no field {parent_field!r}; the file has "
-                                           f"{', '.join(fields) or 'none'}",
+        raise InvalidInput("parent_field", _no_field(parent_field, fields),
                            details={"ways": [{"parent_field": f} for f in fields]})
     features = _features(report, fields, wkbs, code_field, name_field, parent_field, code_prefix)
     features = _this_level(report, fields, features, level)
@@ -159,35 +159,42 @@ def _skip(report: Report, features: list[Feature]) -> None:
 def _parent_row(session, hints: Hints, parent, level, parent_field, by_location):
     if level == 1 and (parent or by_location):
         said = "parent" if parent else "parent_by_location"
-        raise InvalidInput(said, "level 1 areas are roots of a jurisdiction: no "
-                                 + hints.option(said, None if parent else True))
+        raise InvalidInput(said, msg("level 1 areas are roots of a jurisdiction: no {option}",
+                                     option=hints.option(said, None if parent else True)))
     if level > 1 and not parent and not parent_field and not by_location:
         ways: list[dict] = [{"parent": None}, {"parent_field": None}, {"parent_by_location": True}]
-        raise InvalidInput("parent", f"level {level} areas need a parent: {hints.way(ways[0])} "
-                                     f"(the parent of every feature), {hints.way(ways[1])} (the "
-                                     f"field holding each feature's parent code), or "
-                                     f"{hints.way(ways[2])} (the level-{level - 1} area each "
-                                     "overlaps most)", details={"ways": ways})
+        raise InvalidInput("parent", msg("level {level} areas need a parent: {a} (the parent of every "
+                                         "feature), {b} (the field holding each feature's parent code), "
+                                         "or {c} (the level-{above} area each overlaps most)",
+                                         level=level, a=hints.way(ways[0]), b=hints.way(ways[1]),
+                                         c=hints.way(ways[2]), above=level - 1), details={"ways": ways})
     if not parent:
         return None
     row = area_row(session, parent, "parent")
     if parent_field is None and not by_location and row["level"] != level - 1:
-        raise InvalidInput("parent", f"{parent} is at level {row['level']}; level-{level} areas "
-                                     f"need a parent at level {level - 1}",
+        raise InvalidInput("parent", msg("{code} is at level {level}; level-{own} areas need a parent "
+                                         "at level {wanted}", code=parent, level=row["level"], own=level,
+                                         wanted=level - 1),
                            details={"ways": [{"level": row["level"] + 1}]})
     return row
+
+
+def _no_field(given: str, fields) -> str:
+    return msg("no field {given}; the file has {fields}", given=repr(given),
+               fields=joined(fields, ", ") if fields else msg("no fields"))
 
 
 def _choose_field(hints: Hints, given, fields, column, arg, *, required):
     if given:
         if attributes.values(fields, given) is None:
-            raise InvalidInput(arg, f"no field {given!r}; the file has {', '.join(fields) or 'none'}",
+            raise InvalidInput(arg, _no_field(given, fields),
                                details={"ways": [{arg: f} for f in fields]})
         return given
     found = attributes.find(fields, column)
     if found is None and required:
-        raise InvalidInput(arg, f"say which field holds the codes ({hints.option(arg, None)}); "
-                                f"the file has {', '.join(fields) or 'no fields'}",
+        raise InvalidInput(arg, msg("say which field holds the codes ({option}); the file has {fields}",
+                                    option=hints.option(arg, None),
+                                    fields=joined(fields, ", ") if fields else msg("no fields")),
                            details={"ways": [{arg: f} for f in fields]})
     return found
 
@@ -248,14 +255,16 @@ def _this_level(report, fields, features, level) -> list[Feature]:
     if not other:
         return features
     if level not in levels:
-        report.error("other_level", f"no feature is at level {level}: the file's field {field!r} "
-                                    f"holds level(s) {', '.join(map(str, other))}",
+        report.error("other_level", msg("no feature is at level {level}: the file's field {field!r} holds "
+                                        "level(s) {levels}", level=level, field=field,
+                                        levels=joined(map(str, other), ", ")),
                      ways=[{"level": lv} for lv in other])
         return []
     kept = [f for f, lv in zip(features, levels) if lv == level]
-    report.warn("other_level", f"{len(features) - len(kept)} feature(s) at level(s) "
-                               f"{', '.join(map(str, other))} left out (field {field!r}): import "
-                               "them on their own", ways=[{"level": lv} for lv in other])
+    report.warn("other_level", msg("{count} feature(s) at level(s) {levels} left out (field {field!r}): "
+                                   "import them on their own", count=len(features) - len(kept),
+                                   levels=joined(map(str, other), ", "), field=field),
+                ways=[{"level": lv} for lv in other])
     return kept
 
 
@@ -280,9 +289,10 @@ def _swapped_fields(report, features, code_field, name_field) -> None:
     names = [f.name for f in features if f.name]
     if codes and names and all(re.fullmatch(r"[A-Za-z .'-]+", c) for c in codes) \
             and all(re.fullmatch(r"\d+", n) for n in names):
-        report.warn("swapped_fields", f"the code field {code_field!r} holds words ({codes[0]!r}) "
-                                      f"while the name field {name_field!r} holds numbers "
-                                      f"({names[0]!r}): are the two fields swapped?",
+        report.warn("swapped_fields", msg("the code field {code_field!r} holds words ({code!r}) while the "
+                                          "name field {name_field!r} holds numbers ({name!r}): are the two "
+                                          "fields swapped?", code_field=code_field, code=codes[0],
+                                          name_field=name_field, name=names[0]),
                     ways=[{"code_field": name_field, "name_field": code_field}])
 
 

@@ -15,6 +15,7 @@ from geo.boundaries.partition import (
     fit_pieces,
     sliver_m2_sql,
 )
+from geo.messages import joined, msg
 
 # -- features --------------------------------------------------------------------------------
 
@@ -33,15 +34,15 @@ def check_geometry(session, report, features, repair: bool) -> None:
             continue
         g = None if f.wkb is None else shapely.from_wkb(f.wkb)
         if g is None or g.is_empty:
-            add_bad(report, f, "no_geometry", "the feature has no geometry")
+            add_bad(report, f, "no_geometry", msg("the feature has no geometry"))
             continue
         if g.geom_type not in ("Polygon", "MultiPolygon"):
-            add_bad(report, f, "not_polygon", f"a {g.geom_type}, not a polygon")
+            add_bad(report, f, "not_polygon", msg("a {kind}, not a polygon", kind=g.geom_type))
             continue
         if not g.is_valid:
             reason = shapely.is_valid_reason(g)
             if not repair:
-                add_bad(report, f, "invalid_geometry", f"invalid ring: {reason}",
+                add_bad(report, f, "invalid_geometry", msg("invalid ring: {reason}", reason=reason),
                         ways=[{"repair": True}])
                 continue
             fixed = _polygonal(shapely.make_valid(g))
@@ -66,9 +67,9 @@ def _polygonal(g):
 def check_codes(session, report, features, merge_duplicates: bool) -> None:
     for f in features:
         if f.code is None:
-            add_bad(report, f, "missing_code", "the code field is empty")
+            add_bad(report, f, "missing_code", msg("the code field is empty"))
         elif len(f.code) > 32:
-            add_bad(report, f, "bad_code", f"code {f.code!r} is longer than 32 characters")
+            add_bad(report, f, "bad_code", msg("code {code!r} is longer than 32 characters", code=f.code))
     groups = defaultdict(list)
     for f in features:
         if f.code is not None:
@@ -78,14 +79,15 @@ def check_codes(session, report, features, merge_duplicates: bool) -> None:
             if len(group) > 1:
                 for f in group:
                     add_bad(report, f, "duplicate_code",
-                            f"code {code} is used by {len(group)} features "
-                            f"({', '.join(str(g.index) for g in group)})",
+                            msg("code {code} is used by {count} features ({features})", code=code,
+                                count=len(group), features=joined([str(g.index) for g in group], ", ")),
                             ways=[{"merge_duplicates": True}])
     existing = dict(session.execute(text(
         "SELECT code, name FROM areas WHERE code = ANY(:c)"), {"c": list(groups)}).all())
     for f in features:
         if f.code in existing:
-            add_bad(report, f, "code_exists", f"code {f.code} already exists ({existing[f.code]})",
+            add_bad(report, f, "code_exists", msg("code {code} already exists ({name})", code=f.code,
+                                                 name=existing[f.code]),
                     ways=[{"code_prefix": None}])
 
 
@@ -100,8 +102,8 @@ def dissolve_duplicates(session, report, features):
             parents = {g.parent_id for g in group}
             if len(parents) > 1:
                 for g in group:
-                    add_bad(report, g, "duplicate_code", f"code {code} is used by features with "
-                                                         "different parents: they cannot be merged")
+                    add_bad(report, g, "duplicate_code", msg("code {code} is used by features with different "
+                                                             "parents: they cannot be merged", code=code))
                 continue
             first.wkb = session.execute(text(
                 "SELECT ST_AsBinary(ST_Multi(ST_CollectionExtract(ST_Union(ST_GeomFromWKB(w, 4326)), 3))) "
@@ -123,7 +125,7 @@ def check_partition(session, report, features, level: int, fit: bool,
         by_parent[f.parent_id].append(f)
     for parent_id, group in sorted(by_parent.items(), key=lambda kv: kv[0] or 0):
         if parent_id is None:
-            container, name = None, "the other top-level areas"
+            container, name = None, msg("the other top-level areas")
             taken = session.execute(text(
                 "SELECT ST_AsBinary(ST_Union(geom)) FROM areas WHERE parent_id IS NULL "
                 "AND geom && ST_GeomFromWKB(:b, 4326)"),
@@ -143,7 +145,7 @@ def check_partition(session, report, features, level: int, fit: bool,
             problems = _misfit(session, container, taken if parent_id is None else None,
                                [f.wkb for f in group])
             for message in problems:
-                report.error("misfit", f"under {name}: {message}",
+                report.error("misfit", msg("under {name}: {said}", name=name, said=message),
                              code=None if parent_id is None else name, ways=[{"fit": True}])
             continue
         if parent_id is None and taken is not None:
@@ -173,7 +175,7 @@ def _fit(session, report, container, group, skip_bad: bool) -> None:
         report.fitted.extend(lines)
         for f, geom in zip(group, fitted):
             if geom is None:
-                add_bad(report, f, "outside_parent", "nothing is left of it inside its parent")
+                add_bad(report, f, "outside_parent", msg("nothing is left of it inside its parent"))
             f.wkb = geom
         return
 
@@ -192,13 +194,13 @@ def _misfit(session, container, others, wkbs) -> list[str]:
                (SELECT COALESCE(sum({m2('ST_CollectionExtract(ST_Intersection(a.g, b.g), 3)')}), 0)
                   FROM n a JOIN n b ON a.i < b.i AND a.g && b.g) AS overlap
           FROM u, c"""), {"ws": wkbs, "c": container, "o": others}).mappings().one()
-    out = []
+    out: list[str] = []
     if row["outside"] > GAP_TOLERANCE_M2:
-        out.append(f"{row['outside']:.1f} m² lie outside the parent")
+        out.append(msg("{m2:.1f} m² lie outside the parent", m2=row["outside"]))
     if row["gap"] > GAP_TOLERANCE_M2:
-        out.append(f"{row['gap']:.1f} m² of the parent are covered by no feature (gaps)")
+        out.append(msg("{m2:.1f} m² of the parent are covered by no feature (gaps)", m2=row["gap"]))
     if row["overlap"] > OVERLAP_TOLERANCE_M2:
-        out.append(f"features overlap each other by {row['overlap']:.2f} m²")
+        out.append(msg("features overlap each other by {m2:.2f} m²", m2=row["overlap"]))
     if row["others"] > OVERLAP_TOLERANCE_M2:
-        out.append(f"{row['others']:.1f} m² overlap areas already there")
+        out.append(msg("{m2:.1f} m² overlap areas already there", m2=row["others"]))
     return out

@@ -11,6 +11,7 @@ import shapely
 from geo import crs as crs_mod
 from geo.boundaries.ingest_report import add_bad
 from geo.errors import InvalidInput
+from geo.messages import msg
 
 # A coordinate further than this outside a CRS's published area of use does not belong to it.
 AREA_OF_USE_MARGIN = 1.0
@@ -32,8 +33,9 @@ def source_crs(report, meta, given, features):
                 report.source_crs = system
                 if bounds is not None and crs_mod.out_of_china((bounds[0] + bounds[2]) / 2,
                                                                (bounds[1] + bounds[3]) / 2):
-                    report.error("crs_mismatch", f"{system.upper()} is only used inside China, "
-                                 f"but the coordinates lie at {_box(bounds)}", ways=[{"crs": None}])
+                    report.error("crs_mismatch", msg("{crs} is only used inside China, but the coordinates "
+                                                     "lie at {box}", crs=system.upper(), box=_box(bounds)),
+                                 ways=[{"crs": None}])
                 return system
             name = "EPSG:4326" if system == crs_mod.WGS84 else "EPSG:4490"
         except ValueError:
@@ -41,15 +43,15 @@ def source_crs(report, meta, given, features):
         try:
             source = CRS.from_user_input(name)
         except CRSError:
-            raise InvalidInput("crs", f"crs must be wgs84, cgcs2000, gcj02, bd09 or EPSG:n; "
-                                      f"got {given!r}") from None
+            raise InvalidInput("crs", msg("crs must be wgs84, cgcs2000, gcj02, bd09 or EPSG:n; got {got}",
+                                          got=repr(given))) from None
         report.source_crs = source.to_string()
     else:
         tag = meta.get("crs")
         if not tag:
             report.source_crs = "EPSG:4326"
-            report.warn("no_crs", "the file has no CRS tag: reading it as WGS84 lon/lat (or "
-                        "say which: EPSG:n, gcj02, bd09)", ways=[{"crs": None}])
+            report.warn("no_crs", msg("the file has no CRS tag: reading it as WGS84 lon/lat (or say which: "
+                                      "EPSG:n, gcj02, bd09)"), ways=[{"crs": None}])
             source = CRS.from_epsg(4326)
         else:
             source = CRS.from_user_input(tag)
@@ -111,8 +113,8 @@ def to_wgs84(report, source, features) -> None:
             continue
         g = shapely.from_wkb(f.wkb)
         if not np.isfinite(shapely.get_coordinates(g)).all():
-            raise InvalidInput("file", f"feature {f.index}: coordinates must be finite numbers (found NaN or "
-                                       "infinity)")
+            raise InvalidInput("file", msg("feature {feature}: coordinates must be finite numbers (found "
+                                           "NaN or infinity)", feature=f.index))
         if transformer is not None:
             g = shapely.transform(g, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
             f.wkb = shapely.to_wkb(g)
@@ -134,12 +136,19 @@ def to_wgs84(report, source, features) -> None:
         swapped_near = math.hypot(cy - median[0], cx - median[1]) < 5
         if out_of_range or (far and swapped_near):
             swapped = -90 <= x0 <= x1 <= 90 and -180 <= y0 <= y1 <= 180
-            msg = (f"coordinates around ({cx:.4f}, {cy:.4f}) "
-                   + ("look like lat, lon swapped (a latitude beyond ±90, or the swap lands beside "
-                      "the other features): GeoJSON is lon, lat" if swapped
-                      else "are outside ±180/±90 degrees"))
-            add_bad(report, f, "swapped_coordinates" if swapped else "out_of_range", msg,
-                    advice="fix the file (lon, lat order)" if swapped else "fix the file")
+            _bad_coordinates(report, f, swapped, cx, cy)
+
+
+def _bad_coordinates(report, f, swapped: bool, x: float, y: float) -> None:
+    if swapped:
+        add_bad(report, f, "swapped_coordinates",
+                msg("coordinates around ({x:.4f}, {y:.4f}) look like lat, lon swapped (a latitude beyond "
+                    "±90, or the swap lands beside the other features): GeoJSON is lon, lat", x=x, y=y),
+                advice=msg("fix the file (lon, lat order)"))
+    else:
+        add_bad(report, f, "out_of_range",
+                msg("coordinates around ({x:.4f}, {y:.4f}) are outside ±180/±90 degrees", x=x, y=y),
+                advice=msg("fix the file"))
 
 
 def _box(bounds) -> str:

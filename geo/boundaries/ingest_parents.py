@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from geo.boundaries import fields as attributes
 from geo.boundaries.ingest_report import Issue, add_bad
+from geo.messages import joined, msg
 
 
 def resolve_parents(session, report, features, parent_row, parent_field, level, prefix, *,
@@ -36,15 +37,15 @@ def resolve_parents(session, report, features, parent_row, parent_field, level, 
         if f.bad or (ref is None and then_locate):
             continue
         if ref is None:
-            add_bad(report, f, "missing_parent", f"the parent field {parent_field!r} is empty",
+            add_bad(report, f, "missing_parent", msg("the parent field {field!r} is empty", field=parent_field),
                     ways=[{"parent_by_location": True}])
             continue
         nested = attributes.as_object(ref)
         if nested is not None:
             members = [k for k, v in nested.items() if not isinstance(v, (dict, list))]
             add_bad(report, f, "parent_is_object",
-                    f"the parent field {parent_field!r} holds an object, not a code: "
-                    f"{json.dumps(nested, ensure_ascii=False)}; name the member holding the code",
+                    msg("the parent field {field!r} holds an object, not a code: {value}; name the member "
+                        "holding the code", field=parent_field, value=json.dumps(nested, ensure_ascii=False)),
                     ways=[{"parent_field": f"{parent_field}.{k}"} for k in members])
             continue
         found = next((exact[a] for a in (ref, prefix + ref) if a in exact), None)
@@ -63,14 +64,15 @@ def resolve_parents(session, report, features, parent_row, parent_field, level, 
 def _unresolved(report, f, ref, matches, parent_field, parent_row, level) -> None:
     if matches:
         add_bad(report, f, "ambiguous_parent",
-                f"parent {ref!r} matches {', '.join(c for _, c in matches)}: say under "
-                "which jurisdiction to look",
+                msg("parent {ref!r} matches {codes}: say under which jurisdiction to look", ref=ref,
+                    codes=joined([c for _, c in matches], ", ")),
                 ways=[{"parent": None, "parent_field": parent_field}])
     else:
         add_bad(report, f, "missing_parent",
-                f"no level-{level - 1} area with code {ref!r}"
-                + (f" under {parent_row['code']}" if parent_row else ""),
-                advice="import the parents first",
+                msg("no level-{level} area with code {ref!r} under {parent}", level=level - 1, ref=ref,
+                    parent=parent_row["code"]) if parent_row
+                else msg("no level-{level} area with code {ref!r}", level=level - 1, ref=ref),
+                advice=msg("import the parents first"),
                 ways=[{"parent_by_location": True}])
 
 
@@ -93,12 +95,13 @@ def locate_parents(session, report, features, parent_row, level) -> None:
                WHERE {scope} AND a.geom && f.g AND ST_Intersects(a.geom, f.g)
                ORDER BY share DESC NULLS LAST, a.id LIMIT 1) best ON true
          ORDER BY n.i"""), {**params, "ws": [f.wkb for f in todo]}).all()
-    where = f" under {parent_row['code']}" if parent_row else ""
     for f, (_, parent_id, code, share) in zip(todo, rows):
         if parent_id is None or not share:
-            add_bad(report, f, "no_parent_found",
-                    f"it overlaps no level-{level - 1} area{where}",
-                    advice="import the level above first, or give the parent")
+            said = (msg("it overlaps no level-{level} area under {parent}", level=level - 1,
+                        parent=parent_row["code"]) if parent_row
+                    else msg("it overlaps no level-{level} area", level=level - 1))
+            add_bad(report, f, "no_parent_found", said,
+                    advice=msg("import the level above first, or give the parent"))
             continue
         f.parent_id, f.parent_ref = parent_id, code
         report.located.append({"feature": f.index, "code": f.code, "parent": code,

@@ -13,14 +13,15 @@ import shapely
 
 from geo.boundaries import fields as attributes
 from geo.errors import InvalidInput
+from geo.messages import joined, msg
 
-FORMATS = "GeoJSON, GeoPackage, Shapefile, CSV or XLSX"
+FORMATS = msg("GeoJSON, GeoPackage, Shapefile, CSV or XLSX")
 
 
 def read(path: Path, layer: str | None, name: str, field: str = "path"):
     """Read every feature of `path` (known to the caller as `name`): (metadata, WKBs, fields)."""
     if not path.exists():
-        raise InvalidInput(field, f"no file {name}")
+        raise InvalidInput(field, msg("no file {name}", name=name))
     if path.suffix.lower() == ".xlsx":
         return _read_xlsx(path, layer, name, field)
     import pyogrio
@@ -35,7 +36,9 @@ def read(path: Path, layer: str | None, name: str, field: str = "path"):
         # GDAL names the file by the path it opened: a server's temporary path means nothing
         # to whoever uploaded it.
         said = str(exc).replace(str(path), name).replace(path.name, name)
-        raise InvalidInput(field, f"cannot read {name} as {FORMATS}: {said}") from None
+        # GDAL's own words (English) go with the message; a translation may leave them to `details`.
+        raise InvalidInput(field, msg("cannot read {name} as {formats}: {said}", name=name,
+                                      formats=FORMATS, said=said), details={"reason": said}) from None
     names = [str(n) for n in meta["fields"]]
     return meta, list(geometry), {n: list(v) for n, v in zip(names, values)}
 
@@ -46,12 +49,12 @@ def _read_xlsx(path: Path, layer: str | None, name: str, field: str):
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several kinds for a damaged file
-        raise InvalidInput(field, f"cannot read {name} as an XLSX workbook "
-                                  f"({exc.__class__.__name__})") from None
+        raise InvalidInput(field, msg("cannot read {name} as an XLSX workbook ({kind})", name=name,
+                                      kind=exc.__class__.__name__)) from None
     try:
         if layer is not None and layer not in book.sheetnames:
-            raise InvalidInput("layer", f"no sheet {layer!r} in {name}; it has "
-                                        f"{', '.join(book.sheetnames)}")
+            raise InvalidInput("layer", msg("no sheet {layer} in {name}; it has {sheets}", layer=repr(layer),
+                                            name=name, sheets=joined(book.sheetnames, ", ")))
         sheet = book[layer] if layer is not None else book.worksheets[0]
         rows = sheet.iter_rows(values_only=True)
         header = next(rows, None) or ()

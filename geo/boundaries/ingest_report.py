@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from geo.messages import joined, msg
 from geo.vocabulary import LEVELS
 
 GEOMETRY_PROBLEMS = ("no_geometry", "not_polygon", "invalid_geometry", "swapped_coordinates",
@@ -126,8 +127,11 @@ class Report:
         if self.refused:
             fixes = sorted({self.hints.way(w) for e in self.errors for w in e.ways}
                            | {e.advice for e in self.errors if e.advice})
-            return (f"refused: {len(self.errors)} problem(s) in {self.path}, nothing written"
-                    + (f"; a way through: {'; '.join(fixes)}" if fixes else ""))
+            if fixes:
+                return msg("refused: {count} problem(s) in {path}, nothing written; a way through: {ways}",
+                           count=len(self.errors), path=self.path, ways=joined(fixes))
+            return msg("refused: {count} problem(s) in {path}, nothing written", count=len(self.errors),
+                       path=self.path)
         verb = "would import" if self.dry_run else "imported"
         return (f"{verb} {len(self.created)} area(s) at level {self.level} "
                 f"({LEVELS.get(self.level)}) from {self.features} feature(s)"

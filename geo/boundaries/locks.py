@@ -12,6 +12,7 @@ from geo import audit
 from geo.areas import area_row
 from geo.boundaries.plans import LOCK_MINUTES
 from geo.errors import Forbidden
+from geo.messages import msg
 from geo.policy import Scope
 
 
@@ -40,7 +41,7 @@ def release_lock(session: Session, code: str, actor: audit.Actor, override: bool
     """
     area = area_row(session, code)
     if override and actor.role != "admin":
-        raise Forbidden("only an administrator may override someone else's lock", field="override")
+        raise Forbidden(msg("only an administrator may override someone else's lock"), field="override")
     session.execute(text("DELETE FROM area_locks WHERE expires_at < now()"))
     lock = session.execute(text("""
         SELECT a.code, a.name, l.username, l.acquired_at, l.expires_at FROM area_locks l
@@ -50,8 +51,9 @@ def release_lock(session: Session, code: str, actor: audit.Actor, override: bool
         return None
     if lock["username"] != actor.name:
         if not override:
-            raise Forbidden(f"{area['code']} is locked by {lock['username']}; only they, or an "
-                            "administrator overriding the lock, may release it",
+            raise Forbidden(msg("{code} is locked by {holder}; only they, or an administrator "
+                                "overriding the lock, may release it", code=area["code"],
+                                holder=lock["username"]),
                             details={"holder": lock["username"],
                                      "expires_at": lock["expires_at"].isoformat()})
         audit.record(session, actor, "lock.override", target_type="area", target_id=area["code"],

@@ -32,13 +32,13 @@ from geo.boundaries.partition import (
 )
 from geo.boundaries.plans import NewArea, Plan
 from geo.errors import InvalidInput
-from geo.messages import msg
+from geo.messages import joined, msg
 
 
 # -- planning each operation -----------------------------------------------------------------
 def _plan_transfer(session, rows, codes, geometry, names) -> Plan:
     if len(codes) != 2:
-        raise InvalidInput("areas", "transfer needs two areas: [from, to]")
+        raise InvalidInput("areas", msg("transfer needs two areas: [from, to]"))
     src, dst = rows[codes[0]], rows[codes[1]]
     _require_leaf(src, dst)
     _require_siblings(src, dst)
@@ -87,7 +87,7 @@ def _plan_transfer(session, rows, codes, geometry, names) -> Plan:
 
 def _plan_split(session, rows, codes, geometry, names) -> Plan:
     if len(codes) != 1:
-        raise InvalidInput("areas", "split needs exactly one area")
+        raise InvalidInput("areas", msg("split needs exactly one area"))
     grid = rows[codes[0]]
     _require_leaf(grid)
     blade = drawn_lines(geometry)
@@ -166,7 +166,7 @@ def _plan_merge(session, rows, codes, geometry, names) -> Plan:
 
 def _plan_reshape(session, rows, codes, geometry, names) -> Plan:
     if len(codes) != 1:
-        raise InvalidInput("areas", "reshape needs exactly one area")
+        raise InvalidInput("areas", msg("reshape needs exactly one area"))
     grid = rows[codes[0]]
     _require_leaf(grid)
     outline = drawn_polygonal(geometry)
@@ -261,15 +261,15 @@ def _plan_reshape(session, rows, codes, geometry, names) -> Plan:
 
 def _plan_partition(session, rows, codes, geometry, names) -> Plan:
     if len(codes) != 1:
-        raise InvalidInput("areas", "partition needs exactly one parent area (a village)")
+        raise InvalidInput("areas", msg("partition needs exactly one parent area (a village)"))
     parent = rows[codes[0]]
     old = session.execute(text(
         "SELECT a.id, a.code, a.households, a.population, a.kind, a.urban, "
         "EXISTS (SELECT 1 FROM areas c WHERE c.parent_id = a.id) AS has_children "
         "FROM areas a WHERE a.parent_id = :p ORDER BY a.id"), {"p": parent["id"]}).mappings().all()
     if any(o["has_children"] for o in old):
-        raise InvalidInput("areas", f"{parent['code']}'s areas have sub-areas of their own; "
-                                    "partition the level below first")
+        raise InvalidInput("areas", msg("{code}'s areas have sub-areas of their own; partition the "
+                                        "level below first", code=parent["code"]))
     geom = parse_geojson(geometry)
     if geom.geom_type in ("LineString", "MultiLineString"):
         pieces = [r[0] for r in session.execute(text(
@@ -315,12 +315,13 @@ def _plan_partition(session, rows, codes, geometry, names) -> Plan:
 
 def _plan_move(session, rows, codes, geometry, names) -> Plan:
     if len(codes) != 2:
-        raise InvalidInput("areas", "move needs two areas: [grid, new parent]")
+        raise InvalidInput("areas", msg("move needs two areas: [grid, new parent]"))
     grid, target = rows[codes[0]], rows[codes[1]]
     _require_leaf(grid)
     if target["level"] != grid["level"] - 1:
-        raise InvalidInput("areas", f"{target['code']} is at level {target['level']}; a level-"
-                                    f"{grid['level']} area moves to an area at level {grid['level'] - 1}")
+        raise InvalidInput("areas", msg("{code} is at level {level}; a level-{own} area moves to an area "
+                                        "at level {wanted}", code=target["code"], level=target["level"],
+                                        own=grid["level"], wanted=grid["level"] - 1))
     if target["id"] == grid["parent_id"]:
         raise InvalidInput("areas", msg("{code} already belongs to {target}", code=grid["code"],
                                         target=target["code"]))
@@ -371,15 +372,15 @@ PLANNERS = {"transfer": _plan_transfer, "split": _plan_split, "merge": _plan_mer
 def _require_leaf(*rows) -> None:
     for r in rows:
         if r["has_children"]:
-            raise InvalidInput("areas", f"{r['code']} has sub-areas of its own: edit those (or "
-                                        "partition it) instead")
+            raise InvalidInput("areas", msg("{code} has sub-areas of its own: edit those (or "
+                                            "partition it) instead", code=r["code"]))
 
 
 def _require_siblings(*rows) -> None:
     parents = {r["parent_id"] for r in rows}
     if len(parents) != 1 or None in parents:
-        raise InvalidInput("areas", f"{', '.join(r['code'] for r in rows)} are not in the same "
-                                    "parent area: use move first")
+        raise InvalidInput("areas", msg("{codes} are not in the same parent area: use move first",
+                                        codes=joined([r["code"] for r in rows], ", ")))
 
 
 def _siblings(session, row) -> dict[int, dict]:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from geo.areas import GEOJSON_DIGITS, area_row
 from geo.errors import InvalidInput
-from geo.messages import msg
+from geo.messages import joined, msg
 
 # Drawn vertices within this many degrees (≈ 10 cm) of an existing edge are snapped onto it, so a
 # shape traced along a neighbour's edge in the browser (coordinates rounded to 1e-7°) leaves no sliver.
@@ -103,7 +103,7 @@ def fit_pieces(session: Session, container: bytes | None, pieces: list[bytes],
     edge with (the nearest one when it touches none). Without a container only overlaps are
     resolved. Returns the fitted WKB (None for a piece left empty) and one line per adjustment.
     """
-    labels = labels or [f"piece {i + 1}" for i in range(len(pieces))]
+    labels = labels or [msg("piece {n}", n=i + 1) for i in range(len(pieces))]
     rows = session.execute(text(f"""
         WITH c AS (SELECT ST_GeomFromWKB(CAST(:c AS bytea), 4326) AS g),
              p AS (SELECT i, ST_GeomFromWKB(w, 4326) AS raw FROM unnest(CAST(:ws AS bytea[]))
@@ -149,20 +149,20 @@ def fit_pieces(session: Session, container: bytes | None, pieces: list[bytes],
           FROM resolved r ORDER BY r.i"""),
         {"c": container, "ws": list(pieces), "tol": SNAP_DEGREES}).mappings().all()
     out: list[bytes | None] = []
-    report = []
+    report: list[str] = []
     for r, label in zip(rows, labels):
         geom = r["wkb"]
         empty = geom is None or r["m2"] + r["filled"] < MIN_PIECE_M2
         out.append(None if empty else geom)
         bits = []
         if r["outside"] > OVERLAP_TOLERANCE_M2:
-            bits.append(f"{r['outside']:.2f} m² outside its parent clipped off")
+            bits.append(msg("{m2:.2f} m² outside its parent clipped off", m2=r["outside"]))
         if r["overlap"] > OVERLAP_TOLERANCE_M2:
-            bits.append(f"{r['overlap']:.2f} m² overlapping an earlier feature removed")
+            bits.append(msg("{m2:.2f} m² overlapping an earlier feature removed", m2=r["overlap"]))
         if r["filled"] > OVERLAP_TOLERANCE_M2:
-            bits.append(f"{r['filled']:.2f} m² of uncovered slivers added")
+            bits.append(msg("{m2:.2f} m² of uncovered slivers added", m2=r["filled"]))
         if bits:
-            report.append(f"{label}: " + ", ".join(bits))
+            report.append(msg("{label}: {said}", label=label, said=joined(bits, ", ")))
     return out, report
 
 
@@ -201,5 +201,5 @@ def verify(session, parent_ids: set, changed: list[int]) -> None:
         "SELECT code, ST_IsValidReason(geom) FROM areas WHERE id = ANY(:ids) AND NOT ST_IsValid(geom)"),
         {"ids": changed}).first()
     if invalid:
-        raise InvalidInput("geometry", f"the edit would make {invalid[0]}'s outline invalid "
-                                       f"({invalid[1]}); nothing was saved")
+        raise InvalidInput("geometry", msg("the edit would make {code}'s outline invalid ({reason}); "
+                                           "nothing was saved", code=invalid[0], reason=invalid[1]))

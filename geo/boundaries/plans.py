@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from geo.messages import msg
+
 OPS = ("transfer", "split", "merge", "reshape", "partition", "move")
+# Each kind of change by name, where a message says it (in the reader's language).
+KIND_NAMES = {"transfer": msg("Transfer"), "split": msg("Split"), "merge": msg("Merge"),
+              "reshape": msg("Reshape"), "partition": msg("Partition"), "move": msg("Move"),
+              "revert": msg("Revert"), "import": msg("Import")}
 
 
 

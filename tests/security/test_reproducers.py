@@ -214,7 +214,7 @@ def test_a_grid_planner_cannot_reshape_over_a_sibling(client, login, session, re
             "base_versions": {grid: version}, "preview": True}
     response = client.post("/api/changes", json=body, headers=csrf(client))
     assert response.status_code == 403, response.get_data(as_text=True)
-    assert "outside your scope" in response.get_json()["error"]["message"]
+    assert "超出您的管辖范围" in response.get_json()["error"]["message"]     # the page's language: zh
 
 
 def test_an_import_under_a_parent_field_stays_in_scope(client, login, session, region, tmp_path):

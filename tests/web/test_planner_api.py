@@ -87,7 +87,7 @@ def test_stale_version_is_409_with_what_changed(client, planner):
                                                "reason": "乙的修改", "base_versions": base},
                          headers=planner)
     error = assert_error_shape(second, 409, "base_versions")
-    assert "甲的修改" in error["message"] and "transfer" in error["message"]
+    assert "甲的修改" in error["message"] and "划转" in error["message"]
     stale = error["details"]["stale"]
     assert {s["code"] for s in stale} == set(TRANSFER["areas"])
     assert stale[0]["changes"][0]["id"] == first.get_json()["change_id"]

@@ -2,6 +2,7 @@
 an unchanged database after bad input, a public endpoint that leaks nothing, the CLI commands."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 
@@ -259,6 +260,30 @@ def test_review_page_and_report_for_the_demo(client, login, demo):
     doc = report.get_data(as_text=True)
     review.check_offline(doc)
     assert "/vendor/" not in doc and "L.map(" in doc
+
+
+def test_the_review_map_offers_every_basemap_and_opens_on_the_readers(client, login, tiny):
+    login("analyst", "TZ")
+    page = client.get("/review?area=TZ1&month=2026-10").get_data(as_text=True)
+    assert 'data-basemap="none"' in page and "js/pages/review.js" in page      # the app's BASEMAP here
+
+    def framed(query: str) -> str:
+        r = client.get(f"/review/map?area=TZ1&month=2026-10{query}")
+        assert r.status_code == 200
+        return r.get_data(as_text=True)
+
+    local = framed("&basemap=local")
+    assert "/vendor/protomaps-leaflet/protomaps-leaflet.js" in local
+    assert "window.anwangLocalBasemap" in local and '"/tiles/basemap/{z}/{x}/{y}.mvt"' in local
+    assert "export " not in local.split("window.anwangLocalBasemap", 1)[1].split("</script>", 1)[0]
+    assert 'document.body.dataset.basemap = "local"' in local
+    # The layer switch's names, as folium writes them (JSON, non-ASCII escaped).
+    assert all(json.dumps(name) in local for name in ("本地地图", "OpenStreetMap", "无底图"))
+    review.check_offline(local)
+    # An unknown choice falls back to the configured basemap; each one offered once.
+    other = framed("&basemap=satellite")
+    assert 'document.body.dataset.basemap = "none"' in other
+    assert other.count("window.anwangLocalBasemap(") == 1
 
 
 def test_cli_risk_update_and_report(demo, engine, tmp_path):

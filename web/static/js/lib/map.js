@@ -7,8 +7,6 @@ import { expose } from "./testhook.js";
 import { localBasemap } from "../layers/basemap.js";
 
 const STORE = "anwang.basemap";
-const TIANDITU = "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0" +
-  "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk={tk}";
 
 let config = null;
 
@@ -30,7 +28,7 @@ function basemapLayers(cfg) {
     layers.osm = L.tileLayer(cfg.osmUrl, { maxZoom: 19, attribution: "© OpenStreetMap contributors" });
   }
   if (cfg.tiandituKey) {
-    const tile = (layer) => L.tileLayer(TIANDITU, { layer, tk: encodeURIComponent(cfg.tiandituKey),
+    const tile = (layer) => L.tileLayer(cfg.tiandituUrl, { layer, tk: encodeURIComponent(cfg.tiandituKey),
                                                     subdomains: "01234567", maxZoom: 18 });
     const vector = tile("vec");
     vector.options.attribution = "© 天地图";
@@ -43,8 +41,15 @@ function stored() {
   try { return window.localStorage.getItem(STORE); } catch { return null; }   // storage may be refused
 }
 
-function store(key) {
+/** Keep the reader's basemap choice for every page. */
+export function rememberBasemap(key) {
   try { window.localStorage.setItem(STORE, key); } catch { /* a sandboxed frame keeps no choice */ }
+}
+
+/** The basemap the reader asked for: ?basemap= in the address, else their last choice on any
+ * page; null when they never chose. */
+export function preferredBasemap() {
+  return new URLSearchParams(window.location.search).get("basemap") || stored();
 }
 
 // ?basemap= in the address, else the reader's last choice on any page, else the configured one.
@@ -82,7 +87,7 @@ export function createMap(id, options = {}) {
   expose("basemap", { key: basemap, layer: layers[basemap] });
   map.on("baselayerchange", (e) => {
     const key = Object.keys(layers).find((k) => layers[k] === e.layer);
-    if (key) { store(key); }
+    if (key) { rememberBasemap(key); }
   });
   const control = L.control.layers(named, overlays, { collapsed: true }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);

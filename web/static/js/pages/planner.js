@@ -27,7 +27,7 @@ map.pm.setLang(locale());
 
 const state = { townships: [], villages: [], village: null, grids: {}, versions: {}, op: null,
                 selection: [], drawn: [], reshape: null, preview: null, previewBody: null, lockTimer: null,
-                lockMine: false };
+                lockMine: false, lockHolder: null, lockVillage: null };
 
 function gridStyle(feature) {
   const picked = state.selection.indexOf(feature.properties.code);
@@ -224,26 +224,57 @@ async function loadGrids() {
 // -- soft lock ----------------------------------------------------------------------------------
 async function takeLock() {
   const box = byId("lock-state");
+  const override = document.getElementById("lock-override");   // administrators only
   let lock;
   try {
     lock = await post(`/api/areas/${encodeURIComponent(state.village.code)}/lock`);
-  } catch {
-    box.hidden = true;
+  } catch (error) {
+    // Said as the server said it, in the page's language.
+    box.hidden = false;
+    box.className = "lock-state theirs";
+    setText(box, error.message || t("load_failed"));
     state.lockMine = false;
     return;
   }
+  // A lock that changed hands since the last look: ours lapsed and someone took it, or theirs ended.
+  if (state.lockVillage === state.village.code) {
+    if (state.lockMine && !lock.mine) {
+      say(t("lock_lost", { holder: lock.username }), "conflict");
+    } else if (!state.lockMine && state.lockHolder && lock.mine) {
+      say(t("lock_ended", { holder: state.lockHolder }), "ok");
+    }
+  }
+  state.lockVillage = state.village.code;
   state.lockMine = lock.mine;
+  state.lockHolder = lock.mine ? null : lock.username;
   box.hidden = false;
   box.className = `lock-state ${lock.mine ? "mine" : "theirs"}`;
+  box.dataset.holder = lock.username;
   setText(box, lock.mine ? t("lock_mine")
     : `🔒 ${lock.username} ${t("locked_by")} ${new Date(lock.acquired_at).toLocaleTimeString()}`);
+  if (override) { override.hidden = lock.mine; }
   clearTimeout(state.lockTimer);
   state.lockTimer = setTimeout(takeLock, 60000);   // refresh ours, or see when theirs ends
+}
+
+// An administrator releases someone else's lock (audited), then takes it.
+async function overrideLock() {
+  if (!state.village || state.lockMine) { return; }
+  const holder = state.lockHolder;
+  try {
+    await remove(`/api/areas/${encodeURIComponent(state.village.code)}/lock${query({ override: 1 })}`);
+  } catch (error) {
+    sayError(error);
+    return;
+  }
+  await takeLock();
+  say(t("lock_taken_over", { holder }), "ok");
 }
 
 function releaseLock() {
   clearTimeout(state.lockTimer);
   // Someone else's lock is theirs to release: asking would only be refused.
+  state.lockVillage = null;
   if (!state.village || !state.lockMine) { return; }
   state.lockMine = false;
   remove(`/api/areas/${encodeURIComponent(state.village.code)}/lock`, { keepalive: true }).catch(() => {});
@@ -596,10 +627,11 @@ byId("finish-shape").addEventListener("click", finishShape);
 byId("preview-btn").addEventListener("click", preview);
 byId("cancel-btn").addEventListener("click", resetOperation);
 byId("reason").addEventListener("input", updateSave);
+document.getElementById("lock-override")?.addEventListener("click", overrideLock);
 byId("save-btn").addEventListener("click", save);
 
 expose("planner", {
-  map, state, chooseTownship, chooseVillage, liveVerdict, preview: previewLayer,
+  map, state, chooseTownship, chooseVillage, liveVerdict, preview: previewLayer, takeLock,
   townships: townshipLayer, villages: villageLayer,
   pixel: (lon, lat) => map.latLngToContainerPoint([lat, lon]),
 });
