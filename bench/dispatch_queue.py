@@ -10,28 +10,22 @@ time.time().
 
 The app runs as `anwang serve` on 127.0.0.1 against the 郾城区 demo in a fresh database (kept and
 reused with --keep); the page is the system Chromium with every request off the machine refused.
-Bounded: 20 incidents (5 with --quick), one every 1.5 s. Usage: python bench/queue.py [--quick] [--keep]
+Bounded: 20 incidents (5 with --quick), one every 1.5 s. Usage: python bench/dispatch_queue.py [--quick] [--keep]
 """
 from __future__ import annotations
 
+import argparse
+import http.client
+import json
+import shutil
 import sys
+import threading
+import time
+from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
-# This file bears the name of the standard library's `queue`, which psycopg and others import: the
-# standard one is loaded before this folder goes on the path, so that it is the one they get.
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-import queue  # noqa: E402, F401, I001
-
-import argparse  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
-
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
