@@ -83,7 +83,7 @@ def test_import_limits_answer_413_and_422_with_the_database_unchanged(app, clien
     jagged = feature("LIMJ", [ring])
     error = assert_error_shape(_upload(client, headers, [features[0], jagged], level=1), 422, "file")
     assert error["details"] == {"limit": "ANWANG_MAX_VERTICES", "max": 100, "got": 203}
-    assert "feature 2" in error["message"]
+    assert "第 2 个要素" in error["message"]      # the page's language (Chinese by default)
     assert _counts(session) == before
 
 
