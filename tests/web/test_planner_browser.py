@@ -67,10 +67,13 @@ def test_split_a_grid_in_the_planner_offline(live_server, browser, browser_user,
             page.click("#tool-split")
             page.mouse.click(*at(grid["x"], grid["y"]))   # select the grid
             wait_for(page, f"document.getElementById('selection').textContent.includes('{grid['code']}')")
+            # Drawing starts just after the click that chose the grid has reached the map.
+            wait_for(page, "anwangTest.planner.map.pm.globalDrawModeEnabled()")
             page.mouse.click(*at(*grid["start"]))         # draw the line across it …
             page.mouse.click(*at(*grid["end"]))
             # … and finish it with the page's control (clicking the last point again would too,
             # unless snapping moved that point onto a neighbour's edge).
+            page.wait_for_selector("#finish-shape:not([hidden])", timeout=10000)
             page.click("#finish-shape")
             page.wait_for_selector("#preview-box:not([hidden])", timeout=15000)
 
